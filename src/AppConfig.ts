@@ -1,0 +1,76 @@
+import { Config, ConfigError, Duration, Either, Option, Redacted } from "effect"
+import * as GoDuration from "./GoDuration.js"
+
+// Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
+
+const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
+
+const goDuration = (name: string, fallback: string) =>
+  Config.string(name).pipe(
+    Config.withDefault(fallback),
+    Config.mapOrFail((text) =>
+      Option.match(GoDuration.parse(text), {
+        onNone: () =>
+          Either.left(invalid(name, `must be a duration such as 300ms, 30s, 5m or 1h30m, got ${JSON.stringify(text)}`)),
+        onSome: (duration) =>
+          Duration.toMillis(duration) >= 1
+            ? Either.right(duration)
+            : Either.left(invalid(name, `must be at least 1ms, got ${JSON.stringify(text)}`))
+      })
+    )
+  )
+
+/** Entry lifetime (`CACHE_TTL`, Go-style duration). */
+export const cacheTtl = goDuration("CACHE_TTL", "5m")
+
+/** Key prefix (`CACHE_PREFIX`). */
+export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
+  Config.withDefault("product:"),
+  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) })
+)
+
+/** `redis` (default) or `memory`, for running with no Redis at hand. */
+export const cacheBackend = Config.literal("redis", "memory")("CACHE_BACKEND").pipe(Config.withDefault("redis"))
+
+/** The longest any request waits on one Redis command before it is counted as an error and skipped. */
+export const cacheTimeout = goDuration("CACHE_TIMEOUT", "200ms")
+
+const redisAddr = Config.string("REDIS_ADDR").pipe(
+  Config.withDefault("localhost:6379"),
+  Config.mapOrFail((addr) => {
+    const match = /^(\[[0-9a-fA-F:]+\]|[^:\s/]+):(\d{1,5})$/.exec(addr)
+    const port = match ? Number(match[2]) : 0
+    return match && port >= 1 && port <= 65535
+      ? Either.right(`redis://${match[1]}:${port}`)
+      : Either.left(invalid("REDIS_ADDR", `must be host:port, got ${JSON.stringify(addr)}`))
+  })
+)
+
+const redisUrl = Config.redacted("REDIS_URL").pipe(
+  Config.mapOrFail((secret) => {
+    try {
+      const url = new URL(Redacted.value(secret))
+      if ((url.protocol === "redis:" || url.protocol === "rediss:") && url.hostname !== "") return Either.right(secret)
+    } catch {
+      // falls through to the error below; the value itself may hold a password, so it is not echoed
+    }
+    return Either.left(invalid("REDIS_URL", "must be redis://[user:password@]host:port[/db] or rediss://..."))
+  })
+)
+
+/** `REDIS_URL` wins over `REDIS_ADDR`; redacted because it may carry a password. */
+export const redisConnection = Config.option(redisUrl).pipe(
+  Config.zipWith(redisAddr, (url, addr) => Option.getOrElse(url, () => Redacted.make(addr)))
+)
+
+/** SQLite file (`DB_PATH`); its folder is created at start. */
+export const dbPath = Config.string("DB_PATH").pipe(
+  Config.withDefault("./products.db"),
+  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" })
+)
+
+/** Listening port (`HTTP_PORT`). */
+export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
+
+/** The name `/health` reports. */
+export const serviceName = Config.string("SERVICE_NAME").pipe(Config.withDefault("redis-caching-demo"))

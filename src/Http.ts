@@ -1,0 +1,168 @@
+import { HttpApiBuilder, HttpApiSwagger, HttpServerResponse } from "@effect/platform"
+import { Clock, Effect, Layer } from "effect"
+import { Api, InternalError, maxLimit, NotFound, Unavailable } from "./Api.js"
+import * as AppConfig from "./AppConfig.js"
+import { Cache } from "./Cache.js"
+import { CacheStats } from "./CacheStats.js"
+import type { CacheStatsSnapshot } from "./CacheStats.js"
+import type { ProductId } from "./Domain/Product.js"
+import { ContractLive, RequireJsonLive } from "./HttpContract.js"
+import { ProductRepo } from "./ProductRepo.js"
+import { ProductService } from "./ProductService.js"
+
+// Responses are written as JSON text here rather than encoded by the success schemas: a cache hit is served as the
+// bytes Redis holds, and the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.
+
+const json = (body: string, status = 200, headers?: Record<string, string>) =>
+  HttpServerResponse.text(body, headers === undefined ? { status, contentType: "application/json" } : {
+    status,
+    contentType: "application/json",
+    headers
+  })
+
+const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
+
+const timestamp = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
+
+const notFound = (error: { readonly id: ProductId }) =>
+  Effect.fail(new NotFound({ message: `product ${error.id} not found` }))
+
+const unavailable = (error: unknown) =>
+  Effect.zipRight(
+    Effect.logError("database failure", error),
+    Effect.fail(new Unavailable({ message: "the database is unavailable, try again later" }))
+  )
+
+const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
+  Effect.gen(function* () {
+    const products = yield* ProductService
+    return handlers
+      .handle("get", ({ path }) => {
+        const started = performance.now()
+        return products.getById(path.id).pipe(
+          Effect.map(({ fromCache, json: product }) =>
+            json(
+              `{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
+              200,
+              { "x-cache": fromCache ? "HIT" : "MISS" }
+            )
+          ),
+          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+        )
+      })
+      .handle("list", ({ urlParams }) => {
+        const started = performance.now()
+        const limit = Math.min(urlParams.limit, maxLimit)
+        return products.list(urlParams.offset, limit).pipe(
+          Effect.map(({ fromCache, json: page }) =>
+            json(
+              // The cached page is `{"products":[...],"total":N}`: extend it in place instead of parsing it.
+              `${page.slice(0, -1)},"offset":${urlParams.offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
+              200,
+              { "x-cache": fromCache ? "HIT" : "MISS" }
+            )
+          ),
+          Effect.catchTags({ SqlError: unavailable })
+        )
+      })
+      .handle("create", ({ payload }) =>
+        products.create(payload).pipe(
+          Effect.map((product) =>
+            json(JSON.stringify({ message: "Product created successfully", product }), 201, {
+              location: `/api/v1/products/${product.id}`
+            })
+          ),
+          Effect.catchTags({ SqlError: unavailable })
+        )
+      )
+      .handle("update", ({ path, payload }) =>
+        products.update(path.id, payload).pipe(
+          Effect.map((product) =>
+            json(JSON.stringify({ message: "Product updated successfully, cache invalidated", product }))
+          ),
+          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+        )
+      )
+      .handle("remove", ({ path }) =>
+        products.remove(path.id).pipe(
+          Effect.as(json(JSON.stringify({ message: "Product deleted successfully, cache invalidated" }))),
+          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+        )
+      )
+  })
+)
+
+const statsBody = (stats: CacheStatsSnapshot) => ({
+  hits: stats.hits,
+  misses: stats.misses,
+  sets: stats.sets,
+  deletes: stats.deletes,
+  errors: stats.errors,
+  hit_rate: stats.hit_rate,
+  total_gets: stats.total_gets
+})
+
+const CacheLive = HttpApiBuilder.group(Api, "cache", (handlers) =>
+  Effect.gen(function* () {
+    const stats = yield* CacheStats
+    return handlers
+      .handle("stats", () =>
+        Effect.map(Effect.zip(stats.snapshot, timestamp), ([snapshot, at]) =>
+          json(JSON.stringify({ cache_stats: statsBody(snapshot), timestamp: at }))
+        )
+      )
+      .handle("reset", () =>
+        Effect.map(Effect.zip(stats.reset, timestamp), ([snapshot, at]) =>
+          json(JSON.stringify({ message: "Cache statistics reset", cache_stats: statsBody(snapshot), timestamp: at }))
+        )
+      )
+  })
+)
+
+const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
+  Effect.gen(function* () {
+    const cache = yield* Cache
+    const repo = yield* ProductRepo
+    const service = yield* AppConfig.serviceName
+    const cacheTimeout = yield* AppConfig.cacheTimeout
+    // Both checks are bounded, so /health answers promptly even while Redis hangs.
+    const up = <E>(check: Effect.Effect<void, E>) =>
+      check.pipe(
+        Effect.timeout(cacheTimeout),
+        Effect.as("up" as const),
+        Effect.orElseSucceed(() => "down" as const)
+      )
+    return handlers.handle("health", () =>
+      Effect.all([up(repo.ping), up(cache.ping), timestamp], { concurrency: 2 }).pipe(
+        Effect.map(([database, cacheCheck, at]) => {
+          const status = database === "down" ? "unhealthy" : cacheCheck === "down" ? "degraded" : "healthy"
+          return json(
+            JSON.stringify({ service, status, checks: { database, cache: cacheCheck }, timestamp: at }),
+            database === "down" ? 503 : 200
+          )
+        })
+      )
+    )
+  })
+)
+
+/** Whatever escaped everything else: logged in full, answered as a bare 500 that reveals nothing. */
+export const internalError = HttpServerResponse.unsafeJson(
+  new InternalError({ message: "an unexpected error occurred" }),
+  { status: 500 }
+)
+
+/** The whole API: endpoints, the contract's error shapes, and the OpenAPI document with Swagger UI at /docs. */
+export const ApiLive = HttpApiBuilder.api(Api).pipe(
+  Layer.provide([ProductsLive, CacheLive, HealthLive]),
+  Layer.provide(RequireJsonLive),
+  // One instance each (layers are memoized by reference): the stats the API reports are the service's counts.
+  Layer.provide([ProductService.Default, ProductRepo.Default, CacheStats.Default])
+)
+
+export const DocsLive = Layer.mergeAll(
+  HttpApiSwagger.layer({ path: "/docs" }),
+  HttpApiBuilder.middlewareOpenApi({ path: "/docs/openapi.json" })
+).pipe(Layer.provide(ApiLive))
+
+export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, ContractLive)
