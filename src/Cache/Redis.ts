@@ -1,4 +1,4 @@
-import { Duration, Effect, Layer, Redacted, Runtime } from "effect"
+import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis } from "../Cache.js"
@@ -74,18 +74,29 @@ const connect = Effect.gen(function* () {
   // Waiting briefly lets a healthy Redis be ready for the first request; an absent one only makes us start degraded.
   yield* Effect.tryPromise(() => redis.connect()).pipe(
     Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
-    Effect.catchAll(() => Effect.logWarning("cache unreachable at start; starting degraded, will keep trying"))
+    Effect.catchAll(() => Effect.logWarning("cache unreachable at start; starting degraded, will keep trying")),
+    // Wall-clock time even under a TestClock: this waits on a real socket.
+    Effect.withClock(Clock.make())
   )
   return redis
 })
 
+// quit() waits for Redis to answer, which after a long outage may be never: bound it with a plain timer (a
+// finalizer is uninterruptible, and tests may run it under the TestClock), then drop the socket.
 const release = (redis: Redis) =>
-  // quit() waits for Redis to answer, which after a long outage may be never: bound it, then drop the socket.
-  Effect.promise(() => redis.quit()).pipe(
-    Effect.timeout("1 second"),
-    Effect.ignore,
-    Effect.ensuring(Effect.sync(() => redis.disconnect()))
-  )
+  Effect.promise(
+    () =>
+      new Promise<void>((resolve) => {
+        const bound = setTimeout(resolve, 1000)
+        redis
+          .quit()
+          .catch(() => undefined)
+          .finally(() => {
+            clearTimeout(bound)
+            resolve()
+          })
+      })
+  ).pipe(Effect.ensuring(Effect.sync(() => redis.disconnect())))
 
 export const make = Effect.gen(function* () {
   const redis = yield* Effect.acquireRelease(connect, release)

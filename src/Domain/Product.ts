@@ -57,11 +57,11 @@ export const CreateProduct = Schema.Struct({
 export type CreateProduct = typeof CreateProduct.Type
 
 export const UpdateProduct = Schema.Struct({
-  name: Schema.optional(Name),
-  description: Schema.optional(Description),
-  price: Schema.optional(Price),
-  stock: Schema.optional(Stock),
-  category: Schema.optional(Category)
+  name: Schema.optionalWith(Name, { exact: true }),
+  description: Schema.optionalWith(Description, { exact: true }),
+  price: Schema.optionalWith(Price, { exact: true }),
+  stock: Schema.optionalWith(Stock, { exact: true }),
+  category: Schema.optionalWith(Category, { exact: true })
 })
   .annotations(strict)
   .pipe(

@@ -1,0 +1,246 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, TestClock } from "effect"
+import { Cache } from "../src/Cache.js"
+import * as MemoryCache from "../src/Cache/Memory.js"
+import { CacheStats } from "../src/CacheStats.js"
+import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
+import { ProductService } from "../src/ProductService.js"
+import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
+
+// ProductService composed with in-memory fakes: every counting rule of the contract, and every failure path.
+
+const laptop: CreateProduct = { name: "Laptop", description: "fast", price: 999.99, stock: 5, category: "Electronics" }
+
+const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", "1m"]])))
+
+/** A service over a fresh fake repo and a switchable in-memory cache, with handles on all of them. */
+const setup = (options: { readonly cacheDown?: boolean } = {}) =>
+  Effect.gen(function* () {
+    const fake = yield* makeRepo
+    const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))
+    const cache = makeSwitchableCache(memory, options.cacheDown ?? false)
+    const context = yield* Layer.build(
+      ProductService.DefaultWithoutDependencies.pipe(
+        Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default)),
+        Layer.provide(config)
+      )
+    )
+    const stats = Context.get(context, CacheStats)
+    return {
+      service: Context.get(context, ProductService),
+      stats: () => stats.snapshot,
+      fake,
+      cache,
+      memory
+    }
+  })
+
+const counts = (snapshot: { hits: number; misses: number; sets: number; deletes: number; errors: number }) => ({
+  hits: snapshot.hits,
+  misses: snapshot.misses,
+  sets: snapshot.sets,
+  deletes: snapshot.deletes,
+  errors: snapshot.errors
+})
+
+describe("ProductService reads", () => {
+  it.scoped("a first read misses, loads and fills; the second hits without touching the database", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      const first = yield* service.getById(product.id)
+      const second = yield* service.getById(product.id)
+      expect(first).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect(second).toEqual({ json: JSON.stringify(product), fromCache: true })
+      expect(fake.reads.findById).toBe(1)
+      const snapshot = yield* stats()
+      expect(counts(snapshot)).toEqual({ hits: 1, misses: 1, sets: 1, deletes: 0, errors: 0 })
+      expect(snapshot.total_gets).toBe(2)
+      expect(snapshot.hit_rate).toBe(0.5)
+    })
+  )
+
+  it.scoped("an absent product fails with ProductNotFound, counts a miss and stores nothing", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* setup()
+      const exit = yield* Effect.exit(service.getById(42 as ProductId))
+      expect(exit).toEqual(Exit.fail(expect.objectContaining({ _tag: "ProductNotFound", id: 42 })))
+      expect(counts(yield* stats())).toEqual({ hits: 0, misses: 1, sets: 0, deletes: 0, errors: 0 })
+    })
+  )
+
+  it.scoped("list pages are cached per offset and limit, as {products,total}", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup()
+      const a = yield* service.create(laptop)
+      const b = yield* service.create({ ...laptop, name: "Mouse" })
+      const page = yield* service.list(0, 20)
+      expect(JSON.parse(page.json)).toEqual({ products: [a, b], total: 2 })
+      expect(page.fromCache).toBe(false)
+      expect((yield* service.list(0, 20)).fromCache).toBe(true)
+      const other = yield* service.list(1, 20)
+      expect(other.fromCache).toBe(false)
+      expect(JSON.parse(other.json)).toEqual({ products: [b], total: 2 })
+      expect(fake.reads.page).toBe(2)
+      expect(counts(yield* stats())).toEqual({ hits: 1, misses: 2, sets: 2, deletes: 0, errors: 0 })
+    })
+  )
+
+  it.scoped("an entry expires after CACHE_TTL", () =>
+    Effect.gen(function* () {
+      const { service } = yield* setup()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* TestClock.adjust(Duration.seconds(59))
+      expect((yield* service.getById(product.id)).fromCache).toBe(true)
+      yield* TestClock.adjust(Duration.seconds(2))
+      expect((yield* service.getById(product.id)).fromCache).toBe(false)
+    })
+  )
+})
+
+describe("ProductService writes", () => {
+  it.scoped("update invalidates the product's key and every list page; the next reads load the new value", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* service.list(0, 10)
+      const before = yield* stats()
+      const updated = yield* service.update(product.id, { price: 899.99 })
+      expect(updated.price).toBe(899.99)
+      expect((yield* stats()).deletes - before.deletes).toBe(3)
+      const read = yield* service.getById(product.id)
+      expect(read).toEqual({ json: JSON.stringify(updated), fromCache: false })
+      const page = yield* service.list(0, 20)
+      expect(page.fromCache).toBe(false)
+      expect(JSON.parse(page.json).products[0].price).toBe(899.99)
+    })
+  )
+
+  it.scoped("create invalidates every list page (and the new product's key)", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* setup()
+      yield* service.create(laptop)
+      yield* service.list(0, 20)
+      const before = yield* stats()
+      const created = yield* service.create({ ...laptop, name: "Mouse" })
+      expect((yield* stats()).deletes - before.deletes).toBe(1)
+      const page = yield* service.list(0, 20)
+      expect(page.fromCache).toBe(false)
+      expect(JSON.parse(page.json).products.map((p: { id: number }) => p.id)).toContain(created.id)
+    })
+  )
+
+  it.scoped("delete invalidates; the product is then not found, and deleting again changes nothing", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.remove(product.id)
+      const afterDelete = yield* stats()
+      expect(afterDelete.deletes).toBe(1)
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("ProductNotFound")
+      expect((yield* Effect.flip(service.remove(product.id)))._tag).toBe("ProductNotFound")
+      expect((yield* Effect.flip(service.update(product.id, { stock: 1 })))._tag).toBe("ProductNotFound")
+      expect((yield* stats()).deletes).toBe(afterDelete.deletes)
+    })
+  )
+})
+
+describe("ProductService with a cache that fails every call", () => {
+  it.scoped("every operation answers from the repository, counting one error per cache operation", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup({ cacheDown: true })
+      const product = yield* service.create(laptop) // 2 errors: id key, list keys
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect(JSON.parse((yield* service.list(0, 20)).json)).toEqual({ products: [product], total: 1 })
+      const updated = yield* service.update(product.id, { name: "Laptop 2" }) // 2 errors
+      expect(updated.name).toBe("Laptop 2")
+      expect(JSON.parse((yield* service.getById(product.id)).json).name).toBe("Laptop 2")
+      yield* service.remove(product.id) // 2 errors
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("ProductNotFound")
+      expect(fake.reads.findById).toBe(4)
+      const snapshot = yield* stats()
+      expect(counts(snapshot)).toEqual({ hits: 0, misses: 0, sets: 0, deletes: 0, errors: 11 })
+      expect(snapshot.hit_rate).toBe(0)
+    })
+  )
+})
+
+describe("ProductService under races and outages", () => {
+  it.scoped("a reader that loaded the old row before an update cannot put it back in the cache", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      const loaded = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      yield* fake.holdReadsWith(Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release)))
+
+      const reader = yield* Effect.fork(service.getById(product.id))
+      yield* Deferred.await(loaded) // the reader holds the old row and has not filled yet
+      yield* fake.holdReadsWith(Effect.void)
+      const updated = yield* service.update(product.id, { price: 1 })
+      yield* Deferred.succeed(release, undefined)
+      const stale = yield* Fiber.join(reader)
+
+      // The reader's answer predates the write, which had not answered yet: allowed. Its fill is not.
+      expect(JSON.parse(stale.json).price).toBe(laptop.price)
+      expect((yield* stats()).sets).toBe(0)
+      const next = yield* service.getById(product.id)
+      expect(next).toEqual({ json: JSON.stringify(updated), fromCache: false })
+    })
+  )
+
+  it.scoped("the same race on a list page", () =>
+    Effect.gen(function* () {
+      const { fake, service } = yield* setup()
+      const product = yield* service.create(laptop)
+      const loaded = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      yield* fake.holdReadsWith(Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release)))
+      const reader = yield* Effect.fork(service.list(0, 20))
+      yield* Deferred.await(loaded)
+      yield* fake.holdReadsWith(Effect.void)
+      yield* service.update(product.id, { name: "Renamed" })
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(reader)
+      const next = yield* service.list(0, 20)
+      expect(next.fromCache).toBe(false)
+      expect(JSON.parse(next.json).products[0].name).toBe("Renamed")
+    })
+  )
+
+  it.scoped("an invalidation lost while the cache was down is applied before the key is read again", () =>
+    Effect.gen(function* () {
+      const { cache, memory, service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id) // cached: the old value
+      yield* service.list(0, 20)
+      yield* cache.setDown(true)
+      const updated = yield* service.update(product.id, { price: 1 }) // both invalidations fail
+      yield* cache.setDown(false)
+      // The old entries are still in the cache...
+      expect((yield* memory.lookup("product:id:1", "product:guard:id:1"))._tag).toBe("Hit")
+      // ...but they are never served.
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
+      expect(JSON.parse((yield* service.list(0, 20)).json).products[0].price).toBe(1)
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: true })
+      expect((yield* stats()).errors).toBe(2)
+    })
+  )
+
+  it.scoped("while a lost invalidation still cannot be applied, reads bypass the cache", () =>
+    Effect.gen(function* () {
+      const { cache, service, stats } = yield* setup()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* cache.setDown(true)
+      const updated = yield* service.update(product.id, { price: 2 })
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
+      expect((yield* stats()).errors).toBe(3)
+    })
+  )
+})

@@ -1,0 +1,73 @@
+import { Clock, Effect, Layer, Option } from "effect"
+import { Cache, CacheError } from "../../src/Cache.js"
+import type { Product, ProductId } from "../../src/Domain/Product.js"
+import { ProductRepo } from "../../src/ProductRepo.js"
+
+/**
+ * An in-memory ProductRepo that counts its reads and can hold a read after it has taken its snapshot (`afterRead`),
+ * which is how tests force a write to land between a reader's database load and its cache fill.
+ */
+export const makeRepo = Effect.sync(() => {
+  const rows = new Map<number, Product>()
+  let nextId = 1
+  const reads = { findById: 0, page: 0 }
+  let afterRead: Effect.Effect<void> = Effect.void
+  const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
+
+  const repo = ProductRepo.make({
+    findById: (id) =>
+      Effect.sync(() => {
+        reads.findById++
+        return Option.fromNullable(rows.get(id))
+      }).pipe(Effect.tap(() => afterRead)),
+    page: (offset, limit) =>
+      Effect.sync(() => {
+        reads.page++
+        const all = [...rows.values()].sort((a, b) => a.id - b.id)
+        return { products: all.slice(offset, offset + limit), total: all.length }
+      }).pipe(Effect.tap(() => afterRead)),
+    insert: (input) =>
+      Effect.map(now, (at) => {
+        const product = { id: nextId++ as ProductId, ...input, created_at: at, updated_at: at }
+        rows.set(product.id, product)
+        return product
+      }),
+    update: (id, patch) =>
+      Effect.map(now, (at) => {
+        const current = rows.get(id)
+        if (current === undefined) return Option.none()
+        const next = { ...current, ...patch, updated_at: at }
+        rows.set(id, next)
+        return Option.some(next)
+      }),
+    remove: (id) => Effect.sync(() => rows.delete(id)),
+    ping: Effect.void
+  })
+
+  return {
+    repo,
+    layer: Layer.succeed(ProductRepo, repo),
+    reads,
+    /** Runs `effect` inside every later read, after the row was read and before it is returned. */
+    holdReadsWith: (effect: Effect.Effect<void>) => Effect.sync(() => void (afterRead = effect))
+  }
+})
+
+/** Wraps a cache so a test can take it down and bring it back: while down, every operation fails. */
+export const makeSwitchableCache = (inner: Cache["Type"], startDown = false) => {
+  let down = startDown
+  const unlessDown = <A>(op: string, effect: Effect.Effect<A, CacheError>) =>
+    Effect.suspend(() => (down ? Effect.fail(new CacheError({ op, cause: new Error("cache is down") })) : effect))
+  const cache = Cache.of({
+    lookup: (key, guard) => unlessDown("lookup", inner.lookup(key, guard)),
+    fill: (fill) => unlessDown("fill", inner.fill(fill)),
+    invalidate: (keys, guards) => unlessDown("invalidate", inner.invalidate(keys, guards)),
+    invalidateMatching: (pattern, guard) => unlessDown("invalidate", inner.invalidateMatching(pattern, guard)),
+    ping: unlessDown("ping", inner.ping)
+  })
+  return {
+    cache,
+    layer: Layer.succeed(Cache, cache),
+    setDown: (value: boolean) => Effect.sync(() => void (down = value))
+  }
+}
