@@ -101,8 +101,9 @@ export class CacheApi extends HttpApiGroup.make("cache")
     )
   ) {}
 
-export class HealthApi extends HttpApiGroup.make("health")
-  .add(HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable)) {}
+export class HealthApi extends HttpApiGroup.make("health").add(
+  HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable)
+) {}
 
 /** The contract of `../shared/spec/API.md` as an HttpApi: routes, schemas, statuses and the OpenAPI document. */
 export class Api extends HttpApi.make("catalog")

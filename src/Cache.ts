@@ -16,8 +16,7 @@ export class CacheError extends Data.TaggedError("CacheError")<{
  * so that a write landing between this lookup and the fill voids the fill instead of being overwritten by it.
  */
 export type Lookup =
-  | { readonly _tag: "Hit"; readonly value: string }
-  | { readonly _tag: "Miss"; readonly stamp: string }
+  { readonly _tag: "Hit"; readonly value: string } | { readonly _tag: "Miss"; readonly stamp: string }
 
 export interface Fill {
   readonly key: string
@@ -40,7 +39,10 @@ export class Cache extends Context.Tag("Cache")<
     /** Stores the entry if its guard still holds the stamp; `false` when a write got there first. */
     readonly fill: (fill: Fill) => Effect.Effect<boolean, CacheError>
     /** Moves every guard to a fresh stamp, then deletes the keys; returns how many keys existed. */
-    readonly invalidate: (keys: ReadonlyArray<string>, guards: ReadonlyArray<string>) => Effect.Effect<number, CacheError>
+    readonly invalidate: (
+      keys: ReadonlyArray<string>,
+      guards: ReadonlyArray<string>
+    ) => Effect.Effect<number, CacheError>
     /** Moves the guard, then deletes every key matching the glob `pattern` without blocking the server. */
     readonly invalidateMatching: (pattern: string, guard: string) => Effect.Effect<number, CacheError>
     /** Succeeds when the cache answers now; used by /health. */

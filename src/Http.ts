@@ -14,11 +14,16 @@ import { ProductService } from "./ProductService.js"
 // bytes Redis holds, and the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.
 
 const json = (body: string, status = 200, headers?: Record<string, string>) =>
-  HttpServerResponse.text(body, headers === undefined ? { status, contentType: "application/json" } : {
-    status,
-    contentType: "application/json",
-    headers
-  })
+  HttpServerResponse.text(
+    body,
+    headers === undefined
+      ? { status, contentType: "application/json" }
+      : {
+          status,
+          contentType: "application/json",
+          headers
+        }
+  )
 
 const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
 
@@ -41,11 +46,9 @@ const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
         const started = performance.now()
         return products.getById(path.id).pipe(
           Effect.map(({ fromCache, json: product }) =>
-            json(
-              `{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-              200,
-              { "x-cache": fromCache ? "HIT" : "MISS" }
-            )
+            json(`{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`, 200, {
+              "x-cache": fromCache ? "HIT" : "MISS"
+            })
           ),
           Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
         )
@@ -84,10 +87,12 @@ const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
         )
       )
       .handle("remove", ({ path }) =>
-        products.remove(path.id).pipe(
-          Effect.as(json(JSON.stringify({ message: "Product deleted successfully, cache invalidated" }))),
-          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
-        )
+        products
+          .remove(path.id)
+          .pipe(
+            Effect.as(json(JSON.stringify({ message: "Product deleted successfully, cache invalidated" }))),
+            Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+          )
       )
   })
 )

@@ -1,4 +1,10 @@
-import { HttpApiBuilder, HttpApiError, HttpIncomingMessage, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import {
+  HttpApiBuilder,
+  HttpApiError,
+  HttpIncomingMessage,
+  HttpServerRequest,
+  HttpServerResponse
+} from "@effect/platform"
 import { Cause, Effect, Layer, Option } from "effect"
 import { Api, RequireJson, UnsupportedMediaType } from "./Api.js"
 

@@ -8,8 +8,10 @@ import { SqlLive } from "./Sql.js"
 const PageRow = Schema.extend(Product, Schema.Struct({ total: Schema.Int }))
 
 // Rows come from our own schema; a row that does not decode is a bug, not something a caller can handle.
-const decodeProducts = (rows: ReadonlyArray<unknown>) => Schema.decodeUnknown(Schema.Array(Product))(rows).pipe(Effect.orDie)
-const decodePageRows = (rows: ReadonlyArray<unknown>) => Schema.decodeUnknown(Schema.Array(PageRow))(rows).pipe(Effect.orDie)
+const decodeProducts = (rows: ReadonlyArray<unknown>) =>
+  Schema.decodeUnknown(Schema.Array(Product))(rows).pipe(Effect.orDie)
+const decodePageRows = (rows: ReadonlyArray<unknown>) =>
+  Schema.decodeUnknown(Schema.Array(PageRow))(rows).pipe(Effect.orDie)
 
 const nowIso = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 

@@ -59,7 +59,10 @@ const ServeLive = Layer.scopedDiscard(
 /** A Node HTTP server on `port` (0: any free port) with its handle. */
 export const nodeServer = (port: number) => {
   const server = createServer()
-  return Layer.merge(NodeHttpServer.layer(() => server, { port }), Layer.succeed(NodeServerHandle, server))
+  return Layer.merge(
+    NodeHttpServer.layer(() => server, { port }),
+    Layer.succeed(NodeServerHandle, server)
+  )
 }
 
 /** Serves the API routes on the given server layer; the routes' own requirements stay open. */

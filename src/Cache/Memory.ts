@@ -9,18 +9,17 @@ interface Entry {
 const globToRegExp = (glob: string) =>
   new RegExp(
     "^" +
-      glob
-        .replace(/\\(.)|([.+^${}()|[\]\\])|(\*)|(\?)/g, (_, escaped, special, star, question) =>
-          escaped !== undefined
-            ? escaped.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-            : special !== undefined
-              ? `\\${special}`
-              : star !== undefined
-                ? ".*"
-                : question !== undefined
-                  ? "."
-                  : ""
-        ) +
+      glob.replace(/\\(.)|([.+^${}()|[\]\\])|(\*)|(\?)/g, (_, escaped, special, star, question) =>
+        escaped !== undefined
+          ? escaped.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
+          : special !== undefined
+            ? `\\${special}`
+            : star !== undefined
+              ? ".*"
+              : question !== undefined
+                ? "."
+                : ""
+      ) +
       "$"
   )
 

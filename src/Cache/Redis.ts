@@ -117,11 +117,14 @@ export const make = Effect.gen(function* () {
             Effect.flatMap(([cursor, keys]) =>
               keys.length === 0
                 ? Effect.succeed({ cursor, removed: state.removed, first: false })
-                : Effect.map(attempt("unlink", () => redis.unlink(...keys)), (n) => ({
-                    cursor,
-                    removed: state.removed + n,
-                    first: false
-                  }))
+                : Effect.map(
+                    attempt("unlink", () => redis.unlink(...keys)),
+                    (n) => ({
+                      cursor,
+                      removed: state.removed + n,
+                      first: false
+                    })
+                  )
             )
           )
       }
@@ -135,12 +138,21 @@ export const make = Effect.gen(function* () {
       ),
     fill: ({ guard, key, stamp, ttl, value }) =>
       Effect.map(
-        attempt("fill", () => redis.cacheFill(key, guard, value, Math.max(1, Math.round(Duration.toMillis(ttl))), stamp)),
+        attempt("fill", () =>
+          redis.cacheFill(key, guard, value, Math.max(1, Math.round(Duration.toMillis(ttl))), stamp)
+        ),
         (stored) => stored === 1
       ),
     invalidate: (keys, guards) =>
       attempt("invalidate", () =>
-        redis.cacheInvalidate(guards.length + keys.length, ...guards, ...keys, guards.length, freshStamp(), guardTtlMillis)
+        redis.cacheInvalidate(
+          guards.length + keys.length,
+          ...guards,
+          ...keys,
+          guards.length,
+          freshStamp(),
+          guardTtlMillis
+        )
       ),
     invalidateMatching: (pattern, guard) =>
       attempt("invalidate", () => redis.set(guard, freshStamp(), "PX", guardTtlMillis)).pipe(

@@ -7,7 +7,9 @@ export type ProductId = typeof ProductId.Type
 export const ProductIdFromString = Schema.String.pipe(
   Schema.pattern(/^[0-9]{1,16}$/, { message: () => "id must be a positive integer" }),
   Schema.compose(Schema.NumberFromString),
-  Schema.filter((n) => (n >= 1 && n <= Number.MAX_SAFE_INTEGER) || "id must be a positive integer up to 9007199254740991"),
+  Schema.filter(
+    (n) => (n >= 1 && n <= Number.MAX_SAFE_INTEGER) || "id must be a positive integer up to 9007199254740991"
+  ),
   Schema.compose(ProductId, { strict: false }),
   Schema.annotations({ message: () => "id must be a positive integer" })
 )
@@ -40,9 +42,7 @@ const Stock = Schema.Number.pipe(
   Schema.int({ message: () => "stock must be an integer" }),
   Schema.nonNegative({ message: () => "stock must be 0 or more" })
 )
-const Category = Schema.String.pipe(
-  Schema.maxLength(100, { message: () => "category must be at most 100 characters" })
-)
+const Category = Schema.String.pipe(Schema.maxLength(100, { message: () => "category must be at most 100 characters" }))
 
 // A typo such as `prize` must never be silently dropped, and `id`/timestamps belong to the service.
 const strict = { parseOptions: { onExcessProperty: "error" } } as const

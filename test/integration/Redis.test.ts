@@ -1,0 +1,208 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Layer } from "effect"
+import * as RedisCache from "../../src/Cache/Redis.js"
+import * as RedisServer from "../support/RedisServer.js"
+import * as TestApp from "../support/TestApp.js"
+import { App } from "../support/TestApp.js"
+
+// The real app on a real Redis (our own redis-server, never the machine's) and a real SQLite file.
+
+const withApp = <A, E>(
+  test: (server: RedisServer.RedisServer) => Effect.Effect<A, E, App>,
+  env: Record<string, string> = {}
+) =>
+  Effect.gen(function* () {
+    const server = yield* RedisServer.make()
+    return yield* test(server).pipe(
+      Effect.provide(TestApp.layer({ cache: RedisCache.layer, env: { REDIS_URL: server.url, ...env } }))
+    )
+  })
+
+const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+
+const keys = (server: RedisServer.RedisServer, pattern: string) =>
+  Effect.map(server.command("KEYS", pattern), (found) => [...(found as Array<string>)].sort())
+
+const create = (name: string, price = 10) =>
+  Effect.flatMap(App, (app) =>
+    Effect.map(app.request("POST", "/api/v1/products", { json: { name, price } }), (reply) => {
+      expect(reply.status).toBe(201)
+      return reply.body.product as { id: number; name: string; price: number }
+    })
+  )
+
+describe("with a real Redis", () => {
+  it.scopedLive("reads fill product:id:<id> and product:list:<offset>:<limit> with CACHE_TTL", () =>
+    withApp(
+      (server) =>
+        Effect.gen(function* () {
+          const app = yield* App
+          const product = yield* create("Laptop")
+          yield* app.get(`/api/v1/products/${product.id}`)
+          yield* app.get("/api/v1/products?offset=0&limit=500")
+          expect(yield* keys(server, "product:id:*")).toEqual([`product:id:${product.id}`])
+          expect(yield* keys(server, "product:list:*")).toEqual(["product:list:0:100"])
+          const cached = JSON.parse((yield* server.command("GET", `product:id:${product.id}`)) as string)
+          expect(cached).toEqual(product)
+          const page = JSON.parse((yield* server.command("GET", "product:list:0:100")) as string)
+          expect(page).toEqual({ products: [product], total: 1 })
+          for (const key of [`product:id:${product.id}`, "product:list:0:100"]) {
+            const pttl = Number(yield* server.command("PTTL", key))
+            expect(pttl).toBeGreaterThan(80_000)
+            expect(pttl).toBeLessThanOrEqual(90_000)
+          }
+          const hit = yield* app.get(`/api/v1/products/${product.id}`)
+          expect(hit.body.from_cache).toBe(true)
+          expect(hit.body.product).toEqual(product)
+        }),
+      { CACHE_TTL: "1m30s" }
+    )
+  )
+
+  it.scopedLive("CACHE_PREFIX names every key", () =>
+    withApp(
+      (server) =>
+        Effect.gen(function* () {
+          const app = yield* App
+          const product = yield* create("Laptop")
+          yield* app.get(`/api/v1/products/${product.id}`)
+          yield* app.get("/api/v1/products")
+          expect(yield* keys(server, "shop:id:*")).toEqual([`shop:id:${product.id}`])
+          expect(yield* keys(server, "shop:list:*")).toEqual(["shop:list:0:20"])
+          expect(yield* keys(server, "product:*")).toEqual([])
+        }),
+      { CACHE_PREFIX: "shop:" }
+    )
+  )
+
+  it.scopedLive("writes remove the product's key and every list key from Redis", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const app = yield* App
+        const a = yield* create("A")
+        const b = yield* create("B")
+        const warm = Effect.all([
+          app.get(`/api/v1/products/${a.id}`),
+          app.get(`/api/v1/products/${b.id}`),
+          app.get("/api/v1/products"),
+          app.get("/api/v1/products?offset=1&limit=1")
+        ])
+        yield* warm
+        expect((yield* keys(server, "product:list:*")).length).toBe(2)
+
+        yield* app.request("PUT", `/api/v1/products/${a.id}`, { json: { price: 5 } })
+        expect(yield* keys(server, "product:id:*")).toEqual([`product:id:${b.id}`])
+        expect(yield* keys(server, "product:list:*")).toEqual([])
+
+        yield* warm
+        yield* create("C")
+        expect(yield* keys(server, "product:list:*")).toEqual([])
+        expect((yield* keys(server, "product:id:*")).length).toBe(2)
+
+        yield* warm
+        yield* app.request("DELETE", `/api/v1/products/${b.id}`)
+        expect(yield* keys(server, "product:id:*")).toEqual([`product:id:${a.id}`])
+        expect(yield* keys(server, "product:list:*")).toEqual([])
+        const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+        expect(stats.errors).toBe(0)
+        expect(stats.deletes).toBe(3 + 2 + 3)
+      })
+    )
+  )
+
+  it.scopedLive(
+    "Redis killed mid-test: answers stay correct, errors are counted, health is degraded; it returns by itself",
+    () =>
+      withApp((server) =>
+        Effect.gen(function* () {
+          const app = yield* App
+          const product = yield* create("Laptop", 100)
+          yield* app.get(`/api/v1/products/${product.id}`)
+          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.from_cache).toBe(true)
+          yield* app.request("POST", "/api/v1/cache/stats/reset")
+
+          yield* server.stop
+          const started = Date.now()
+          const read = yield* app.get(`/api/v1/products/${product.id}`)
+          expect(read.status).toBe(200)
+          expect(read.body.from_cache).toBe(false)
+          expect(read.headers.get("x-cache")).toBe("MISS")
+          const updated = yield* app.request("PUT", `/api/v1/products/${product.id}`, { json: { price: 50 } })
+          expect(updated.body.product.price).toBe(50)
+          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(50)
+          const list = yield* app.get("/api/v1/products")
+          expect(list.body.products[0].price).toBe(50)
+          expect(Date.now() - started).toBeLessThan(3000)
+
+          const health = yield* app.get("/health")
+          expect(health.status).toBe(200)
+          expect(health.body.status).toBe("degraded")
+          expect(health.body.checks).toEqual({ database: "up", cache: "down" })
+          const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+          expect(stats.hits + stats.misses).toBe(0)
+          expect(stats.errors).toBeGreaterThanOrEqual(5)
+
+          // Redis comes back empty (no persistence here). The service reconnects on its own and caches again.
+          yield* server.start
+          let healthy = false
+          for (let attempt = 0; attempt < 50 && !healthy; attempt++) {
+            healthy = (yield* app.get("/health")).body.status === "healthy"
+            if (!healthy) yield* sleep(100)
+          }
+          expect(healthy).toBe(true)
+          const first = yield* app.get(`/api/v1/products/${product.id}`)
+          const second = yield* app.get(`/api/v1/products/${product.id}`)
+          expect([first.body.from_cache, second.body.from_cache]).toEqual([false, true])
+          expect(second.body.product.price).toBe(50)
+        })
+      )
+  )
+
+  it.scopedLive("a frozen Redis costs each request at most the command timeout", () =>
+    withApp(
+      (server) =>
+        Effect.gen(function* () {
+          const app = yield* App
+          const product = yield* create("Laptop")
+          yield* server.freeze
+          const started = Date.now()
+          const read = yield* app.get(`/api/v1/products/${product.id}`)
+          const health = yield* app.get("/health")
+          const elapsed = Date.now() - started
+          yield* server.thaw
+          expect(read.status).toBe(200)
+          expect(read.body.product.name).toBe("Laptop")
+          expect(health.body.status).toBe("degraded")
+          expect(elapsed).toBeLessThan(2000)
+        }),
+      { CACHE_TIMEOUT: "150ms" }
+    )
+  )
+})
+
+describe("invalidations lost during an outage, with a real Redis", () => {
+  it.scopedLive("an entry that survived the outage (append-only file) is not served after a write it missed", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make({ appendOnly: true })
+      yield* Effect.gen(function* () {
+        const app = yield* App
+        const product = yield* create("Laptop", 100)
+        yield* app.get(`/api/v1/products/${product.id}`) // cached at price 100, and persisted
+        yield* server.stop
+        yield* app.request("PUT", `/api/v1/products/${product.id}`, { json: { price: 1 } })
+        yield* server.start // the old entry is back from the append-only file
+        expect(yield* server.command("GET", `product:id:${product.id}`)).toContain('"price":100')
+        // Every read, while the service reconnects and after, shows the write.
+        let healthy = false
+        for (let attempt = 0; attempt < 50 && !healthy; attempt++) {
+          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
+          healthy = (yield* app.get("/health")).body.status === "healthy"
+          if (!healthy) yield* sleep(100)
+        }
+        expect(healthy).toBe(true)
+        expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
+        expect(yield* server.command("GET", `product:id:${product.id}`)).not.toContain('"price":100')
+      }).pipe(Effect.provide(TestApp.layer({ cache: RedisCache.layer, env: { REDIS_URL: server.url } })))
+    })
+  )
+})
