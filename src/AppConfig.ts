@@ -74,3 +74,15 @@ export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
 
 /** The name `/health` reports. */
 export const serviceName = Config.string("SERVICE_NAME").pipe(Config.withDefault("redis-caching-demo"))
+
+/** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
+export const all = Config.all([
+  cacheTtl,
+  cachePrefix,
+  cacheBackend,
+  cacheTimeout,
+  redisConnection,
+  dbPath,
+  httpPort,
+  serviceName
+])

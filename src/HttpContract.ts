@@ -5,6 +5,7 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Layer, Option } from "effect"
 import { Api, RequireJson, UnsupportedMediaType } from "./Api.js"
 
@@ -67,6 +68,46 @@ const routeNotFound = (request: HttpServerRequest.HttpServerRequest) => {
 
 const tooLarge = () => errorResponse(413, "payload_too_large", `the request body must be at most ${maxBodyBytes} bytes`)
 
+// A body that overruns the limit is still read to its end (discarded) up to this much, so the client that is still
+// sending gets its 413 instead of a connection reset; past this the connection is cut.
+const drainLimitBytes = 16 * maxBodyBytes
+
+/**
+ * A chunked body has no length to check up front, and the platform's reader destroys the socket when a body
+ * overruns its limit. So such a body is read here, counting, and the request is handed on with the bytes in memory.
+ */
+const bufferChunked = (request: HttpServerRequest.HttpServerRequest) =>
+  Effect.async<Option.Option<HttpServerRequest.HttpServerRequest>>((resume) => {
+    const incoming = NodeHttpServerRequest.toIncomingMessage(request)
+    const chunks: Array<Buffer> = []
+    let size = 0
+    let settled = false
+    const settle = (result: Option.Option<HttpServerRequest.HttpServerRequest>) => {
+      if (settled) return
+      settled = true
+      resume(Effect.succeed(result))
+    }
+    incoming.on("data", (chunk: Buffer) => {
+      size += chunk.length
+      if (size <= maxBodyBytes) chunks.push(chunk)
+      else if (size > drainLimitBytes) incoming.destroy()
+    })
+    incoming.once("close", () => settle(Option.none()))
+    incoming.once("end", () => {
+      if (size > maxBodyBytes) return settle(Option.none())
+      const headers = new Headers()
+      for (const [name, value] of Object.entries(request.headers)) {
+        if (name !== "transfer-encoding") headers.set(name, value)
+      }
+      const body = Buffer.concat(chunks)
+      const web = new Request(`http://localhost${request.url}`, { method: request.method, headers, body })
+      settle(Option.some(HttpServerRequest.fromWeb(web)))
+    })
+  })
+
+const isChunked = (request: HttpServerRequest.HttpServerRequest) =>
+  request.headers["content-length"] === undefined && request.headers["transfer-encoding"] !== undefined
+
 const isJson = (contentType: string | undefined) =>
   contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType.trim())
 
@@ -84,7 +125,14 @@ export const ContractLive = HttpApiBuilder.middleware(
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       // A declared length over the limit is refused before a byte of the body is read.
       if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) return Effect.succeed(tooLarge())
-      return app
+      if (!isChunked(request)) return app
+      return Effect.flatMap(
+        bufferChunked(request),
+        Option.match({
+          onNone: () => Effect.succeed(tooLarge()),
+          onSome: (buffered) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, buffered)
+        })
+      )
     }).pipe(
       HttpIncomingMessage.withMaxBodySize(Option.some(maxBodyBytes)),
       Effect.catchAllCause((cause) => {

@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Option } from "effect"
+import { Deferred, Duration, Effect, FiberId, Option } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import type { CacheError } from "./Cache.js"
 import { Cache } from "./Cache.js"
@@ -63,6 +63,38 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         )
       })
 
+    // Entries filled together must not expire together; jitter only shortens, so no entry outlives CACHE_TTL.
+    const ttlMillis = Duration.toMillis(ttl)
+    const jitteredTtl = () => Duration.millis(Math.max(1, Math.floor(ttlMillis * (1 - Math.random() * 0.1))))
+
+    // Loads under way, by key and the stamp their miss saw. Concurrent misses that saw the same stamp share one
+    // database load and one fill. A miss that saw another stamp comes after a write, so it never joins an older load.
+    const loading = new Map<string, Deferred.Deferred<string, unknown>>()
+
+    const loadAndFill = <E>(key: string, guard: string, stamp: string, load: Effect.Effect<string, E>) =>
+      Effect.suspend(() => {
+        const flight = `${key}\u0000${stamp}`
+        const running = loading.get(flight) as Deferred.Deferred<string, E> | undefined
+        if (running !== undefined) return Deferred.await(running)
+        const shared = Deferred.unsafeMake<string, E>(FiberId.none)
+        loading.set(flight, shared as Deferred.Deferred<string, unknown>)
+        const fill = (json: string) =>
+          cache.fill({ key, value: json, ttl: jitteredTtl(), guard, stamp }).pipe(
+            Effect.flatMap((stored) => (stored ? stats.set : Effect.void)),
+            Effect.catchTag("CacheError", () => stats.error)
+          )
+        // Uninterruptible: readers that joined this load must get an answer even if the first one hangs up.
+        return load.pipe(
+          Effect.tap(fill),
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            loading.delete(flight)
+            return Effect.zipRight(Deferred.done(shared, exit), exit)
+          }),
+          Effect.uninterruptible
+        )
+      })
+
     const readThrough = <E>(
       key: string,
       guard: string,
@@ -74,19 +106,10 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         return cache.lookup(key, guard).pipe(
           Effect.matchEffect({
             onFailure: () => Effect.zipRight(stats.error, Effect.map(load, fromDatabase)),
-            onSuccess: (found): Effect.Effect<Served, E> => {
-              if (found._tag === "Hit") return Effect.as(stats.hit, { json: found.value, fromCache: true })
-              return stats.miss.pipe(
-                Effect.zipRight(load),
-                Effect.tap((json) =>
-                  cache.fill({ key, value: json, ttl, guard, stamp: found.stamp }).pipe(
-                    Effect.flatMap((stored) => (stored ? stats.set : Effect.void)),
-                    Effect.catchTag("CacheError", () => stats.error)
-                  )
-                ),
-                Effect.map(fromDatabase)
-              )
-            }
+            onSuccess: (found): Effect.Effect<Served, E> =>
+              found._tag === "Hit"
+                ? Effect.as(stats.hit, { json: found.value, fromCache: true })
+                : stats.miss.pipe(Effect.zipRight(loadAndFill(key, guard, found.stamp, load)), Effect.map(fromDatabase))
           })
         )
       })

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
-import * as RedisCache from "../../src/Cache/Redis.js"
+import { Effect } from "effect"
+import { RedisLive } from "../../src/CacheLive.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
 import { App } from "../support/TestApp.js"
@@ -14,7 +14,7 @@ const withApp = <A, E>(
   Effect.gen(function* () {
     const server = yield* RedisServer.make()
     return yield* test(server).pipe(
-      Effect.provide(TestApp.layer({ cache: RedisCache.layer, env: { REDIS_URL: server.url, ...env } }))
+      Effect.provide(TestApp.layer({ cache: RedisLive, env: { REDIS_URL: server.url, ...env } }))
     )
   })
 
@@ -158,22 +158,29 @@ describe("with a real Redis", () => {
       )
   )
 
-  it.scopedLive("a frozen Redis costs each request at most the command timeout", () =>
+  it.scopedLive("a frozen Redis costs a few requests the command timeout, then the circuit opens and skips it", () =>
     withApp(
       (server) =>
         Effect.gen(function* () {
           const app = yield* App
           const product = yield* create("Laptop")
+          yield* app.request("POST", "/api/v1/cache/stats/reset")
           yield* server.freeze
           const started = Date.now()
-          const read = yield* app.get(`/api/v1/products/${product.id}`)
+          for (let i = 0; i < 30; i++) {
+            const read = yield* app.get(`/api/v1/products/${product.id}`)
+            expect(read.status).toBe(200)
+            expect(read.body.product.name).toBe("Laptop")
+          }
           const health = yield* app.get("/health")
           const elapsed = Date.now() - started
           yield* server.thaw
-          expect(read.status).toBe(200)
-          expect(read.body.product.name).toBe("Laptop")
           expect(health.body.status).toBe("degraded")
-          expect(elapsed).toBeLessThan(2000)
+          // 30 reads at the full 150 ms timeout would take 4.5 s; the breaker stops after the first few.
+          expect(elapsed).toBeLessThan(2500)
+          const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+          expect(stats.errors).toBe(30)
+          expect(stats.hits + stats.misses).toBe(0)
         }),
       { CACHE_TIMEOUT: "150ms" }
     )
@@ -202,7 +209,7 @@ describe("invalidations lost during an outage, with a real Redis", () => {
         expect(healthy).toBe(true)
         expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
         expect(yield* server.command("GET", `product:id:${product.id}`)).not.toContain('"price":100')
-      }).pipe(Effect.provide(TestApp.layer({ cache: RedisCache.layer, env: { REDIS_URL: server.url } })))
+      }).pipe(Effect.provide(TestApp.layer({ cache: RedisLive, env: { REDIS_URL: server.url } })))
     })
   )
 })

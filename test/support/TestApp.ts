@@ -64,7 +64,7 @@ const client = (url: string): TestApp => {
  * of the test's choosing. Provides the app's client and the app's own ProductService/CacheStats/Cache instances.
  */
 export const layer = (options: {
-  readonly cache: Layer.Layer<Cache>
+  readonly cache: Layer.Layer<Cache, unknown>
   readonly env?: Record<string, string>
 }): Layer.Layer<App | CacheStats | ProductService | Cache> =>
   Layer.unwrapScoped(

@@ -1,0 +1,95 @@
+import { Clock, Effect, Layer, Runtime } from "effect"
+import { Cache, CacheError } from "../Cache.js"
+
+export interface CircuitBreakerOptions {
+  /** Consecutive failures that open the circuit. */
+  readonly failureThreshold: number
+  /** How long an open circuit refuses operations before one probe is let through. */
+  readonly cooldownMillis: number
+  /** The cooldown doubles after each failed probe, up to this. */
+  readonly maxCooldownMillis: number
+}
+
+export const defaults: CircuitBreakerOptions = { failureThreshold: 5, cooldownMillis: 500, maxCooldownMillis: 2_000 }
+
+export type State = "closed" | "open" | "half-open"
+
+/**
+ * Stops sending traffic to a failing cache. A hung Redis costs every operation its full command timeout; once
+ * `failureThreshold` operations in a row have failed, operations are refused at once (each still a CacheError, so
+ * the service counts it and answers from the database) until a cooldown has passed and a single probe succeeds.
+ */
+export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defaults) => {
+  let state: State = "closed"
+  let failures = 0
+  let cooldown = options.cooldownMillis
+  let openUntil = 0
+  let onTransition: (state: State) => void = () => {}
+
+  const transition = (next: State) => {
+    if (next === state) return
+    state = next
+    onTransition(next)
+  }
+
+  const guarded = <A>(op: string, effect: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (state === "half-open" || (state === "open" && now < openUntil)) {
+        return Effect.fail(new CacheError({ op, cause: new Error("circuit open: cache recently unreachable") }))
+      }
+      if (state === "open") transition("half-open")
+      return effect.pipe(
+        Effect.tapBoth({
+          onSuccess: () =>
+            Effect.sync(() => {
+              failures = 0
+              cooldown = options.cooldownMillis
+              transition("closed")
+            }),
+          onFailure: () =>
+            Effect.map(Clock.currentTimeMillis, (failedAt) => {
+              failures++
+              if (state === "half-open") cooldown = Math.min(cooldown * 2, options.maxCooldownMillis)
+              if (state === "half-open" || failures >= options.failureThreshold) {
+                openUntil = failedAt + cooldown
+                transition("open")
+              }
+            })
+        }),
+        // A probe that is interrupted must not leave the circuit half-open forever.
+        Effect.onInterrupt(() => Effect.sync(() => state === "half-open" && transition("open")))
+      )
+    })
+
+  const cache = Cache.of({
+    lookup: (key, guard) => guarded("lookup", inner.lookup(key, guard)),
+    fill: (fill) => guarded("fill", inner.fill(fill)),
+    invalidate: (keys, guards) => guarded("invalidate", inner.invalidate(keys, guards)),
+    invalidateMatching: (pattern, guard) => guarded("invalidate", inner.invalidateMatching(pattern, guard)),
+    ping: guarded("ping", inner.ping)
+  })
+
+  return {
+    cache,
+    state: () => state,
+    onTransition: (listener: (state: State) => void) => void (onTransition = listener)
+  }
+}
+
+/** Puts a circuit breaker in front of whatever Cache layer it is applied to; logs each transition once. */
+export const layer = <E, R>(cacheLayer: Layer.Layer<Cache, E, R>, options: CircuitBreakerOptions = defaults) =>
+  Layer.effect(
+    Cache,
+    Effect.gen(function* () {
+      const breaker = make(yield* Cache, options)
+      const log = Runtime.runFork(yield* Effect.runtime())
+      breaker.onTransition((state) =>
+        log(
+          state === "open"
+            ? Effect.logWarning("cache circuit open: skipping the cache, serving from the database")
+            : Effect.logInfo(`cache circuit ${state}`)
+        )
+      )
+      return breaker.cache
+    })
+  ).pipe(Layer.provide(cacheLayer))
