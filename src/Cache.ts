@@ -12,32 +12,47 @@ export class CacheError extends Data.TaggedError("CacheError")<{
 }
 
 /**
- * What a lookup found. A miss carries the stamp its key's guard held at that instant: a fill must show it,
- * so that a write landing between this lookup and the fill voids the fill instead of being overwritten by it.
+ * Where one cached answer lives. `key` holds the value; `guard` holds the stamp that fills must show (one guard per
+ * product, one shared by all list pages); `lease` names the reader that loads it after a miss; `absent`, where
+ * given, remembers that there is nothing to load.
  */
-export type Lookup =
-  { readonly _tag: "Hit"; readonly value: string } | { readonly _tag: "Miss"; readonly stamp: string }
-
-export interface Fill {
+export interface Slot {
   readonly key: string
-  readonly value: string
-  readonly ttl: Duration.Duration
   readonly guard: string
-  readonly stamp: string
+  readonly lease: string
+  readonly absent?: string
 }
 
 /**
- * The cache as cache-aside needs it. Every entry has a guard key (one per product, one shared by all list pages):
- * readers take its stamp on a miss and fill only if it is unchanged; writers move it before deleting entries.
- * One tag, one layer per backend (Redis, in-memory) with the same semantics.
+ * What a lookup found. A miss carries the stamp its guard held at that instant, which the fill must show, so a
+ * write landing between this lookup and the fill voids the fill instead of being overwritten by it. `lease` is
+ * this reader's token when it is the one to load; `null` when another reader (maybe in another process) holds it.
+ */
+export type Lookup =
+  | { readonly _tag: "Hit"; readonly value: string }
+  | { readonly _tag: "Absent" }
+  | { readonly _tag: "Miss"; readonly stamp: string; readonly lease: string | null }
+
+export interface Fill {
+  readonly stamp: string
+  /** The value to store, or `null` to remember under `slot.absent` that there is none. */
+  readonly value: string | null
+  readonly ttl: Duration.Duration
+  /** The lease token to give back, if this reader held it. */
+  readonly lease: string | null
+}
+
+/**
+ * The cache as cache-aside needs it; one tag, one layer per backend (Redis, in-memory) with the same semantics.
+ * Every operation is atomic in the backend: that is what makes "check the guard, then write" safe.
  */
 export class Cache extends Context.Tag("Cache")<
   Cache,
   {
-    /** Reads `key`; on a miss returns the stamp of `guard`, creating one if the guard has none. */
-    readonly lookup: (key: string, guard: string) => Effect.Effect<Lookup, CacheError>
-    /** Stores the entry if its guard still holds the stamp; `false` when a write got there first. */
-    readonly fill: (fill: Fill) => Effect.Effect<boolean, CacheError>
+    /** Reads the slot; on a miss, returns the guard's stamp (creating one if needed) and tries to take the lease. */
+    readonly lookup: (slot: Slot) => Effect.Effect<Lookup, CacheError>
+    /** Stores the value if the guard still holds the stamp (`false` when a write got there first); frees the lease. */
+    readonly fill: (slot: Slot, fill: Fill) => Effect.Effect<boolean, CacheError>
     /** Moves every guard to a fresh stamp, then deletes the keys; returns how many keys existed. */
     readonly invalidate: (
       keys: ReadonlyArray<string>,
@@ -55,3 +70,6 @@ export class Cache extends Context.Tag("Cache")<
  * the fill finds no stamp and is voided, which is safe. Short, so guards cost little memory.
  */
 export const guardTtlMillis = 30_000
+
+/** A lease left behind by a loader that died frees itself after this long. */
+export const leaseTtlMillis = 1_000

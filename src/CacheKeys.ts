@@ -1,10 +1,14 @@
+import type { Slot } from "./Cache.js"
 import type { ProductId } from "./Domain/Product.js"
 
-/** Key names of the contract (`product:id:1`, `product:list:0:20`) and the guards beside them. */
+/**
+ * Key names. The contract's (`product:id:1`, `product:list:0:20`) hold the values; the service's own bookkeeping
+ * (guards, leases, remembered "not found"s) lives under `<prefix>guard:`, `<prefix>lease:` and `<prefix>absent:`,
+ * so a pattern on the contract's keys never matches it.
+ */
 export interface CacheKeys {
-  readonly id: (id: ProductId) => string
-  readonly idGuard: (id: ProductId) => string
-  readonly list: (offset: number, limit: number) => string
+  readonly product: (id: ProductId) => Slot
+  readonly page: (offset: number, limit: number) => Slot
   readonly listPattern: string
   readonly listGuard: string
 }
@@ -13,9 +17,17 @@ export interface CacheKeys {
 const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, "\\$&")
 
 export const make = (prefix: string): CacheKeys => ({
-  id: (id) => `${prefix}id:${id}`,
-  idGuard: (id) => `${prefix}guard:id:${id}`,
-  list: (offset, limit) => `${prefix}list:${offset}:${limit}`,
+  product: (id) => ({
+    key: `${prefix}id:${id}`,
+    guard: `${prefix}guard:id:${id}`,
+    lease: `${prefix}lease:id:${id}`,
+    absent: `${prefix}absent:id:${id}`
+  }),
+  page: (offset, limit) => ({
+    key: `${prefix}list:${offset}:${limit}`,
+    guard: `${prefix}guard:list`,
+    lease: `${prefix}lease:list:${offset}:${limit}`
+  }),
   listPattern: `${escapeGlob(prefix)}list:*`,
   listGuard: `${prefix}guard:list`
 })

@@ -1,7 +1,7 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Deferred, Duration, Effect, FiberId, Option } from "effect"
 import * as AppConfig from "./AppConfig.js"
-import type { CacheError } from "./Cache.js"
+import type { CacheError, Slot } from "./Cache.js"
 import { Cache } from "./Cache.js"
 import * as CacheKeys from "./CacheKeys.js"
 import { CacheStats } from "./CacheStats.js"
@@ -16,6 +16,10 @@ export interface Served {
 }
 
 const fromDatabase = (json: string): Served => ({ json, fromCache: false })
+
+/** How long a reader that lost the fill lease waits for the holder's fill before loading itself. */
+const leaseWaitMillis = 200
+const leasePollMillis = 10
 
 /**
  * Cache-aside reads and invalidating writes.
@@ -32,17 +36,25 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const ttl = yield* AppConfig.cacheTtl
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix)
 
+    // Entries filled together must not expire together; jitter only shortens, so no entry outlives CACHE_TTL.
+    const ttlMillis = Duration.toMillis(ttl)
+    const jitteredTtl = () => Duration.millis(Math.max(1, Math.floor(ttlMillis * (1 - Math.random() * 0.1))))
+    // A "not found" is remembered only briefly: long enough to absorb a storm of reads for a missing id.
+    const absentTtl = Duration.millis(Math.max(1, Math.min(5_000, Math.floor(ttlMillis / 10))))
+
     // Invalidations that could not reach the cache, by entry key, with the generation of the last failure. Until
     // one is applied, that entry is neither read from nor written to the cache: it may hold what a write replaced.
     const pending = new Map<string, number>()
     let generation = 0
 
-    const invalidate = (keysToDelete: ReadonlyArray<string>, guards: ReadonlyArray<string>) =>
-      cache.invalidate(keysToDelete, guards).pipe(
+    const invalidateProduct = (id: ProductId) => {
+      const slot = keys.product(id)
+      return cache.invalidate([slot.key, slot.absent!], [slot.guard]).pipe(
         Effect.flatMap(stats.deleted),
-        Effect.tapError(() => Effect.sync(() => keysToDelete.forEach((key) => pending.set(key, ++generation)))),
+        Effect.tapError(() => Effect.sync(() => pending.set(slot.key, ++generation))),
         Effect.catchTag("CacheError", (error) => Effect.zipRight(Effect.logWarning(error.message), stats.error))
       )
+    }
 
     const invalidateLists = cache.invalidateMatching(keys.listPattern, keys.listGuard).pipe(
       Effect.flatMap(stats.deleted),
@@ -63,29 +75,60 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         )
       })
 
-    // Entries filled together must not expire together; jitter only shortens, so no entry outlives CACHE_TTL.
-    const ttlMillis = Duration.toMillis(ttl)
-    const jitteredTtl = () => Duration.millis(Math.max(1, Math.floor(ttlMillis * (1 - Math.random() * 0.1))))
+    const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>) =>
+      cache
+        .fill(slot, {
+          stamp,
+          lease,
+          value: Option.getOrNull(value),
+          ttl: Option.isSome(value) ? jitteredTtl() : absentTtl
+        })
+        .pipe(
+          Effect.flatMap((stored) => (stored && Option.isSome(value) ? stats.set : Effect.void)),
+          Effect.catchTag("CacheError", () => stats.error)
+        )
+
+    /** Another reader holds the lease: give it a short while to fill, then stop waiting. */
+    const awaitFill = (slot: Slot) =>
+      Effect.gen(function* () {
+        for (let waited = 0; waited < leaseWaitMillis; waited += leasePollMillis) {
+          yield* Effect.sleep(leasePollMillis)
+          const found = yield* Effect.option(cache.lookup(slot))
+          if (Option.isNone(found)) return Option.none()
+          if (found.value._tag === "Hit") return Option.some(Option.some(found.value.value))
+          if (found.value._tag === "Absent") return Option.some(Option.none<string>())
+          // The holder gave up or died and the lease came to us: load now.
+          if (found.value.lease !== null) return Option.none()
+        }
+        return Option.none()
+      })
 
     // Loads under way, by key and the stamp their miss saw. Concurrent misses that saw the same stamp share one
     // database load and one fill. A miss that saw another stamp comes after a write, so it never joins an older load.
-    const loading = new Map<string, Deferred.Deferred<string, unknown>>()
+    const loading = new Map<string, Deferred.Deferred<Option.Option<string>, unknown>>()
 
-    const loadAndFill = <E>(key: string, guard: string, stamp: string, load: Effect.Effect<string, E>) =>
+    const loadShared = <E>(
+      slot: Slot,
+      stamp: string,
+      lease: string | null,
+      load: Effect.Effect<Option.Option<string>, E>
+    ): Effect.Effect<Option.Option<string>, E> =>
       Effect.suspend(() => {
-        const flight = `${key}\u0000${stamp}`
-        const running = loading.get(flight) as Deferred.Deferred<string, E> | undefined
+        const flight = `${slot.key}\u0000${stamp}`
+        const running = loading.get(flight) as Deferred.Deferred<Option.Option<string>, E> | undefined
         if (running !== undefined) return Deferred.await(running)
-        const shared = Deferred.unsafeMake<string, E>(FiberId.none)
-        loading.set(flight, shared as Deferred.Deferred<string, unknown>)
-        const fill = (json: string) =>
-          cache.fill({ key, value: json, ttl: jitteredTtl(), guard, stamp }).pipe(
-            Effect.flatMap((stored) => (stored ? stats.set : Effect.void)),
-            Effect.catchTag("CacheError", () => stats.error)
-          )
+        const shared = Deferred.unsafeMake<Option.Option<string>, E>(FiberId.none)
+        loading.set(flight, shared as Deferred.Deferred<Option.Option<string>, unknown>)
+        const loadAndFill = Effect.tap(load, (value) => fill(slot, stamp, lease, value))
+        const run =
+          lease !== null
+            ? loadAndFill
+            : Effect.flatMap(
+                awaitFill(slot),
+                Option.match({ onNone: () => loadAndFill, onSome: (value) => Effect.succeed(value) })
+              )
         // Uninterruptible: readers that joined this load must get an answer even if the first one hangs up.
-        return load.pipe(
-          Effect.tap(fill),
+        return run.pipe(
           Effect.exit,
           Effect.flatMap((exit) => {
             loading.delete(flight)
@@ -95,55 +138,67 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         )
       })
 
+    /** The cache-aside read: `None` when the thing read does not exist (and that is remembered where it can be). */
     const readThrough = <E>(
-      key: string,
-      guard: string,
+      slot: Slot,
       usable: Effect.Effect<boolean>,
-      load: Effect.Effect<string, E>
-    ): Effect.Effect<Served, E> =>
+      load: Effect.Effect<Option.Option<string>, E>
+    ): Effect.Effect<Option.Option<Served>, E> =>
       Effect.flatMap(usable, (cacheUsable) => {
-        if (!cacheUsable) return Effect.map(load, fromDatabase)
-        return cache.lookup(key, guard).pipe(
+        if (!cacheUsable) return Effect.map(load, Option.map(fromDatabase))
+        return cache.lookup(slot).pipe(
           Effect.matchEffect({
-            onFailure: () => Effect.zipRight(stats.error, Effect.map(load, fromDatabase)),
-            onSuccess: (found): Effect.Effect<Served, E> =>
-              found._tag === "Hit"
-                ? Effect.as(stats.hit, { json: found.value, fromCache: true })
-                : stats.miss.pipe(Effect.zipRight(loadAndFill(key, guard, found.stamp, load)), Effect.map(fromDatabase))
+            onFailure: () => Effect.zipRight(stats.error, Effect.map(load, Option.map(fromDatabase))),
+            onSuccess: (found): Effect.Effect<Option.Option<Served>, E> => {
+              switch (found._tag) {
+                case "Hit":
+                  return Effect.as(stats.hit, Option.some({ json: found.value, fromCache: true }))
+                case "Absent":
+                  return Effect.as(stats.hit, Option.none())
+                case "Miss":
+                  return Effect.zipRight(
+                    stats.miss,
+                    Effect.map(loadShared(slot, found.stamp, found.lease, load), Option.map(fromDatabase))
+                  )
+              }
+            }
           })
         )
       })
 
     const getById = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> => {
-      const key = keys.id(id)
+      const slot = keys.product(id)
       return readThrough(
-        key,
-        keys.idGuard(id),
-        settle(key, cache.invalidate([key], [keys.idGuard(id)])),
-        Effect.flatMap(
+        slot,
+        settle(slot.key, cache.invalidate([slot.key, slot.absent!], [slot.guard])),
+        Effect.map(
           repo.findById(id),
-          Option.match({
-            onNone: () => Effect.fail(new ProductNotFound({ id })),
-            onSome: (product) => Effect.succeed(JSON.stringify(product))
-          })
+          Option.map((product) => JSON.stringify(product))
         )
-      ).pipe(Effect.withSpan("ProductService.getById", { attributes: { id } }))
+      ).pipe(
+        Effect.flatMap(
+          Option.match({ onNone: () => Effect.fail(new ProductNotFound({ id })), onSome: Effect.succeed })
+        ),
+        Effect.withSpan("ProductService.getById", { attributes: { id } })
+      )
     }
 
     /** A page as `{"products":[...],"total":N}`, the shape the contract fixes for list entries. */
     const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
       readThrough(
-        keys.list(offset, limit),
-        keys.listGuard,
+        keys.page(offset, limit),
         settle(keys.listPattern, cache.invalidateMatching(keys.listPattern, keys.listGuard)),
-        Effect.map(repo.page(offset, limit), (page) => JSON.stringify(page))
-      ).pipe(Effect.withSpan("ProductService.list", { attributes: { offset, limit } }))
+        Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page)))
+      ).pipe(
+        Effect.map(Option.getOrElse(() => fromDatabase('{"products":[],"total":0}'))),
+        Effect.withSpan("ProductService.list", { attributes: { offset, limit } })
+      )
 
     // Writes commit first, then invalidate: moving the guards voids any fill that read the old row.
     const create = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
       repo.insert(input).pipe(
         // The id key too: a "not found" may have been remembered for it.
-        Effect.tap((product) => invalidate([keys.id(product.id)], [keys.idGuard(product.id)])),
+        Effect.tap((product) => invalidateProduct(product.id)),
         Effect.tap(() => invalidateLists),
         Effect.withSpan("ProductService.create")
       )
@@ -156,7 +211,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
             onSome: (product) => Effect.succeed(product)
           })
         ),
-        Effect.tap(() => invalidate([keys.id(id)], [keys.idGuard(id)])),
+        Effect.tap(() => invalidateProduct(id)),
         Effect.tap(() => invalidateLists),
         Effect.withSpan("ProductService.update", { attributes: { id } })
       )
@@ -164,7 +219,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const remove = (id: ProductId): Effect.Effect<void, ProductNotFound | SqlError> =>
       repo.remove(id).pipe(
         Effect.flatMap((removed) => (removed ? Effect.void : Effect.fail(new ProductNotFound({ id })))),
-        Effect.zipRight(invalidate([keys.id(id)], [keys.idGuard(id)])),
+        Effect.zipRight(invalidateProduct(id)),
         Effect.zipRight(invalidateLists),
         Effect.withSpan("ProductService.remove", { attributes: { id } })
       )

@@ -2,8 +2,11 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Duration, Effect, Layer, TestClock } from "effect"
 import type { Scope } from "effect"
 import { Cache } from "../src/Cache.js"
+import type { Lookup, Slot } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as RedisCache from "../src/Cache/Redis.js"
+import * as CacheKeys from "../src/CacheKeys.js"
+import type { ProductId } from "../src/Domain/Product.js"
 import * as RedisServer from "./support/RedisServer.js"
 
 // One contract, every backend: the service relies on these semantics, not on Redis or a Map.
@@ -16,7 +19,7 @@ interface Backend {
 }
 
 // Built in the test's scope: the service must not outlive its layer (the Redis connection closes with it).
-const build = <E>(layer: Layer.Layer<Cache, E>) => Effect.map(Layer.build(layer), Context.get(Cache))
+const build = <E>(layer: Layer.Layer<Cache, E>) => Effect.orDie(Effect.map(Layer.build(layer), Context.get(Cache)))
 
 const redisLayer = (url: string) =>
   RedisCache.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_URL", url]])))))
@@ -29,115 +32,133 @@ const memory: Backend = {
 
 const redis: Backend = {
   name: "redis",
-  cache: Effect.gen(function* () {
-    const server = yield* RedisServer.make()
-    return yield* build(redisLayer(server.url))
-  }).pipe(Effect.orDie),
+  cache: Effect.flatMap(RedisServer.make(), (server) => build(redisLayer(server.url))),
   elapse: (ms) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 }
 
+const keys = CacheKeys.make("p:")
+const product = (id: number) => keys.product(id as ProductId)
 const ttl = Duration.millis(300)
+
+const miss = (found: Lookup) => {
+  if (found._tag !== "Miss") throw new Error(`expected a miss, got ${found._tag}`)
+  return found
+}
+
+/** Misses, then fills `value` with the stamp and lease the miss got. */
+const put = (cache: Cache["Type"], slot: Slot, value: string | null, time = ttl) =>
+  Effect.flatMap(cache.lookup(slot), (found) => {
+    const { lease, stamp } = miss(found)
+    return cache.fill(slot, { stamp, lease, value, ttl: time })
+  })
 
 for (const backend of [memory, redis]) {
   describe(`Cache contract: ${backend.name}`, () => {
     it.scoped("a miss hands out the guard's stamp; a fill with it stores the entry; the next lookup hits", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        const miss = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        expect(miss._tag).toBe("Miss")
-        if (miss._tag !== "Miss") return
-        const stored = yield* cache.fill({ key: "p:id:1", value: "v1", ttl, guard: "p:guard:id:1", stamp: miss.stamp })
-        expect(stored).toBe(true)
-        expect(yield* cache.lookup("p:id:1", "p:guard:id:1")).toEqual({ _tag: "Hit", value: "v1" })
+        expect(yield* put(cache, product(1), "v1")).toBe(true)
+        expect(yield* cache.lookup(product(1))).toEqual({ _tag: "Hit", value: "v1" })
       })
     )
 
-    it.scoped("concurrent misses share the stamp, so each of their fills is accepted", () =>
+    it.scoped("the first miss takes the fill lease; later misses share the stamp but not the lease", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        const a = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        const b = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        expect(a).toEqual(b)
+        const first = miss(yield* cache.lookup(product(1)))
+        const second = miss(yield* cache.lookup(product(1)))
+        expect(first.lease).not.toBeNull()
+        expect(second.lease).toBeNull()
+        expect(second.stamp).toBe(first.stamp)
+        // A reader without the lease may still fill with the same stamp (it waited, then loaded itself).
+        expect(yield* cache.fill(product(1), { stamp: second.stamp, lease: null, value: "v", ttl })).toBe(true)
+      })
+    )
+
+    it.scoped("a fill gives the lease back; an abandoned lease frees itself", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const first = miss(yield* cache.lookup(product(1)))
+        yield* cache.fill(product(1), { stamp: "stale", lease: first.lease, value: "v", ttl })
+        expect(miss(yield* cache.lookup(product(1))).lease).not.toBeNull()
+        expect(miss(yield* cache.lookup(product(1))).lease).toBeNull()
+        yield* backend.elapse(1_100)
+        expect(miss(yield* cache.lookup(product(1))).lease).not.toBeNull()
       })
     )
 
     it.scoped("a fill with a stamp the guard does not hold is refused and stores nothing", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        yield* cache.lookup("p:id:1", "p:guard:id:1")
-        const stored = yield* cache.fill({ key: "p:id:1", value: "v1", ttl, guard: "p:guard:id:1", stamp: "forged" })
-        expect(stored).toBe(false)
-        expect((yield* cache.lookup("p:id:1", "p:guard:id:1"))._tag).toBe("Miss")
+        yield* cache.lookup(product(1))
+        expect(yield* cache.fill(product(1), { stamp: "forged", lease: null, value: "v1", ttl })).toBe(false)
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
       })
     )
 
     it.scoped("invalidate between a miss and its fill voids the fill (the read-write race)", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        const miss = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        if (miss._tag !== "Miss") return expect.fail("expected a miss")
-        yield* cache.invalidate(["p:id:1"], ["p:guard:id:1"])
-        const stored = yield* cache.fill({ key: "p:id:1", value: "old", ttl, guard: "p:guard:id:1", stamp: miss.stamp })
-        expect(stored).toBe(false)
-        const next = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        expect(next._tag).toBe("Miss")
-        if (next._tag === "Miss") expect(next.stamp).not.toBe(miss.stamp)
+        const before = miss(yield* cache.lookup(product(1)))
+        yield* cache.invalidate([product(1).key], [product(1).guard])
+        expect(yield* cache.fill(product(1), { ...before, value: "old", ttl })).toBe(false)
+        const after = miss(yield* cache.lookup(product(1)))
+        expect(after.stamp).not.toBe(before.stamp)
+      })
+    )
+
+    it.scoped("a remembered absence answers Absent until invalidated, and is voided by a write like a value", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        expect(yield* put(cache, product(1), null)).toBe(true)
+        expect(yield* cache.lookup(product(1))).toEqual({ _tag: "Absent" })
+        yield* cache.invalidate([product(1).key, product(1).absent!], [product(1).guard])
+        const next = miss(yield* cache.lookup(product(1)))
+        yield* cache.invalidate([product(1).key, product(1).absent!], [product(1).guard])
+        expect(yield* cache.fill(product(1), { ...next, value: null, ttl })).toBe(false)
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
       })
     )
 
     it.scoped("invalidate deletes the keys and counts only those that existed", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        for (const id of ["1", "2"]) {
-          const miss = yield* cache.lookup(`p:id:${id}`, `p:guard:id:${id}`)
-          if (miss._tag === "Miss")
-            yield* cache.fill({ key: `p:id:${id}`, value: id, ttl, guard: `p:guard:id:${id}`, stamp: miss.stamp })
-        }
-        const removed = yield* cache.invalidate(["p:id:1", "p:id:2", "p:id:3"], ["p:guard:id:1"])
+        yield* put(cache, product(1), "1")
+        yield* put(cache, product(2), "2")
+        const removed = yield* cache.invalidate([product(1).key, product(2).key, product(3).key], [product(1).guard])
         expect(removed).toBe(2)
-        expect((yield* cache.lookup("p:id:1", "p:guard:id:1"))._tag).toBe("Miss")
-        expect((yield* cache.lookup("p:id:2", "p:guard:id:2"))._tag).toBe("Miss")
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
+        expect((yield* cache.lookup(product(2)))._tag).toBe("Miss")
       })
     )
 
     it.scoped("invalidateMatching removes every matching key, leaves the others, and moves the guard", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        const fill = (key: string, guard: string) =>
-          Effect.flatMap(cache.lookup(key, guard), (miss) =>
-            miss._tag === "Miss"
-              ? cache.fill({ key, value: key, ttl: Duration.seconds(30), guard, stamp: miss.stamp })
-              : Effect.succeed(false)
-          )
-        for (let page = 0; page < 25; page++) yield* fill(`p:list:${page * 20}:20`, "p:guard:list")
-        yield* fill("p:id:7", "p:guard:id:7")
-        yield* fill("other:list:0:20", "other:guard:list")
-        const pending = yield* cache.lookup("p:list:999:20", "p:guard:list")
+        const long = Duration.seconds(30)
+        for (let offset = 0; offset < 25 * 20; offset += 20) yield* put(cache, keys.page(offset, 20), "page", long)
+        yield* put(cache, product(7), "seven", long)
+        const other = CacheKeys.make("other:").page(0, 20)
+        yield* put(cache, other, "other", long)
+        const late = miss(yield* cache.lookup(keys.page(999, 20)))
 
-        expect(yield* cache.invalidateMatching("p:list:*", "p:guard:list")).toBe(25)
+        expect(yield* cache.invalidateMatching(keys.listPattern, keys.listGuard)).toBe(25)
 
-        expect((yield* cache.lookup("p:list:0:20", "p:guard:list"))._tag).toBe("Miss")
-        expect(yield* cache.lookup("p:id:7", "p:guard:id:7")).toEqual({ _tag: "Hit", value: "p:id:7" })
-        expect(yield* cache.lookup("other:list:0:20", "other:guard:list")).toEqual({
-          _tag: "Hit",
-          value: "other:list:0:20"
-        })
-        if (pending._tag !== "Miss") return expect.fail("expected a miss")
-        const late = { key: "p:list:999:20", value: "old", ttl, guard: "p:guard:list", stamp: pending.stamp }
-        expect(yield* cache.fill(late)).toBe(false)
+        expect((yield* cache.lookup(keys.page(0, 20)))._tag).toBe("Miss")
+        expect(yield* cache.lookup(product(7))).toEqual({ _tag: "Hit", value: "seven" })
+        expect(yield* cache.lookup(other)).toEqual({ _tag: "Hit", value: "other" })
+        expect(yield* cache.fill(keys.page(999, 20), { ...late, value: "old", ttl })).toBe(false)
       })
     )
 
     it.scoped("an entry expires after its ttl", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        const miss = yield* cache.lookup("p:id:1", "p:guard:id:1")
-        if (miss._tag !== "Miss") return expect.fail("expected a miss")
-        yield* cache.fill({ key: "p:id:1", value: "v1", ttl, guard: "p:guard:id:1", stamp: miss.stamp })
+        yield* put(cache, product(1), "v1")
         yield* backend.elapse(150)
-        expect((yield* cache.lookup("p:id:1", "p:guard:id:1"))._tag).toBe("Hit")
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Hit")
         yield* backend.elapse(250)
-        expect((yield* cache.lookup("p:id:1", "p:guard:id:1"))._tag).toBe("Miss")
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
       })
     )
 
@@ -146,25 +167,21 @@ for (const backend of [memory, redis]) {
 }
 
 describe("Cache contract: redis specifics", () => {
-  it.scoped("keys are plain Redis strings with a PX ttl no longer than asked, and guards expire too", () =>
+  it.scoped("keys are plain Redis strings with a PX ttl no longer than asked; guards and leases expire too", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()
       const cache = yield* build(redisLayer(server.url))
-      const miss = yield* cache.lookup("product:id:1", "product:guard:id:1")
-      if (miss._tag !== "Miss") return expect.fail("expected a miss")
-      yield* cache.fill({
-        key: "product:id:1",
-        value: '{"id":1}',
-        ttl: Duration.seconds(60),
-        guard: "product:guard:id:1",
-        stamp: miss.stamp
-      })
+      const slot = CacheKeys.make("product:").product(1 as ProductId)
+      const found = miss(yield* cache.lookup(slot))
+      expect(Number(yield* server.command("PTTL", slot.lease))).toBeGreaterThan(0)
+      yield* cache.fill(slot, { ...found, value: '{"id":1}', ttl: Duration.seconds(60) })
       expect(yield* server.command("GET", "product:id:1")).toBe('{"id":1}')
       const pttl = Number(yield* server.command("PTTL", "product:id:1"))
       expect(pttl).toBeGreaterThan(55_000)
       expect(pttl).toBeLessThanOrEqual(60_000)
-      expect(Number(yield* server.command("PTTL", "product:guard:id:1"))).toBeGreaterThan(0)
-    }).pipe(Effect.orDie)
+      expect(Number(yield* server.command("PTTL", slot.guard))).toBeGreaterThan(0)
+      expect(yield* server.command("EXISTS", slot.lease)).toBe(0)
+    })
   )
 
   it.scoped("a stopped Redis makes every operation fail fast with a CacheError", () =>
@@ -175,8 +192,8 @@ describe("Cache contract: redis specifics", () => {
       const started = Date.now()
       const results = yield* Effect.all(
         [
-          Effect.flip(cache.lookup("p:id:1", "p:guard:id:1")),
-          Effect.flip(cache.fill({ key: "k", value: "v", ttl, guard: "g", stamp: "s" })),
+          Effect.flip(cache.lookup(product(1))),
+          Effect.flip(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
           Effect.flip(cache.invalidate(["k"], ["g"])),
           Effect.flip(cache.invalidateMatching("p:list:*", "p:guard:list")),
           Effect.flip(cache.ping)
@@ -186,6 +203,6 @@ describe("Cache contract: redis specifics", () => {
       expect(results.map((error) => error._tag)).toEqual(Array(5).fill("CacheError"))
       expect(results.map((error) => error.op)).toEqual(["lookup", "fill", "invalidate", "invalidate", "ping"])
       expect(Date.now() - started).toBeLessThan(1000)
-    }).pipe(Effect.orDie)
+    })
   )
 })

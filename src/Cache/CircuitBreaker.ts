@@ -62,8 +62,8 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
     })
 
   const cache = Cache.of({
-    lookup: (key, guard) => guarded("lookup", inner.lookup(key, guard)),
-    fill: (fill) => guarded("fill", inner.fill(fill)),
+    lookup: (slot) => guarded("lookup", inner.lookup(slot)),
+    fill: (slot, fill) => guarded("fill", inner.fill(slot, fill)),
     invalidate: (keys, guards) => guarded("invalidate", inner.invalidate(keys, guards)),
     invalidateMatching: (pattern, guard) => guarded("invalidate", inner.invalidateMatching(pattern, guard)),
     ping: guarded("ping", inner.ping)

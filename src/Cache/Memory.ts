@@ -1,5 +1,5 @@
 import { Clock, Duration, Effect, Layer } from "effect"
-import { Cache, guardTtlMillis } from "../Cache.js"
+import { Cache, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
 
 interface Entry {
   readonly value: string
@@ -52,19 +52,32 @@ export const make = Effect.gen(function* () {
     return stamp
   }
 
+  // Held as "<stamp>|<token>": a lease taken under an older stamp is taken over (see the Redis script).
+  const takeLease = (lease: string, stamp: string, now: number) => {
+    if (read(lease, now)?.startsWith(`${stamp}|`)) return null
+    const held = `${stamp}|l${++nextStamp}`
+    store.set(lease, { value: held, expiresAt: now + leaseTtlMillis })
+    return held
+  }
+
   return Cache.of({
-    lookup: (key, guard) =>
+    lookup: (slot) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        const value = read(key, now)
+        const value = read(slot.key, now)
         if (value !== undefined) return { _tag: "Hit", value } as const
-        return { _tag: "Miss", stamp: read(guard, now) ?? stampGuard(guard, now) } as const
+        if (slot.absent !== undefined && read(slot.absent, now) !== undefined) return { _tag: "Absent" } as const
+        const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
+        return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) } as const
       }),
-    fill: ({ guard, key, stamp, ttl, value }) =>
+    fill: (slot, { lease, stamp, ttl, value }) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        if (read(guard, now) !== stamp) return false
+        if (lease !== null && read(slot.lease, now) === lease) store.delete(slot.lease)
+        if (read(slot.guard, now) !== stamp) return false
+        const target = value === null ? slot.absent : slot.key
+        if (target === undefined) return false
+        store.set(target, { value: value ?? "", expiresAt: now + Duration.toMillis(ttl) })
         // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
         if (++fills % 1024 === 0) sweep(now)
-        store.set(key, { value, expiresAt: now + Duration.toMillis(ttl) })
         return true
       }),
     invalidate: (keys, guards) =>

@@ -1,23 +1,33 @@
 import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
-import { Cache, CacheError, guardTtlMillis } from "../Cache.js"
+import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
+import type { Lookup } from "../Cache.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
 
-// KEYS: entry, guard. ARGV: candidate stamp, guard ttl (ms). A hit returns the value; a miss, the guard's stamp.
+// KEYS: entry, guard, lease[, absent]. ARGV: token, guard ttl, lease ttl (ms). The token becomes the guard's stamp
+// if it has none. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
+// whose fill a write has already voided, so it is taken over rather than waited for.
+// Replies {1, value} | {2} (absent) | {0, stamp, lease or false}.
 const lookupScript = `
 local value = redis.call("GET", KEYS[1])
 if value then return {1, value} end
+if KEYS[4] and redis.call("EXISTS", KEYS[4]) == 1 then return {2} end
 local stamp = redis.call("GET", KEYS[2])
 if not stamp then
   stamp = ARGV[1]
   redis.call("SET", KEYS[2], stamp, "PX", ARGV[2])
 end
-return {0, stamp}`
+local held = redis.call("GET", KEYS[3])
+if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then return {0, stamp, false} end
+local lease = stamp .. "|" .. ARGV[1]
+redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
+return {0, stamp, lease}`
 
-// KEYS: entry, guard. ARGV: value, ttl (ms), stamp.
+// KEYS: target (entry or absent), guard, lease. ARGV: value, ttl (ms), stamp, lease token ("" if none).
 const fillScript = `
+if ARGV[4] ~= "" and redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
 if redis.call("GET", KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 return 1`
@@ -31,8 +41,16 @@ for i = guards + 1, #KEYS do removed = removed + redis.call("DEL", KEYS[i]) end
 return removed`
 
 interface ScriptedRedis extends Redis {
-  cacheLookup(entry: string, guard: string, stamp: string, guardTtl: number): Promise<[0 | 1, string]>
-  cacheFill(entry: string, guard: string, value: string, ttl: number, stamp: string): Promise<0 | 1>
+  cacheLookup(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[0 | 1 | 2, string?, string?]>
+  cacheFill(
+    target: string,
+    guard: string,
+    lease: string,
+    value: string,
+    ttl: number,
+    stamp: string,
+    token: string
+  ): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
 }
 
@@ -52,8 +70,8 @@ const connect = Effect.gen(function* () {
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     lazyConnect: true
   }) as ScriptedRedis
-  redis.defineCommand("cacheLookup", { numberOfKeys: 2, lua: lookupScript })
-  redis.defineCommand("cacheFill", { numberOfKeys: 2, lua: fillScript })
+  redis.defineCommand("cacheLookup", { lua: lookupScript })
+  redis.defineCommand("cacheFill", { numberOfKeys: 3, lua: fillScript })
   redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
 
   // One log line per transition, not one per failed request.
@@ -131,18 +149,37 @@ export const make = Effect.gen(function* () {
     )
 
   return Cache.of({
-    lookup: (key, guard) =>
-      Effect.map(
-        attempt("lookup", () => redis.cacheLookup(key, guard, freshStamp(), guardTtlMillis)),
-        ([hit, payload]) => (hit === 1 ? { _tag: "Hit", value: payload } : { _tag: "Miss", stamp: payload })
-      ),
-    fill: ({ guard, key, stamp, ttl, value }) =>
-      Effect.map(
-        attempt("fill", () =>
-          redis.cacheFill(key, guard, value, Math.max(1, Math.round(Duration.toMillis(ttl))), stamp)
-        ),
+    lookup: (slot) => {
+      const token = freshStamp()
+      const run =
+        slot.absent === undefined
+          ? () => redis.cacheLookup(3, slot.key, slot.guard, slot.lease, token, guardTtlMillis, leaseTtlMillis)
+          : () =>
+              redis.cacheLookup(
+                4,
+                slot.key,
+                slot.guard,
+                slot.lease,
+                slot.absent!,
+                token,
+                guardTtlMillis,
+                leaseTtlMillis
+              )
+      return Effect.map(attempt("lookup", run), ([found, payload, leased]): Lookup => {
+        if (found === 1) return { _tag: "Hit", value: payload! }
+        if (found === 2) return { _tag: "Absent" }
+        return { _tag: "Miss", stamp: payload!, lease: leased ?? null }
+      })
+    },
+    fill: (slot, { lease, stamp, ttl, value }) => {
+      const target = value === null ? slot.absent : slot.key
+      if (target === undefined) return Effect.succeed(false)
+      const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
+      return Effect.map(
+        attempt("fill", () => redis.cacheFill(target, slot.guard, slot.lease, value ?? "", millis, stamp, lease ?? "")),
         (stored) => stored === 1
-      ),
+      )
+    },
     invalidate: (keys, guards) =>
       attempt("invalidate", () =>
         redis.cacheInvalidate(

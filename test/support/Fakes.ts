@@ -59,8 +59,8 @@ export const makeSwitchableCache = (inner: Cache["Type"], startDown = false) => 
   const unlessDown = <A>(op: string, effect: Effect.Effect<A, CacheError>) =>
     Effect.suspend(() => (down ? Effect.fail(new CacheError({ op, cause: new Error("cache is down") })) : effect))
   const cache = Cache.of({
-    lookup: (key, guard) => unlessDown("lookup", inner.lookup(key, guard)),
-    fill: (fill) => unlessDown("fill", inner.fill(fill)),
+    lookup: (slot) => unlessDown("lookup", inner.lookup(slot)),
+    fill: (slot, fill) => unlessDown("fill", inner.fill(slot, fill)),
     invalidate: (keys, guards) => unlessDown("invalidate", inner.invalidate(keys, guards)),
     invalidateMatching: (pattern, guard) => unlessDown("invalidate", inner.invalidateMatching(pattern, guard)),
     ping: unlessDown("ping", inner.ping)
