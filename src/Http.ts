@@ -157,12 +157,13 @@ export const internalError = HttpServerResponse.unsafeJson(
   { status: 500 }
 )
 
-/** The whole API: endpoints, the contract's error shapes, and the OpenAPI document with Swagger UI at /docs. */
+/**
+ * The whole API: endpoints, the contract's error shapes, and the OpenAPI document with Swagger UI at /docs.
+ * It needs the services (ProductService, ProductRepo, CacheStats, Cache), which main.ts or a test provides.
+ */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide([ProductsLive, CacheLive, HealthLive]),
-  Layer.provide(RequireJsonLive),
-  // One instance each (layers are memoized by reference): the stats the API reports are the service's counts.
-  Layer.provide([ProductService.Default, ProductRepo.Default, CacheStats.Default])
+  Layer.provide(RequireJsonLive)
 )
 
 export const DocsLive = Layer.mergeAll(

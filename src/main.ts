@@ -3,15 +3,22 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./CacheLive.js"
+import { CacheStats } from "./CacheStats.js"
 import { RoutesLive } from "./Http.js"
+import { ProductRepo } from "./ProductRepo.js"
+import { ProductService } from "./ProductService.js"
 import * as Server from "./Server.js"
 
 const ServerLive = Layer.unwrapEffect(Effect.map(AppConfig.httpPort, Server.nodeServer))
+
+// One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
+const ServicesLive = Layer.mergeAll(ProductService.Default, ProductRepo.Default, CacheStats.Default)
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 
 Server.serve.pipe(
   Layer.provide(RoutesLive),
+  Layer.provide(ServicesLive),
   Layer.provide(CacheLive),
   HttpServer.withLogAddress,
   Layer.provide(ServerLive),

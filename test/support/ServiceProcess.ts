@@ -30,6 +30,8 @@ export interface ServiceProcess {
   readonly child: ChildProcess
   /** stdout and stderr so far, interleaved. */
   readonly output: () => string
+  /** `performance.now()` when `text` first showed in the output, if it has. */
+  readonly seenAt: (text: string) => number | undefined
   /** Resolves once the process has exited (never rejects). */
   readonly exited: Promise<Exited>
   readonly hasExited: () => boolean
@@ -98,8 +100,10 @@ const launch = (env: Record<string, string>, at: { port: number; dir: string; db
   const killOnExit = () => child.kill("SIGKILL")
   process.once("exit", killOnExit)
   let output = ""
+  const arrivals: Array<{ readonly at: number; readonly length: number }> = []
   const capture = (chunk: Buffer) => {
-    output = (output + chunk.toString("utf8")).slice(-20_000)
+    output += chunk.toString("utf8")
+    arrivals.push({ at: performance.now(), length: output.length })
   }
   child.stdout?.on("data", capture)
   child.stderr?.on("data", capture)
@@ -124,6 +128,10 @@ const launch = (env: Record<string, string>, at: { port: number; dir: string; db
     dbPath: at.dbPath,
     child,
     output: () => output,
+    seenAt: (text) => {
+      const index = output.indexOf(text)
+      return index < 0 ? undefined : arrivals.find((arrival) => arrival.length >= index + text.length)?.at
+    },
     exited,
     hasExited: () => done
   }
@@ -134,7 +142,8 @@ export const awaitReady = (service: ServiceProcess, timeoutMs = READY_TIMEOUT_MS
   Effect.promise(async () => {
     const deadline = performance.now() + timeoutMs
     while (performance.now() < deadline && !service.hasExited()) {
-      const reply = await request(service.port, "GET", "/health").catch(() => undefined)
+      // A short timeout per poll: a request sent while the service is still starting may never be answered.
+      const reply = await request(service.port, "GET", "/health", { timeoutMs: 2000 }).catch(() => undefined)
       if (reply?.status === 200) return
       await sleep(100)
     }
@@ -176,7 +185,7 @@ export const request = (
   port: number,
   method: string,
   path: string,
-  options: { readonly json?: unknown; readonly agent?: Http.Agent } = {}
+  options: { readonly json?: unknown; readonly agent?: Http.Agent; readonly timeoutMs?: number } = {}
 ): Promise<Reply> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
@@ -188,7 +197,8 @@ export const request = (
         method,
         path,
         agent: options.agent ?? false,
-        headers: body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+        headers:
+          body === undefined ? {} : { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
       },
       (res) => {
         const chunks: Array<Buffer> = []
@@ -202,11 +212,18 @@ export const request = (
           } catch {
             // not JSON: the test asserts on `text`
           }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parsed, millis: performance.now() - started })
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            body: parsed,
+            millis: performance.now() - started
+          })
         })
       }
     )
-    req.setTimeout(10_000, () => req.destroy(new Error(`${method} ${path}: no answer within 10 s`)))
+    const timeoutMs = options.timeoutMs ?? 10_000
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer within ${timeoutMs} ms`)))
     req.on("error", reject)
     req.end(body)
   })
@@ -241,6 +258,19 @@ export const rawConnect = (port: number): Promise<RawConnection> =>
     socket.once("connect", () => resolve({ socket, received: () => text, closed }))
     socket.once("error", reject)
   })
+
+/** The first connection the port accepts, tried every few milliseconds while the service starts. */
+export const connectOnceListening = (service: ServiceProcess, timeoutMs: number): Promise<RawConnection> =>
+  (async () => {
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const connection = await rawConnect(service.port).catch(() => undefined)
+      if (connection) return connection
+      if (service.hasExited() || performance.now() > deadline)
+        throw new Error(`port ${service.port} never accepted a connection\n${service.output()}`)
+      await sleep(5)
+    }
+  })()
 
 /** A complete HTTP/1.1 request (keep-alive, the HTTP/1.1 default). */
 export const rawGet = (path: string) => `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`

@@ -8,6 +8,7 @@ import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import { CacheStats } from "../../src/CacheStats.js"
 import { RoutesLive } from "../../src/Http.js"
+import { ProductRepo } from "../../src/ProductRepo.js"
 import { ProductService } from "../../src/ProductService.js"
 import * as Server from "../../src/Server.js"
 
@@ -66,14 +67,21 @@ const client = (url: string): TestApp => {
 export const layer = (options: {
   readonly cache: Layer.Layer<Cache, unknown>
   readonly env?: Record<string, string>
+  /** Wraps the real repository, e.g. to slow its reads down. */
+  readonly repo?: (repo: ProductRepo) => ProductRepo
 }): Layer.Layer<App | CacheStats | ProductService | Cache> =>
   Layer.unwrapScoped(
     Effect.gen(function* () {
       const dir = yield* tempDir()
       const env = { DB_PATH: Path.join(dir, "nested", "products.db"), ...options.env }
       const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
-      const Services = Layer.mergeAll(ProductService.Default, CacheStats.Default).pipe(
-        Layer.provideMerge(options.cache)
+      const wrap = options.repo
+      const Repo =
+        wrap === undefined
+          ? ProductRepo.Default
+          : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
+      const Services = ProductService.DefaultWithoutDependencies.pipe(
+        Layer.provideMerge(Layer.mergeAll(Repo, CacheStats.Default, options.cache))
       )
       const Served = Server.serve.pipe(Layer.provide(RoutesLive), Layer.provideMerge(Server.nodeServer(0)))
       const AppClient = Layer.effect(

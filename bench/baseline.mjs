@@ -1,0 +1,175 @@
+// The baseline: the same cache-aside reads and invalidating writes as the service, with nothing but node:http,
+// ioredis and better-sqlite3. No guards, no single-flight, no validation beyond what the bench sends: the floor
+// against which the service's extra work is measured. Not a product: only the routes the bench drives.
+//
+// env: HTTP_PORT, REDIS_URL, DB_PATH (an existing SQLite file with the service's schema), CACHE_TTL (ms|s|m|h),
+// CACHE_PREFIX.
+import Database from "better-sqlite3"
+import { Redis } from "ioredis"
+import { createServer } from "node:http"
+
+const port = Number(process.env.HTTP_PORT ?? 3100)
+const prefix = process.env.CACHE_PREFIX ?? "baseline:"
+const ttlMillis = parseTtl(process.env.CACHE_TTL ?? "5m")
+
+function parseTtl(text) {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim())
+  if (!match) throw new Error(`CACHE_TTL: expected e.g. 300ms, 30s, 5m, got ${JSON.stringify(text)}`)
+  return Number(match[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[match[2]]
+}
+
+const db = new Database(process.env.DB_PATH ?? "./baseline.db", { fileMustExist: true })
+db.pragma("journal_mode = WAL")
+db.pragma("busy_timeout = 5000")
+const byId = db.prepare("SELECT * FROM products WHERE id = ?")
+const page = db.prepare("SELECT *, (SELECT COUNT(*) FROM products) AS total FROM products ORDER BY id LIMIT ? OFFSET ?")
+const count = db.prepare("SELECT COUNT(*) AS total FROM products")
+
+const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 })
+
+const stats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, db_loads: 0 }
+const snapshot = () => {
+  const total = stats.hits + stats.misses
+  return { ...stats, hit_rate: total === 0 ? 0 : stats.hits / total, total_gets: total }
+}
+
+const send = (res, status, body, cache) => {
+  const headers = { "content-type": "application/json", "content-length": Buffer.byteLength(body) }
+  if (cache !== undefined) headers["x-cache"] = cache
+  res.writeHead(status, headers)
+  res.end(body)
+}
+const fail = (res, status, error, message) => send(res, status, JSON.stringify({ error, message }))
+
+// Cache-aside: GET; on a miss load, SET with PX, answer.
+const readThrough = async (key, load) => {
+  const cached = await redis.get(key)
+  if (cached !== null) {
+    stats.hits++
+    return { json: cached, fromCache: true }
+  }
+  stats.misses++
+  stats.db_loads++
+  const json = load()
+  if (json === undefined) return undefined
+  await redis.set(key, json, "PX", ttlMillis)
+  stats.sets++
+  return { json, fromCache: false }
+}
+
+const unlinkLists = async () => {
+  let cursor = "0"
+  for (let i = 0; i < 100_000; i++) {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}list:*`, "COUNT", 1000)
+    if (keys.length > 0) stats.deletes += await redis.unlink(...keys)
+    cursor = next
+    if (cursor === "0") break
+  }
+}
+
+const readBody = (req) =>
+  new Promise((resolve, reject) => {
+    const chunks = []
+    req.on("data", (chunk) => chunks.push(chunk))
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")))
+    req.on("error", reject)
+  })
+
+const updatable = new Set(["name", "description", "price", "stock", "category"])
+const updates = new Map()
+const updateStatement = (fields) => {
+  const sql = `UPDATE products SET ${fields.map((f) => `${f} = ?`).join(", ")}, updated_at = ? WHERE id = ? RETURNING *`
+  let statement = updates.get(sql)
+  if (statement === undefined) updates.set(sql, (statement = db.prepare(sql)))
+  return statement
+}
+
+const handle = async (req, res) => {
+  const started = performance.now()
+  const elapsed = () => Math.round((performance.now() - started) * 1000) / 1000
+  const url = new URL(req.url, "http://localhost")
+  const idMatch = /^\/api\/v1\/products\/(\d+)$/.exec(url.pathname)
+
+  if (idMatch && req.method === "GET") {
+    const id = Number(idMatch[1])
+    const found = await readThrough(`${prefix}id:${id}`, () => {
+      const row = byId.get(id)
+      return row === undefined ? undefined : JSON.stringify(row)
+    })
+    if (found === undefined) return fail(res, 404, "not_found", `product ${id} not found`)
+    return send(
+      res,
+      200,
+      `{"product":${found.json},"from_cache":${found.fromCache},"duration_ms":${elapsed()}}`,
+      found.fromCache ? "HIT" : "MISS"
+    )
+  }
+
+  if (idMatch && req.method === "PUT") {
+    const id = Number(idMatch[1])
+    let patch
+    try {
+      patch = JSON.parse(await readBody(req))
+    } catch {
+      return fail(res, 400, "invalid_request", "body is not JSON")
+    }
+    const fields = Object.keys(patch ?? {}).filter((field) => updatable.has(field))
+    if (fields.length === 0) return fail(res, 400, "invalid_request", "nothing to update")
+    const row = updateStatement(fields).get(...fields.map((f) => patch[f]), new Date().toISOString(), id)
+    if (row === undefined) return fail(res, 404, "not_found", `product ${id} not found`)
+    stats.deletes += await redis.unlink(`${prefix}id:${id}`)
+    await unlinkLists()
+    return send(res, 200, JSON.stringify({ message: "Product updated successfully, cache invalidated", product: row }))
+  }
+
+  if (url.pathname === "/api/v1/products" && req.method === "GET") {
+    const offset = Number(url.searchParams.get("offset") ?? 0)
+    const limit = Math.min(Number(url.searchParams.get("limit") ?? 20), 100)
+    const found = await readThrough(`${prefix}list:${offset}:${limit}`, () => {
+      const rows = page.all(limit, offset)
+      const total = rows.length > 0 ? rows[0].total : count.get().total
+      return JSON.stringify({ products: rows.map(({ total: _, ...product }) => product), total })
+    })
+    return send(
+      res,
+      200,
+      `${found.json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${found.fromCache},"duration_ms":${elapsed()}}`,
+      found.fromCache ? "HIT" : "MISS"
+    )
+  }
+
+  if (url.pathname === "/api/v1/cache/stats" && req.method === "GET") {
+    return send(res, 200, JSON.stringify({ cache_stats: snapshot(), timestamp: new Date().toISOString() }))
+  }
+  if (url.pathname === "/api/v1/cache/stats/reset" && req.method === "POST") {
+    for (const key of Object.keys(stats)) stats[key] = 0
+    return send(res, 200, JSON.stringify({ message: "Cache statistics reset", cache_stats: snapshot() }))
+  }
+  if (url.pathname === "/health" && req.method === "GET") {
+    const cache = await redis.ping().then(
+      () => "up",
+      () => "down"
+    )
+    return send(res, 200, JSON.stringify({ service: "baseline", status: cache === "up" ? "healthy" : "degraded" }))
+  }
+  return fail(res, 404, "not_found", "no such route")
+}
+
+const server = createServer((req, res) => {
+  handle(req, res).catch((error) => {
+    stats.errors++
+    if (!res.headersSent) fail(res, 500, "internal_error", String(error?.message ?? error))
+  })
+})
+
+server.listen(port, "127.0.0.1")
+
+const stop = () => {
+  server.close()
+  server.closeAllConnections()
+  redis.disconnect()
+  db.close()
+  process.exit(0)
+}
+process.on("SIGTERM", stop)
+process.on("SIGINT", stop)

@@ -1,0 +1,903 @@
+// The benchmark suite (issue 6): `node bench/run.mjs [--smoke]`, after `npm run build`.
+//
+// Starts everything it needs itself: a private redis-server on a free port in a temp dir, the service as built for
+// production (dist/main.js, NODE_ENV=production) seeded with 1,000 products over its API, and in the same run two
+// references on the same Redis (own key prefixes) and the same data (own SQLite copies):
+//   baseline      bench/baseline.mjs: node:http + ioredis + better-sqlite3, the same cache-aside with nothing else
+//   hello-effect  bench/hello-effect.mjs: an @effect/platform-node server with one GET route (the ceiling; a cache
+//                 hit by id should reach 0.9x it)
+// Load comes from wrk (bench/*.lua), pinned to one core with the servers on the other; targets alternate
+// A B A B within every round so drift hits all of them alike. Figures are ratios measured side by side.
+//
+// env: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
+//      BENCH_ENFORCE=1 (exit 1 when a hit by id is below 0.9x the hello-world), BENCH_KEEP_TMP=1 (keep logs, dbs),
+//      WORKERS (passed through to the service for a future cluster mode; CPU is summed over its process tree).
+// --smoke: 1 round x 1 s, 1 s warm-up, for CI. Exit 1 when a correctness check fails (non-2xx, socket errors,
+// hits that miss, misses that hit, a stampede that loads more than once).
+import { spawn, spawnSync } from "node:child_process"
+import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { createServer } from "node:net"
+import { cpus, loadavg, tmpdir } from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import Database from "better-sqlite3"
+import { Redis } from "ioredis"
+import { fireAtOnce } from "./stampede.mjs"
+
+const benchDir = dirname(fileURLToPath(import.meta.url))
+const root = resolve(benchDir, "..")
+const resultsDir = join(benchDir, "results")
+
+const smoke = process.argv.includes("--smoke")
+const envInt = (name, fallback, min = 1) => {
+  const text = process.env[name]
+  if (text === undefined || text === "") return fallback
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${text}`)
+  return value
+}
+const seconds = smoke ? 1 : envInt("BENCH_SECONDS", 5)
+const rounds = smoke ? 1 : envInt("BENCH_ROUNDS", 3)
+const warmupSeconds = smoke ? 1 : envInt("BENCH_WARMUP", 2, 0)
+const connsList = (process.env.BENCH_CONNS ?? "10,50").split(",").map((c) => {
+  const n = Number(c)
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNS must list positive integers, got ${c}`)
+  return n
+})
+const enforce = process.env.BENCH_ENFORCE === "1"
+const workers = process.env.WORKERS
+const productCount = 1000
+const stampedeReaders = 200
+const helloTarget = 0.9
+// 1-minute load averages above these mark the figures as noisy: before the bench starts the machine should be idle;
+// during it the bench itself keeps about 2 runnable (wrk and one server).
+const busyBefore = 1
+const busyAfter = 3
+
+// ---------------------------------------------------------------- processes
+
+const children = new Set()
+let tmp
+
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms))
+
+const have = (command) => spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0
+
+const pinning = have("taskset") && cpus().length >= 2
+const wrkCpu = "0"
+const serverCpu = "1"
+const pinned = (cpu, command, args) => (pinning ? ["taskset", ["-c", cpu, command, ...args]] : [command, args])
+
+const spawnChild = (name, command, args, { env = process.env, cpu = serverCpu, log } = {}) => {
+  const [file, argv] = pinned(cpu, command, args)
+  const out = log === undefined ? "pipe" : openSync(log, "a")
+  const child = spawn(file, argv, { cwd: root, env, stdio: ["ignore", out, out] })
+  child.label = name
+  child.log = log
+  child.exitState = undefined
+  children.add(child)
+  child.once("exit", (code, signal) => {
+    child.exitState = { code, signal }
+    children.delete(child)
+  })
+  child.once("error", (error) => {
+    child.exitState = { code: -1, signal: null, error: error.message }
+    children.delete(child)
+  })
+  return child
+}
+
+const waitExit = (child, ms) =>
+  child.exitState !== undefined
+    ? Promise.resolve(true)
+    : Promise.race([new Promise((done) => child.once("exit", () => done(true))), sleep(ms).then(() => false)])
+
+const stopChild = async (child, graceMs = 10_000) => {
+  if (child.exitState !== undefined) return
+  const started = Date.now()
+  child.kill("SIGTERM")
+  if (await waitExit(child, graceMs)) {
+    if (Date.now() - started > 2000) console.error(`${child.label} took ${Date.now() - started} ms to stop`)
+    return
+  }
+  console.error(`${child.label} ignored SIGTERM for ${graceMs} ms; killing it`)
+  child.kill("SIGKILL")
+  await waitExit(child, 2000)
+}
+
+// Last resort when the process leaves by any path: nothing of ours may outlive it.
+process.on("exit", () => {
+  for (const child of children) {
+    try {
+      child.kill("SIGKILL")
+    } catch {
+      // already gone
+    }
+  }
+})
+
+const logTail = (child) => {
+  try {
+    return readFileSync(child.log, "utf8").split("\n").slice(-15).join("\n")
+  } catch {
+    return "(no log)"
+  }
+}
+
+const freePort = (taken) =>
+  new Promise((done, fail) => {
+    const server = createServer()
+    server.unref()
+    server.on("error", fail)
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address()
+      server.close(() => done(port))
+    })
+  }).then((port) => (taken.has(port) ? freePort(taken) : (taken.add(port), port)))
+
+// ---------------------------------------------------------------- cpu
+
+const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100
+
+const readStat = (pid) => {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8")
+    const fields = text.slice(text.lastIndexOf(")") + 2).split(" ")
+    // after the comm: state(3) ppid(4) ... utime(14) stime(15), counted from field 3 at index 0
+    return { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) }
+  } catch {
+    return undefined
+  }
+}
+
+/** CPU seconds used so far by `pid` and its descendants (a future cluster mode's workers count too). */
+const cpuSeconds = (pid) => {
+  const parents = new Map()
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue
+    const stat = readStat(entry)
+    if (stat !== undefined) parents.set(Number(entry), stat)
+  }
+  let ticks = 0
+  const tree = [pid]
+  for (let i = 0; i < tree.length && i < 10_000; i++) {
+    ticks += parents.get(tree[i])?.ticks ?? 0
+    for (const [child, stat] of parents) if (stat.ppid === tree[i]) tree.push(child)
+  }
+  return ticks / clockTicks
+}
+
+// ---------------------------------------------------------------- http
+
+const request = async (port, method, path, body) => {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000)
+  })
+  const text = await response.text()
+  let json
+  try {
+    json = JSON.parse(text)
+  } catch {
+    json = undefined
+  }
+  return { status: response.status, json, text }
+}
+
+const expectOk = async (port, method, path, body) => {
+  const answer = await request(port, method, path, body)
+  if (answer.status < 200 || answer.status > 299) {
+    throw new Error(`${method} ${path} on :${port} answered ${answer.status}: ${answer.text.slice(0, 200)}`)
+  }
+  return answer
+}
+
+/** Polls `path` until it answers 200 and `ready(json)`; fails fast if the child exits. Bounded. */
+const waitReady = async (child, port, path, ready = () => true, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (child.exitState !== undefined) {
+      throw new Error(`${child.label} exited (${JSON.stringify(child.exitState)}) before ready:\n${logTail(child)}`)
+    }
+    try {
+      const answer = await request(port, "GET", path)
+      if (answer.status === 200 && ready(answer.json)) return
+    } catch {
+      // not listening yet
+    }
+    await sleep(100)
+  }
+  throw new Error(`${child.label} not ready on :${port}${path} within ${timeoutMs} ms:\n${logTail(child)}`)
+}
+
+const inBatches = async (count, concurrency, task) => {
+  let next = 0
+  const worker = async () => {
+    while (next < count) await task(next++)
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
+}
+
+// ---------------------------------------------------------------- wrk
+
+const ensureWrk = () => {
+  if (have("wrk")) return
+  if (process.getuid?.() === 0 && have("apt-get")) {
+    console.log("wrk is missing; installing the Debian package (apt-get update && apt-get install -y wrk)")
+    const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+    spawnSync("apt-get", ["update"], { stdio: "inherit", env })
+    spawnSync("apt-get", ["install", "-y", "wrk"], { stdio: "inherit", env })
+    if (have("wrk")) return
+  }
+  throw new Error("wrk is missing: install it with `sudo apt-get update && sudo apt-get install -y wrk`")
+}
+
+const toMs = (value, unit) => Number(value) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[unit]
+
+const parseWrk = (text) => {
+  const number = (regex) => Number(regex.exec(text)?.[1] ?? NaN)
+  const percentile = (p) => {
+    const match = new RegExp(`^\\s*${p}%\\s+([\\d.]+)(us|ms|s|m|h)\\s*$`, "m").exec(text)
+    return match ? toMs(match[1], match[2]) : NaN
+  }
+  const sockets = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text)
+  return {
+    rps: number(/Requests\/sec:\s+([\d.]+)/),
+    p50_ms: percentile(50),
+    p99_ms: percentile(99),
+    requests: number(/(\d+) requests in/),
+    non2xx: number(/Non-2xx or 3xx responses: (\d+)/) || 0,
+    socket_errors: sockets
+      ? { connect: +sockets[1], read: +sockets[2], write: +sockets[3], timeout: +sockets[4] }
+      : { connect: 0, read: 0, write: 0, timeout: 0 }
+  }
+}
+
+const runWrk = async ({ port, script, conns, duration }) => {
+  const args = ["-t1", `-c${conns}`, `-d${duration}s`, "--latency", "-s", join(benchDir, script)]
+  args.push(`http://127.0.0.1:${port}`)
+  const child = spawnChild(`wrk ${script}`, "wrk", args, {
+    cpu: wrkCpu,
+    env: { ...process.env, BENCH_IDS: String(productCount) }
+  })
+  let out = ""
+  child.stdout.on("data", (chunk) => (out += chunk))
+  child.stderr.on("data", (chunk) => (out += chunk))
+  if (!(await waitExit(child, (duration + 20) * 1000))) {
+    child.kill("SIGKILL")
+    throw new Error(`wrk did not finish within ${duration + 20} s`)
+  }
+  const parsed = parseWrk(out)
+  if (child.exitState.code !== 0 || !Number.isFinite(parsed.rps)) {
+    throw new Error(`wrk failed (${JSON.stringify(child.exitState)}):\n${out}`)
+  }
+  return parsed
+}
+
+// ---------------------------------------------------------------- setup
+
+const seedProduct = (i) => ({
+  name: `Bench product ${i}`,
+  description: `Product ${i} of the benchmark catalog, a description of ordinary length for a product page.`,
+  price: Math.round((5 + ((i * 37) % 2000) + 0.99) * 100) / 100,
+  stock: (i * 13) % 500,
+  category: ["Electronics", "Books", "Garden", "Toys", "Kitchen", "Sports", "Music", "Office"][i % 8]
+})
+
+const startRedis = async (taken) => {
+  const port = await freePort(taken)
+  const dir = join(tmp, "redis")
+  mkdirSync(dir)
+  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
+  args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, "redis.log"))
+  const child = spawnChild("redis-server", "/usr/bin/redis-server", args, { log: join(tmp, "redis.stdout.log") })
+  const url = `redis://127.0.0.1:${port}`
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+  client.on("error", () => {})
+  const deadline = Date.now() + 10_000
+  while (Date.now() < deadline) {
+    if (child.exitState !== undefined) throw new Error(`redis-server exited:\n${logTail(child)}`)
+    try {
+      await client.connect()
+      await client.ping()
+      return { child, port, url, client }
+    } catch {
+      client.disconnect()
+      await sleep(100)
+    }
+  }
+  throw new Error(`redis-server not answering on :${port}`)
+}
+
+const baseEnv = () => {
+  const env = { ...process.env, NODE_ENV: "production" }
+  for (const name of ["REDIS_ADDR", "REDIS_URL", "HTTP_PORT", "DB_PATH", "CACHE_TTL", "CACHE_PREFIX"]) delete env[name]
+  for (const name of ["CACHE_BACKEND", "CACHE_TIMEOUT", "SERVICE_NAME", "WORKERS"]) delete env[name]
+  return env
+}
+
+const healthy = (json) => json?.status === "healthy"
+
+const startService = async (name, { port, redisUrl, dbPath, ttl, prefix }) => {
+  const env = {
+    ...baseEnv(),
+    HTTP_PORT: String(port),
+    REDIS_URL: redisUrl,
+    DB_PATH: dbPath,
+    CACHE_TTL: ttl,
+    CACHE_PREFIX: prefix,
+    CACHE_BACKEND: "redis"
+  }
+  // Hook for a future cluster mode: the service gets WORKERS as given; CPU figures sum its process tree.
+  if (workers !== undefined) env.WORKERS = workers
+  const child = spawnChild(name, process.execPath, [join(root, "dist/main.js")], { env, log: join(tmp, `${name}.log`) })
+  await waitReady(child, port, "/health", healthy)
+  return child
+}
+
+const startBaseline = async (name, { port, redisUrl, dbPath, ttl, prefix }) => {
+  const env = { ...baseEnv(), HTTP_PORT: String(port), REDIS_URL: redisUrl, DB_PATH: dbPath, CACHE_TTL: ttl }
+  env.CACHE_PREFIX = prefix
+  const child = spawnChild(name, process.execPath, [join(benchDir, "baseline.mjs")], {
+    env,
+    log: join(tmp, `${name}.log`)
+  })
+  await waitReady(child, port, "/health", healthy)
+  return child
+}
+
+const startHello = async (name, { port }) => {
+  const env = { ...baseEnv(), HTTP_PORT: String(port) }
+  const child = spawnChild(name, process.execPath, [join(benchDir, "hello-effect.mjs")], {
+    env,
+    log: join(tmp, `${name}.log`)
+  })
+  // It has one route and no /health: readiness is that route answering.
+  await waitReady(child, port, "/hello")
+  return child
+}
+
+const newestMtime = (dir) => {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs)
+  }
+  return newest
+}
+
+const checkBuild = () => {
+  const main = join(root, "dist/main.js")
+  let built
+  try {
+    built = statSync(main).mtimeMs
+  } catch {
+    throw new Error("dist/main.js is missing: run `npm run build` first (or `npm run bench`, which builds)")
+  }
+  if (newestMtime(join(root, "src")) > built) {
+    console.warn("warning: src/ has changes newer than dist/main.js; run `npm run build` to measure them")
+  }
+}
+
+const versionOf = (command, args) => {
+  const result = spawnSync(command, args, { encoding: "utf8" })
+  return `${result.stdout ?? ""}${result.stderr ?? ""}`.split("\n")[0].trim()
+}
+
+const gitInfo = () => {
+  const git = (...args) => spawnSync("git", ["-C", root, ...args], { encoding: "utf8" }).stdout?.trim() ?? ""
+  return { commit: git("rev-parse", "--short", "HEAD"), src_dirty: git("status", "--porcelain", "--", "src") !== "" }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+const median = (values) => {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b)
+  if (sorted.length === 0) return NaN
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+const warmIds = (port) =>
+  inBatches(productCount, 16, async (i) => {
+    await expectOk(port, "GET", `/api/v1/products/${i + 1}`)
+  })
+
+const warmList = (port) => expectOk(port, "GET", "/api/v1/products?offset=0&limit=20")
+
+const resetStats = (target) => expectOk(target.port, "POST", "/api/v1/cache/stats/reset")
+const readStats = async (target) => (await expectOk(target.port, "GET", "/api/v1/cache/stats")).json.cache_stats
+
+const scenarios = [
+  {
+    name: "hit-id",
+    about: "GET by random id among 1..1000, all warmed: every read should hit",
+    targets: ["service", "baseline", "hello"],
+    script: { service: "hit.lua", baseline: "hit.lua", hello: "hello.lua" },
+    warm: warmIds
+  },
+  {
+    name: "list-hit",
+    about: "GET /api/v1/products?offset=0&limit=20, warmed",
+    targets: ["service", "baseline"],
+    script: { service: "list.lua", baseline: "list.lua" },
+    warm: warmList
+  },
+  {
+    name: "miss-id",
+    about: "GET by random id on instances with CACHE_TTL=1ms: every entry expires before its next read",
+    targets: ["serviceMiss", "baselineMiss"],
+    script: { serviceMiss: "miss.lua", baselineMiss: "miss.lua" }
+  },
+  {
+    name: "mixed-95-5",
+    about: "95% GET by random id, 5% PUT of the stock of a random id (invalidates the id and every list)",
+    targets: ["service", "baseline"],
+    script: { service: "mixed.lua", baseline: "mixed.lua" },
+    warm: warmIds
+  }
+]
+
+const runOnce = async (scenario, target, conns, redisPid, round) => {
+  if (scenario.warm !== undefined && target.stats) await scenario.warm(target.port)
+  if (target.stats) await resetStats(target)
+  const cpu0 = cpuSeconds(target.child.pid)
+  const redis0 = cpuSeconds(redisPid)
+  const wrk = await runWrk({ port: target.port, script: scenario.script[target.key], conns, duration: seconds })
+  const cpuService = cpuSeconds(target.child.pid) - cpu0
+  const cpuRedis = cpuSeconds(redisPid) - redis0
+  const cache = target.stats ? await readStats(target) : undefined
+  return {
+    target: target.display,
+    instance: target.key,
+    scenario: scenario.name,
+    conns,
+    round,
+    ...wrk,
+    cpu_service_s: Math.round(cpuService * 100) / 100,
+    cpu_redis_s: Math.round(cpuRedis * 100) / 100,
+    cache,
+    hits_per_request: cache && wrk.requests > 0 ? cache.hits / wrk.requests : undefined,
+    misses_per_request: cache && wrk.requests > 0 ? cache.misses / wrk.requests : undefined
+  }
+}
+
+const summarize = (runs) => {
+  const groups = new Map()
+  for (const run of runs) {
+    const key = `${run.scenario}|${run.conns}|${run.instance}`
+    if (!groups.has(key)) groups.set(key, [])
+    groups.get(key).push(run)
+  }
+  const rows = [...groups.values()].map((group) => {
+    const first = group[0]
+    const requests = group.reduce((sum, run) => sum + run.requests, 0)
+    const sumCache = (field) => group.reduce((sum, run) => sum + (run.cache?.[field] ?? 0), 0)
+    const totalGets = sumCache("total_gets")
+    return {
+      target: first.target,
+      instance: first.instance,
+      scenario: first.scenario,
+      conns: first.conns,
+      rounds: group.length,
+      rps: Math.round(median(group.map((run) => run.rps))),
+      p50_ms: median(group.map((run) => run.p50_ms)),
+      p99_ms: median(group.map((run) => run.p99_ms)),
+      cpu_service_s: Math.round(median(group.map((run) => run.cpu_service_s)) * 100) / 100,
+      cpu_redis_s: Math.round(median(group.map((run) => run.cpu_redis_s)) * 100) / 100,
+      cpu_service_us_per_req: Math.round((group.reduce((s, r) => s + r.cpu_service_s, 0) / requests) * 1e6),
+      cpu_redis_us_per_req: Math.round((group.reduce((s, r) => s + r.cpu_redis_s, 0) / requests) * 1e6),
+      requests,
+      non2xx: group.reduce((sum, run) => sum + run.non2xx, 0),
+      socket_errors: group.reduce((sum, run) => sum + Object.values(run.socket_errors).reduce((a, b) => a + b, 0), 0),
+      hit_rate: first.cache ? (totalGets === 0 ? 0 : sumCache("hits") / totalGets) : undefined,
+      misses_per_request: first.cache ? sumCache("misses") / requests : undefined,
+      // Server-side: misses over every read the service counted (wrk leaves up to `conns` answers uncounted at the
+      // end of a run, which inflates per-request figures on short runs).
+      miss_rate: first.cache ? sumCache("misses") / Math.max(1, totalGets + sumCache("errors")) : undefined,
+      sets_per_request: first.cache ? sumCache("sets") / requests : undefined,
+      cache_errors: first.cache ? sumCache("errors") : undefined
+    }
+  })
+  const find = (scenario, conns, target) =>
+    rows.find((r) => r.scenario === scenario && r.conns === conns && r.target === target)
+  for (const row of rows) {
+    const baseline = find(row.scenario, row.conns, "baseline")
+    const hello = find("hit-id", row.conns, "hello-effect")
+    row.ratio_baseline = baseline ? Math.round((row.rps / baseline.rps) * 1000) / 1000 : undefined
+    row.ratio_hello = hello ? Math.round((row.rps / hello.rps) * 1000) / 1000 : undefined
+  }
+  return rows
+}
+
+// ---------------------------------------------------------------- output
+
+const pad = (text, width, right) => (right ? String(text).padStart(width) : String(text).padEnd(width))
+const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits) : "-")
+
+const printTable = (rows) => {
+  const columns = [
+    ["target", 12, (r) => r.target],
+    ["scenario", 10, (r) => r.scenario],
+    ["conns", 5, (r) => r.conns, true],
+    ["req/s", 8, (r) => r.rps, true],
+    ["p50 ms", 7, (r) => fixed(r.p50_ms, 2), true],
+    ["p99 ms", 7, (r) => fixed(r.p99_ms, 2), true],
+    ["x base", 6, (r) => fixed(r.ratio_baseline, 2), true],
+    ["x hello", 7, (r) => fixed(r.ratio_hello, 2), true],
+    ["cpu svc s", 9, (r) => fixed(r.cpu_service_s, 2), true],
+    ["cpu redis s", 11, (r) => fixed(r.cpu_redis_s, 2), true],
+    ["svc us/req", 10, (r) => r.cpu_service_us_per_req, true],
+    ["cache", 21, (r) => cacheNote(r), true]
+  ]
+  const line = (cells) => cells.join("  ")
+  console.log(line(columns.map(([name, width, , right]) => pad(name, width, right))))
+  for (const row of rows) console.log(line(columns.map(([, width, cell, right]) => pad(cell(row), width, right))))
+}
+
+const cacheNote = (row) => {
+  if (row.hit_rate === undefined) return "-"
+  if (row.scenario === "miss-id") return `miss/req ${fixed(row.misses_per_request, 2)} (${fixed(row.miss_rate, 2)})`
+  return `hit ${fixed(row.hit_rate * 100, 1)}%`
+}
+
+const escapeXml = (text) =>
+  String(text).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c])
+
+const colors = { service: "#2f6fdf", baseline: "#8a8f98", "hello-effect": "#e8891d" }
+
+/** A grouped bar chart of req/s: one group per scenario and connection count, one bar per target. */
+const svgChart = (rows, title) => {
+  const groups = []
+  for (const row of rows) {
+    const label = `${row.scenario} c${row.conns}`
+    let group = groups.find((g) => g.label === label)
+    if (!group) groups.push((group = { label, rows: [] }))
+    group.rows.push(row)
+  }
+  const bar = 26
+  const gap = 4
+  const groupGap = 30
+  const left = 70
+  const top = 60
+  const height = 300
+  const groupWidths = groups.map((g) => g.rows.length * (bar + gap) - gap)
+  const width = left + groupWidths.reduce((a, b) => a + b + groupGap, 0) + 20
+  const max = Math.max(1, ...rows.map((r) => r.rps)) * 1.15
+  const step = 10 ** Math.floor(Math.log10(max / 4))
+  const tick = [1, 2, 5, 10].map((m) => m * step).find((t) => max / t <= 6)
+  const y = (value) => top + height - (value / max) * height
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 70}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="${left}" y="22" font-size="14" font-weight="bold">${escapeXml(title)}</text>`
+  ]
+  for (let t = 0; t <= max; t += tick) {
+    parts.push(`<line x1="${left}" x2="${width - 10}" y1="${y(t)}" y2="${y(t)}" stroke="#e3e3e3"/>`)
+    parts.push(`<text x="${left - 6}" y="${y(t) + 4}" text-anchor="end" fill="#555">${t}</text>`)
+  }
+  parts.push(
+    `<text x="14" y="${top + height / 2}" transform="rotate(-90 14 ${top + height / 2})" text-anchor="middle">req/s</text>`
+  )
+  let x = left + groupGap / 2
+  groups.forEach((group, g) => {
+    group.rows.forEach((row, i) => {
+      const bx = x + i * (bar + gap)
+      const by = y(row.rps)
+      const fill = colors[row.target] ?? "#555"
+      parts.push(`<rect x="${bx}" y="${by}" width="${bar}" height="${top + height - by}" fill="${fill}"/>`)
+      parts.push(`<text x="${bx + bar / 2}" y="${by - 4}" text-anchor="middle" font-size="9">${row.rps}</text>`)
+      if (row.target === "service" && row.ratio_baseline !== undefined) {
+        const note = `${fixed(row.ratio_baseline, 2)}x`
+        parts.push(
+          `<text x="${bx + bar / 2}" y="${by - 15}" text-anchor="middle" font-size="9" fill="${fill}">${note}</text>`
+        )
+      }
+    })
+    parts.push(
+      `<text x="${x + groupWidths[g] / 2}" y="${top + height + 16}" text-anchor="middle">${escapeXml(group.label)}</text>`
+    )
+    x += groupWidths[g] + groupGap
+  })
+  let lx = left
+  for (const [name, fill] of Object.entries(colors)) {
+    parts.push(`<rect x="${lx}" y="${top + height + 34}" width="12" height="12" fill="${fill}"/>`)
+    parts.push(`<text x="${lx + 16}" y="${top + height + 44}">${name}</text>`)
+    lx += 110
+  }
+  parts.push(
+    `<text x="${lx}" y="${top + height + 44}" fill="#555">service bars: ratio to baseline above the req/s</text>`,
+    "</svg>"
+  )
+  return parts.join("\n") + "\n"
+}
+
+// ---------------------------------------------------------------- main
+
+const main = async () => {
+  checkBuild()
+  ensureWrk()
+  tmp = mkdtempSync(join(tmpdir(), "bench-"))
+  const startedAt = new Date()
+  const loadBefore = loadavg()[0]
+  const taken = new Set()
+  console.log(
+    `bench: ${smoke ? "smoke, " : ""}${rounds} round(s) x ${seconds} s per target, warm-up ${warmupSeconds} s, ` +
+      `conns ${connsList.join("/")}, ${pinning ? `wrk on cpu ${wrkCpu}, servers and redis on cpu ${serverCpu}` : "no pinning"}`
+  )
+
+  const redis = await startRedis(taken)
+  const ports = {}
+  for (const key of ["service", "baseline", "hello", "serviceMiss", "baselineMiss"]) ports[key] = await freePort(taken)
+  const dbs = Object.fromEntries(
+    ["service", "baseline", "serviceMiss", "baselineMiss"].map((k) => [k, join(tmp, `${k}.db`)])
+  )
+
+  const service = await startService("service", {
+    port: ports.service,
+    redisUrl: redis.url,
+    dbPath: dbs.service,
+    ttl: "1h",
+    prefix: "bench:svc:"
+  })
+  process.stdout.write(`seeding ${productCount} products through POST /api/v1/products ... `)
+  await inBatches(productCount, 8, (i) => expectOk(ports.service, "POST", "/api/v1/products", seedProduct(i + 1)))
+  const first = await expectOk(ports.service, "GET", "/api/v1/products?offset=0&limit=1")
+  if (first.json.total !== productCount || first.json.products[0].id !== 1) {
+    throw new Error(`seeding left ${first.json.total} products starting at ${first.json.products[0]?.id}`)
+  }
+  await expectOk(ports.service, "GET", `/api/v1/products/${productCount}`)
+  console.log("done")
+
+  // Each other instance gets its own consistent copy of the seeded database.
+  const source = new Database(dbs.service, { readonly: true })
+  for (const key of ["baseline", "serviceMiss", "baselineMiss"]) source.prepare("VACUUM INTO ?").run(dbs[key])
+  source.close()
+
+  const [baseline, hello, serviceMiss, baselineMiss] = await Promise.all([
+    startBaseline("baseline", {
+      port: ports.baseline,
+      redisUrl: redis.url,
+      dbPath: dbs.baseline,
+      ttl: "1h",
+      prefix: "bench:base:"
+    }),
+    startHello("hello", { port: ports.hello }),
+    startService("service-miss", {
+      port: ports.serviceMiss,
+      redisUrl: redis.url,
+      dbPath: dbs.serviceMiss,
+      ttl: "1ms",
+      prefix: "bench:svcmiss:"
+    }),
+    startBaseline("baseline-miss", {
+      port: ports.baselineMiss,
+      redisUrl: redis.url,
+      dbPath: dbs.baselineMiss,
+      ttl: "1ms",
+      prefix: "bench:basemiss:"
+    })
+  ])
+  const targets = {
+    service: { key: "service", display: "service", child: service, port: ports.service, stats: true },
+    baseline: { key: "baseline", display: "baseline", child: baseline, port: ports.baseline, stats: true },
+    hello: { key: "hello", display: "hello-effect", child: hello, port: ports.hello, stats: false },
+    serviceMiss: { key: "serviceMiss", display: "service", child: serviceMiss, port: ports.serviceMiss, stats: true },
+    baselineMiss: {
+      key: "baselineMiss",
+      display: "baseline",
+      child: baselineMiss,
+      port: ports.baselineMiss,
+      stats: true
+    }
+  }
+
+  const runs = []
+  for (const scenario of scenarios) {
+    const list = scenario.targets.map((key) => targets[key])
+    process.stdout.write(`${scenario.name}: ${scenario.about}\n  warm-up`)
+    for (const target of list) {
+      if (scenario.warm !== undefined && target.stats) await scenario.warm(target.port)
+      if (warmupSeconds > 0) {
+        const conns = Math.max(...connsList)
+        await runWrk({ port: target.port, script: scenario.script[target.key], conns, duration: warmupSeconds })
+      }
+      process.stdout.write(` ${target.display}`)
+    }
+    process.stdout.write("\n")
+    for (const conns of connsList) {
+      for (let round = 1; round <= rounds; round++) {
+        const line = []
+        for (const target of list) {
+          const run = await runOnce(scenario, target, conns, redis.child.pid, round)
+          runs.push(run)
+          line.push(`${target.display} ${Math.round(run.rps)}`)
+        }
+        console.log(`  c${conns} round ${round}: ${line.join(", ")} req/s`)
+      }
+    }
+  }
+
+  // Stampede: PUT makes the id cold (and moves its guard), then 200 reads at once.
+  const stampedes = []
+  for (let round = 1; round <= rounds; round++) {
+    for (const target of [targets.service, targets.baseline]) {
+      const id = 1 + ((round * 211 + (target.key === "service" ? 0 : 101)) % productCount)
+      await expectOk(target.port, "PUT", `/api/v1/products/${id}`, { stock: 100 + round })
+      await resetStats(target)
+      const fired = await fireAtOnce({ port: target.port, path: `/api/v1/products/${id}`, readers: stampedeReaders })
+      const cache = await readStats(target)
+      stampedes.push({
+        target: target.display,
+        round,
+        id,
+        ...fired,
+        misses: cache.misses,
+        hits: cache.hits,
+        sets: cache.sets,
+        cache_errors: cache.errors,
+        // The baseline counts its database loads. The service's are not observable from outside; inferred: each
+        // shared load fills once (sets), and each read whose cache lookup failed (errors) loads on its own.
+        db_loads: cache.db_loads ?? cache.sets + cache.errors,
+        db_loads_inferred: cache.db_loads === undefined
+      })
+    }
+  }
+
+  const rows = summarize(runs)
+  const finishedAt = new Date()
+  const loadAfter = loadavg()[0]
+
+  console.log("")
+  printTable(rows)
+  console.log("")
+  console.log(`stampede: ${stampedeReaders} simultaneous GETs of a freshly invalidated id`)
+  for (const s of stampedes) {
+    const loads = `db loads ${s.db_loads}${s.db_loads_inferred ? " (inferred: sets + errors)" : ""}`
+    console.log(
+      `  ${pad(s.target, 9)} round ${s.round} id ${pad(s.id, 4, true)}: X-Cache MISS ${s.x_cache.MISS ?? 0} HIT ${s.x_cache.HIT ?? 0}, ` +
+        `stats misses ${s.misses} hits ${s.hits} sets ${s.sets} errors ${s.cache_errors}, ${loads}, ${s.wall_ms} ms`
+    )
+  }
+
+  // Checks: correctness of the scenarios themselves, then the performance target.
+  const failures = []
+  const warnings = []
+  const notes = []
+  for (const row of rows) {
+    if (row.non2xx > 0) failures.push(`${row.target} ${row.scenario} c${row.conns}: ${row.non2xx} non-2xx answers`)
+    if (row.socket_errors > 0)
+      failures.push(`${row.target} ${row.scenario} c${row.conns}: ${row.socket_errors} socket errors`)
+    if (row.cache_errors > 0)
+      warnings.push(`${row.target} ${row.scenario} c${row.conns}: ${row.cache_errors} cache errors`)
+    if (["hit-id", "list-hit"].includes(row.scenario) && row.hit_rate !== undefined && row.hit_rate < 0.999) {
+      failures.push(
+        `${row.target} ${row.scenario} c${row.conns}: hit rate ${fixed(row.hit_rate, 4)}, expected all hits`
+      )
+    }
+    if (row.scenario === "miss-id") {
+      const note =
+        `${row.target} miss-id c${row.conns}: misses/request ${fixed(row.misses_per_request, 3)} ` +
+        `(server-side miss rate ${fixed(row.miss_rate, 3)}), sets/request ${fixed(row.sets_per_request, 3)}`
+      notes.push(note)
+      if (row.miss_rate < 0.95) failures.push(`${note}: expected about 1`)
+    }
+  }
+  for (const s of stampedes) {
+    if (s.statuses[200] !== s.readers) failures.push(`stampede ${s.target}: statuses ${JSON.stringify(s.statuses)}`)
+    if (s.target === "service" && s.sets > 1)
+      failures.push(`stampede service round ${s.round}: ${s.sets} fills, expected 1`)
+    if (s.cache_errors > 0) {
+      warnings.push(
+        `stampede ${s.target} round ${s.round}: ${s.cache_errors} cache errors (lookups over CACHE_TIMEOUT), each a DB load`
+      )
+    }
+  }
+  const verdicts = connsList.map((conns) => {
+    const row = rows.find((r) => r.scenario === "hit-id" && r.target === "service" && r.conns === conns)
+    const ratio = row?.ratio_hello
+    return { conns, ratio_hello: ratio, target: helloTarget, pass: ratio !== undefined && ratio >= helloTarget }
+  })
+  console.log("")
+  for (const note of notes) console.log(`check: ${note}`)
+  for (const v of verdicts) {
+    console.log(
+      `target: service hit-id c${v.conns} = ${fixed(v.ratio_hello, 2)}x hello-effect (want >= ${helloTarget}): ${v.pass ? "PASS" : "BELOW"}`
+    )
+  }
+  if (loadBefore > busyBefore || loadAfter > busyAfter) {
+    warnings.push(
+      `machine busy (load average ${fixed(loadBefore, 2)} before, ${fixed(loadAfter, 2)} after): absolute figures are noisy`
+    )
+  }
+  for (const warning of warnings) console.log(`WARN: ${warning}`)
+  for (const failure of failures) console.log(`FAIL: ${failure}`)
+
+  const results = {
+    started_at: startedAt.toISOString(),
+    finished_at: finishedAt.toISOString(),
+    mode: smoke ? "smoke" : "full",
+    settings: {
+      seconds,
+      rounds,
+      warmup_seconds: warmupSeconds,
+      conns: connsList,
+      products: productCount,
+      wrk_threads: 1
+    },
+    machine: {
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      pinning: pinning ? { wrk: wrkCpu, servers_and_redis: serverCpu } : null,
+      clk_tck: clockTicks,
+      node: process.version,
+      wrk: versionOf("wrk", ["--version"]),
+      redis: versionOf("/usr/bin/redis-server", ["--version"])
+    },
+    git: gitInfo(),
+    workers: workers ?? null,
+    targets: {
+      service: "node dist/main.js, NODE_ENV=production, CACHE_TTL=1h, prefix bench:svc:",
+      "service (miss-id)":
+        "node dist/main.js, NODE_ENV=production, CACHE_TTL=1ms, prefix bench:svcmiss:, own SQLite copy",
+      baseline: "bench/baseline.mjs (node:http + ioredis + better-sqlite3), prefix bench:base:, own SQLite copy",
+      "hello-effect": "bench/hello-effect.mjs (NodeHttpServer + HttpRouter, GET /hello)"
+    },
+    scenarios: scenarios.map(({ name, about }) => ({ name, about })),
+    summary: rows,
+    verdicts,
+    stampede: stampedes,
+    load_average: { before: loadBefore, after: loadAfter },
+    failures,
+    warnings,
+    runs
+  }
+  mkdirSync(resultsDir, { recursive: true })
+  const stamp = startedAt.toISOString().replace(/[:.]/g, "-")
+  const text = JSON.stringify(results, null, 2) + "\n"
+  writeFileSync(join(resultsDir, `${stamp}.json`), text)
+  writeFileSync(join(resultsDir, "latest.json"), text)
+  writeFileSync(
+    join(resultsDir, "latest.svg"),
+    svgChart(rows, `req/s, ${results.mode} run ${startedAt.toISOString()} (${rounds}x${seconds}s, median)`)
+  )
+  console.log(`\nwrote bench/results/${stamp}.json, latest.json, latest.svg`)
+
+  redis.client.disconnect()
+  const enforced = enforce && verdicts.some((v) => !v.pass)
+  return failures.length > 0 || enforced ? 1 : 0
+}
+
+let exitCode = 1
+let stopping = false
+const cleanup = async () => {
+  if (stopping) return
+  stopping = true
+  const list = [...children]
+  // Servers first, Redis last, so none of them logs a lost cache on the way out.
+  await Promise.all(list.filter((c) => c.label !== "redis-server").map((c) => stopChild(c)))
+  await Promise.all(list.filter((c) => c.label === "redis-server").map((c) => stopChild(c)))
+  if (tmp !== undefined) {
+    if (exitCode === 0 && process.env.BENCH_KEEP_TMP !== "1") rmSync(tmp, { recursive: true, force: true })
+    else console.error(`logs and databases kept in ${tmp}`)
+  }
+}
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => {
+    console.error(`\n${signal}: stopping`)
+    exitCode = 130
+    cleanup().finally(() => process.exit(130))
+  })
+}
+
+try {
+  exitCode = await main()
+} catch (error) {
+  console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+  exitCode = 1
+} finally {
+  await cleanup()
+}
+process.exit(exitCode)
