@@ -65,6 +65,19 @@ export class Cache extends Context.Tag("Cache")<
   }
 >() {}
 
+/** The same cache with every operation passed through `around`, named as `CacheError.op` names it. */
+export const aroundEach = (
+  cache: Cache["Type"],
+  around: <A>(op: string, operation: Effect.Effect<A, CacheError>) => Effect.Effect<A, CacheError>
+): Cache["Type"] =>
+  Cache.of({
+    lookup: (slot) => around("lookup", cache.lookup(slot)),
+    fill: (slot, fill) => around("fill", cache.fill(slot, fill)),
+    invalidate: (keys, guards) => around("invalidate", cache.invalidate(keys, guards)),
+    invalidateMatching: (pattern, guard) => around("invalidate", cache.invalidateMatching(pattern, guard)),
+    ping: around("ping", cache.ping)
+  })
+
 /**
  * How long a guard stamp lives. A guard only has to outlive the gap between a miss and its fill: when it expires,
  * the fill finds no stamp and is voided, which is safe. Short, so guards cost little memory.

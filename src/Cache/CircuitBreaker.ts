@@ -1,5 +1,5 @@
 import { Clock, Effect, Layer, Runtime } from "effect"
-import { Cache, CacheError } from "../Cache.js"
+import { aroundEach, Cache, CacheError } from "../Cache.js"
 
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the circuit. */
@@ -61,13 +61,7 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
       )
     })
 
-  const cache = Cache.of({
-    lookup: (slot) => guarded("lookup", inner.lookup(slot)),
-    fill: (slot, fill) => guarded("fill", inner.fill(slot, fill)),
-    invalidate: (keys, guards) => guarded("invalidate", inner.invalidate(keys, guards)),
-    invalidateMatching: (pattern, guard) => guarded("invalidate", inner.invalidateMatching(pattern, guard)),
-    ping: guarded("ping", inner.ping)
-  })
+  const cache = aroundEach(inner, guarded)
 
   return {
     cache,

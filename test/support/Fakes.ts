@@ -1,5 +1,5 @@
 import { Clock, Effect, Layer, Option } from "effect"
-import { Cache, CacheError } from "../../src/Cache.js"
+import { aroundEach, Cache, CacheError } from "../../src/Cache.js"
 import type { Product, ProductId } from "../../src/Domain/Product.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 
@@ -58,13 +58,7 @@ export const makeSwitchableCache = (inner: Cache["Type"], startDown = false) => 
   let down = startDown
   const unlessDown = <A>(op: string, effect: Effect.Effect<A, CacheError>) =>
     Effect.suspend(() => (down ? Effect.fail(new CacheError({ op, cause: new Error("cache is down") })) : effect))
-  const cache = Cache.of({
-    lookup: (slot) => unlessDown("lookup", inner.lookup(slot)),
-    fill: (slot, fill) => unlessDown("fill", inner.fill(slot, fill)),
-    invalidate: (keys, guards) => unlessDown("invalidate", inner.invalidate(keys, guards)),
-    invalidateMatching: (pattern, guard) => unlessDown("invalidate", inner.invalidateMatching(pattern, guard)),
-    ping: unlessDown("ping", inner.ping)
-  })
+  const cache = aroundEach(inner, unlessDown)
   return {
     cache,
     layer: Layer.succeed(Cache, cache),
