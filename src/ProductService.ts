@@ -5,6 +5,7 @@ import type { CacheError, Slot } from "./Cache.js"
 import { Cache } from "./Cache.js"
 import * as CacheKeys from "./CacheKeys.js"
 import { CacheStats } from "./CacheStats.js"
+import { Invalidations } from "./Invalidations.js"
 import type { CreateProduct, Product, ProductId, UpdateProduct } from "./Domain/Product.js"
 import { ProductNotFound } from "./Domain/Product.js"
 import { ProductRepo } from "./ProductRepo.js"
@@ -33,6 +34,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const cache = yield* Cache
     const repo = yield* ProductRepo
     const stats = yield* CacheStats
+    const invalidations = yield* Invalidations
     const ttl = yield* AppConfig.cacheTtl
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix)
 
@@ -42,38 +44,39 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     // A "not found" is remembered only briefly: long enough to absorb a storm of reads for a missing id.
     const absentTtl = Duration.millis(Math.max(1, Math.min(5_000, Math.floor(ttlMillis / 10))))
 
-    // Invalidations that could not reach the cache, by entry key, with the generation of the last failure. Until
-    // one is applied, that entry is neither read from nor written to the cache: it may hold what a write replaced.
-    const pending = new Map<string, number>()
-    let generation = 0
-
+    // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
+    // applied before its entry is used again; until then reads of that entry bypass the cache.
     const invalidateProduct = (id: ProductId) => {
       const slot = keys.product(id)
       return cache.invalidate([slot.key, slot.absent!], [slot.guard]).pipe(
         Effect.flatMap(stats.deleted),
-        Effect.tapError(() => Effect.sync(() => pending.set(slot.key, ++generation))),
-        Effect.catchTag("CacheError", (error) => Effect.zipRight(Effect.logWarning(error.message), stats.error))
+        Effect.catchTag("CacheError", (error) =>
+          Effect.all([Effect.logWarning(error.message), stats.error, invalidations.record(slot.key)], { discard: true })
+        )
       )
     }
 
     const invalidateLists = cache.invalidateMatching(keys.listPattern, keys.listGuard).pipe(
       Effect.flatMap(stats.deleted),
-      Effect.tapError(() => Effect.sync(() => pending.set(keys.listPattern, ++generation))),
-      Effect.catchTag("CacheError", (error) => Effect.zipRight(Effect.logWarning(error.message), stats.error))
+      Effect.catchTag("CacheError", (error) =>
+        Effect.all([Effect.logWarning(error.message), stats.error, invalidations.record(keys.listPattern)], {
+          discard: true
+        })
+      )
     )
 
-    /** Retries a failed invalidation before its entry is used again; `false` while it still cannot be applied. */
+    /** Applies a pending invalidation before its entry is used; `false` while it still cannot be applied. */
     const settle = (pendingKey: string, retry: Effect.Effect<number, CacheError>) =>
-      Effect.suspend(() => {
-        const seen = pending.get(pendingKey)
-        if (seen === undefined) return Effect.succeed(true)
-        return retry.pipe(
-          Effect.flatMap(stats.deleted),
-          Effect.tap(() => Effect.sync(() => pending.get(pendingKey) === seen && pending.delete(pendingKey))),
-          Effect.as(true),
-          Effect.catchTag("CacheError", () => Effect.as(stats.error, false))
-        )
-      })
+      Effect.flatMap(invalidations.pending(pendingKey), (generation) =>
+        generation === undefined
+          ? Effect.succeed(true)
+          : retry.pipe(
+              Effect.flatMap(stats.deleted),
+              Effect.zipRight(invalidations.clear(pendingKey, generation)),
+              Effect.as(true),
+              Effect.catchTag("CacheError", () => Effect.as(stats.error, false))
+            )
+      )
 
     const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>) =>
       cache

@@ -6,6 +6,7 @@ import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import * as AppConfig from "./AppConfig.js"
 import createProducts from "./migrations/0001_create_products.js"
+import createCacheInvalidations from "./migrations/0002_create_cache_invalidations.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -25,7 +26,10 @@ const PragmasLive = Layer.effectDiscard(
 )
 
 const MigratorLive = SqliteMigrator.layer({
-  loader: SqliteMigrator.fromRecord({ "0001_create_products": createProducts })
+  loader: SqliteMigrator.fromRecord({
+    "0001_create_products": createProducts,
+    "0002_create_cache_invalidations": createCacheInvalidations
+  })
 }).pipe(Layer.provide(NodeContext.layer))
 
 /** The SQLite client, opened on `DB_PATH` for the life of the runtime and migrated before anything uses it. */

@@ -5,6 +5,7 @@ import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./CacheLive.js"
 import { CacheStats } from "./CacheStats.js"
 import { RoutesLive } from "./Http.js"
+import * as Invalidations from "./Invalidations.js"
 import { ProductRepo } from "./ProductRepo.js"
 import { ProductService } from "./ProductService.js"
 import * as Server from "./Server.js"
@@ -12,7 +13,9 @@ import * as Server from "./Server.js"
 const ServerLive = Layer.unwrapEffect(Effect.map(AppConfig.httpPort, Server.nodeServer))
 
 // One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
-const ServicesLive = Layer.mergeAll(ProductService.Default, ProductRepo.Default, CacheStats.Default)
+const ServicesLive = Layer.mergeAll(ProductService.Default, ProductRepo.Default, CacheStats.Default).pipe(
+  Layer.provideMerge(Invalidations.layerShared)
+)
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 

@@ -5,6 +5,7 @@ import * as MemoryCache from "../src/Cache/Memory.js"
 import * as CacheKeys from "../src/CacheKeys.js"
 import { CacheStats } from "../src/CacheStats.js"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
+import * as Invalidations from "../src/Invalidations.js"
 import { ProductService } from "../src/ProductService.js"
 import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
@@ -22,7 +23,7 @@ const setup = (options: { readonly cacheDown?: boolean } = {}) =>
     const cache = makeSwitchableCache(memory, options.cacheDown ?? false)
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
-        Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default)),
+        Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
         Layer.provide(config)
       )
     )

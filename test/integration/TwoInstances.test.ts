@@ -1,8 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import * as Path from "node:path"
+import { Cache } from "../../src/Cache.js"
 import { RedisLive } from "../../src/CacheLive.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
+import { makeSwitchableCache } from "../support/Fakes.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
 import { App } from "../support/TestApp.js"
@@ -25,11 +27,22 @@ const twoInstances = Effect.gen(function* () {
   const server = yield* RedisServer.make()
   const dir = yield* TestApp.tempDir()
   const env = { REDIS_URL: server.url, DB_PATH: Path.join(dir, "shared.db") }
+  // Instance a's link to Redis can be cut on its own, as in a partition that b does not see.
+  let cutA: (down: boolean) => Effect.Effect<void> = () => Effect.void
+  const cacheA = Layer.effect(
+    Cache,
+    Effect.map(Cache, (redis) => {
+      const switchable = makeSwitchableCache(redis)
+      cutA = switchable.setDown
+      return switchable.cache
+    })
+  ).pipe(Layer.provide(RedisLive))
   // Built in the test's scope, so both stay up for the whole test; one after the other, as the migration runs once.
-  const instance = Effect.map(Layer.build(TestApp.layer({ cache: RedisLive, env, repo: slowReads })), Context.get(App))
-  const a = yield* instance
-  const b = yield* instance
-  return { server, a, b }
+  const instance = (cache: Layer.Layer<Cache, unknown>) =>
+    Effect.map(Layer.build(TestApp.layer({ cache, env, repo: slowReads })), Context.get(App))
+  const a = yield* instance(cacheA)
+  const b = yield* instance(RedisLive)
+  return { server, a, b, partitionA: (down: boolean) => cutA(down) }
 })
 
 const stats = (app: Client) => Effect.map(app.get("/api/v1/cache/stats"), (reply) => reply.body.cache_stats)
@@ -88,6 +101,29 @@ describe("two instances", () => {
       // The cache was really in play: some reads were hits.
       const [sa, sb] = yield* Effect.all([stats(a), stats(b)])
       expect(sa.hits + sb.hits).toBeGreaterThan(0)
+    })
+  )
+
+  it.scopedLive("a write whose invalidation one instance could not deliver is honoured by the other at once", () =>
+    Effect.gen(function* () {
+      const { a, b, partitionA } = yield* twoInstances
+      const created = yield* a.request("POST", "/api/v1/products", { json: { name: "P", price: 1 } })
+      const path = `/api/v1/products/${created.body.product.id}`
+      yield* b.get(path)
+      yield* b.get("/api/v1/products")
+      expect((yield* b.get(path)).body.from_cache).toBe(true)
+
+      yield* partitionA(true) // only a loses Redis; b's connection is fine and Redis still holds price 1
+      const updated = yield* a.request("PUT", path, { json: { price: 2 } })
+      expect(updated.status).toBe(200)
+
+      const read = yield* b.get(path)
+      expect(read.body.product.price).toBe(2)
+      expect((yield* b.get("/api/v1/products")).body.products[0].price).toBe(2)
+      // b applied the invalidation a could not, so caching goes on normally there.
+      expect((yield* b.get(path)).body.from_cache).toBe(true)
+      yield* partitionA(false)
+      expect((yield* a.get(path)).body).toMatchObject({ product: { price: 2 }, from_cache: true })
     })
   )
 
