@@ -12,6 +12,7 @@
 // env: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
 //      BENCH_ENFORCE=1 (exit 1 when a hit by id is below 0.9x the hello-world), BENCH_KEEP_TMP=1 (keep logs, dbs),
 //      WORKERS (passed through to the service for a future cluster mode; CPU is summed over its process tree).
+// --render FILE: redraw latest.json/latest.svg from an earlier results file, running nothing.
 // --smoke: 1 round x 1 s, 1 s warm-up, for CI. Exit 1 when a correctness check fails (non-2xx, socket errors,
 // hits that miss, misses that hit, a stampede that loads more than once).
 import { spawn, spawnSync } from "node:child_process"
@@ -559,7 +560,7 @@ const svgChart = (rows, title) => {
   }
   const bar = 26
   const gap = 4
-  const groupGap = 30
+  const groupGap = 56
   const left = 70
   const top = 60
   const height = 300
@@ -568,7 +569,7 @@ const svgChart = (rows, title) => {
   const max = Math.max(1, ...rows.map((r) => r.rps)) * 1.15
   const step = 10 ** Math.floor(Math.log10(max / 4))
   const tick = [1, 2, 5, 10].map((m) => m * step).find((t) => max / t <= 6)
-  const y = (value) => top + height - (value / max) * height
+  const y = (value) => Math.round((top + height - (value / max) * height) * 10) / 10
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 70}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
@@ -616,7 +617,21 @@ const svgChart = (rows, title) => {
 
 // ---------------------------------------------------------------- main
 
+const chartTitle = (results) =>
+  `req/s, ${results.mode} run ${results.started_at} (${results.settings.rounds}x${results.settings.seconds}s, median)`
+
+/** `--render FILE`: makes FILE the latest results again and redraws latest.svg from it; runs nothing. */
+const render = (file) => {
+  const results = JSON.parse(readFileSync(file, "utf8"))
+  writeFileSync(join(resultsDir, "latest.json"), JSON.stringify(results, null, 2) + "\n")
+  writeFileSync(join(resultsDir, "latest.svg"), svgChart(results.summary, chartTitle(results)))
+  console.log(`bench/results/latest.json and latest.svg now show ${file}`)
+  return 0
+}
+
 const main = async () => {
+  const renderAt = process.argv.indexOf("--render")
+  if (renderAt !== -1) return render(process.argv[renderAt + 1])
   checkBuild()
   ensureWrk()
   tmp = mkdtempSync(join(tmpdir(), "bench-"))
@@ -859,10 +874,7 @@ const main = async () => {
   const text = JSON.stringify(results, null, 2) + "\n"
   writeFileSync(join(resultsDir, `${stamp}.json`), text)
   writeFileSync(join(resultsDir, "latest.json"), text)
-  writeFileSync(
-    join(resultsDir, "latest.svg"),
-    svgChart(rows, `req/s, ${results.mode} run ${startedAt.toISOString()} (${rounds}x${seconds}s, median)`)
-  )
+  writeFileSync(join(resultsDir, "latest.svg"), svgChart(rows, chartTitle(results)))
   console.log(`\nwrote bench/results/${stamp}.json, latest.json, latest.svg`)
 
   redis.client.disconnect()
