@@ -105,11 +105,19 @@ export class HealthApi extends HttpApiGroup.make("health").add(
   HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable)
 ) {}
 
+/** Prometheus scrapes this; the handler writes the text format itself (PrometheusText.ts). */
+export class MetricsApi extends HttpApiGroup.make("metrics").add(
+  HttpApiEndpoint.get("metrics", "/metrics").addSuccess(
+    Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
+  )
+) {}
+
 /** The contract of `../shared/spec/API.md` as an HttpApi: routes, schemas, statuses and the OpenAPI document. */
 export class Api extends HttpApi.make("catalog")
   .add(ProductsApi)
   .add(CacheApi)
   .add(HealthApi)
+  .add(MetricsApi)
   // Answered by the contract middleware (Http.ts) rather than by an endpoint; declared so the document shows them.
   .addError(InvalidRequest)
   .addError(MethodNotAllowed)

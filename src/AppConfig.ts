@@ -1,4 +1,4 @@
-import { Config, ConfigError, Duration, Either, Option, Redacted } from "effect"
+import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
@@ -75,6 +75,45 @@ export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
 /** The name `/health` reports. */
 export const serviceName = Config.string("SERVICE_NAME").pipe(Config.withDefault("redis-caching-demo"))
 
+const logFormats = Config.literal("json", "pretty")
+
+/** `json` (one object a line) or `pretty`; JSON unless a person is watching, i.e. stdout is a terminal. */
+export const logFormat = logFormats("LOG_FORMAT").pipe(Config.withDefault(process.stdout.isTTY ? "pretty" : "json"))
+
+/** The least severe level written (`LOG_LEVEL`, any case): trace, debug, info (default), warn, error, fatal, off. */
+export const logLevel = Config.string("LOG_LEVEL").pipe(
+  Config.withDefault("info"),
+  Config.mapOrFail((text) => {
+    const label = text.trim().toUpperCase()
+    const level = LogLevel.allLevels.find((level) => level.label === (label === "WARNING" ? "WARN" : label))
+    return level !== undefined
+      ? Either.right(level)
+      : Either.left(
+          invalid(
+            "LOG_LEVEL",
+            `must be one of trace, debug, info, warn, error, fatal, off, got ${JSON.stringify(text)}`
+          )
+        )
+  })
+)
+
+/** Where traces go over OTLP/HTTP (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. http://localhost:4318); none: tracing off. */
+export const otlpEndpoint = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDPOINT")).pipe(
+  Config.mapOrFail((given) => {
+    // OpenTelemetry treats an empty value as unset.
+    if (Option.isNone(given) || given.value.trim() === "") return Either.right(Option.none<string>())
+    try {
+      const url = new URL(given.value.trim())
+      if (url.protocol === "http:" || url.protocol === "https:") return Either.right(Option.some(url.href))
+    } catch {
+      // reported below
+    }
+    return Either.left(
+      invalid("OTEL_EXPORTER_OTLP_ENDPOINT", `must be an http(s) URL, got ${JSON.stringify(given.value)}`)
+    )
+  })
+)
+
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
 export const all = Config.all([
   cacheTtl,
@@ -84,5 +123,8 @@ export const all = Config.all([
   redisConnection,
   dbPath,
   httpPort,
-  serviceName
+  serviceName,
+  logFormat,
+  logLevel,
+  otlpEndpoint
 ])

@@ -11,6 +11,13 @@ export class CacheError extends Data.TaggedError("CacheError")<{
   }
 }
 
+/** The cause of an operation the open circuit refused without trying it: counted as skipped, not as failed. */
+export class CircuitOpen extends Error {
+  constructor() {
+    super("circuit open: cache recently unreachable")
+  }
+}
+
 /**
  * Where one cached answer lives. `key` holds the value; `guard` holds the stamp that fills must show (one guard per
  * product, one shared by all list pages); `lease` names the reader that loads it after a miss; `absent`, where

@@ -2,12 +2,15 @@ import { Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import * as CircuitBreaker from "./Cache/CircuitBreaker.js"
 import * as MemoryCache from "./Cache/Memory.js"
+import * as Observed from "./Cache/Observed.js"
 import * as RedisCache from "./Cache/Redis.js"
 
-/** Redis behind a circuit breaker: what production runs. */
-export const RedisLive = CircuitBreaker.layer(RedisCache.layer)
+/** Redis behind a circuit breaker: what production runs. Observed outermost, so a skipped operation shows as such. */
+export const RedisLive = Observed.layer(CircuitBreaker.layer(RedisCache.layer))
+
+export const MemoryLive = Observed.layer(MemoryCache.layer)
 
 /** The backend `CACHE_BACKEND` names. */
 export const CacheLive = Layer.unwrapEffect(
-  Effect.map(AppConfig.cacheBackend, (backend) => (backend === "memory" ? MemoryCache.layer : RedisLive))
+  Effect.map(AppConfig.cacheBackend, (backend) => (backend === "memory" ? MemoryLive : RedisLive))
 )

@@ -1,4 +1,14 @@
 import { Effect } from "effect"
+import type { CacheError } from "./Cache.js"
+import { CircuitOpen } from "./Cache.js"
+import type { CacheOperation } from "./Metrics.js"
+import { cacheOperations, cacheSeriesOf } from "./Metrics.js"
+
+const seriesOfError = (error: CacheError) => {
+  const op = error.op as CacheOperation
+  const series = error.cause instanceof CircuitOpen ? cacheSeriesOf.skipped[op] : cacheSeriesOf.error[op]
+  return series ?? cacheSeriesOf.unknownError
+}
 
 export interface CacheStatsSnapshot {
   readonly hits: number
@@ -10,7 +20,14 @@ export interface CacheStatsSnapshot {
   readonly total_gets: number
 }
 
-/** The counters behind `/api/v1/cache/stats`, counted as the contract says (see ProductService). */
+/**
+ * The counters behind `/api/v1/cache/stats`, counted as the contract says (see ProductService).
+ *
+ * Each call also counts into `cache_operations_total`, so the endpoint and the metrics never disagree. The numbers
+ * here are per instance and `reset` zeroes them; the metric counters are process-wide and only grow, as Prometheus
+ * requires of counters (it handles restarts, not resets): after a reset the endpoint counts from zero while
+ * `rate()` over the metrics goes on undisturbed.
+ */
 export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
   sync: () => {
     // Plain numbers: increments happen on the hot path and JavaScript runs them one at a time.
@@ -24,11 +41,29 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
       return { hits, misses, sets, deletes, errors, hit_rate: total === 0 ? 0 : hits / total, total_gets: total }
     }
     return {
-      hit: Effect.sync(() => void hits++),
-      miss: Effect.sync(() => void misses++),
-      set: Effect.sync(() => void sets++),
-      deleted: (count: number) => Effect.sync(() => void (deletes += count)),
-      error: Effect.sync(() => void errors++),
+      hit: Effect.sync(() => {
+        hits++
+        cacheOperations.unsafeUpdate(1, cacheSeriesOf.hit)
+      }),
+      miss: Effect.sync(() => {
+        misses++
+        cacheOperations.unsafeUpdate(1, cacheSeriesOf.miss)
+      }),
+      set: Effect.sync(() => {
+        sets++
+        cacheOperations.unsafeUpdate(1, cacheSeriesOf.set)
+      }),
+      deleted: (count: number) =>
+        Effect.sync(() => {
+          deletes += count
+          cacheOperations.unsafeUpdate(count, cacheSeriesOf.delete)
+        }),
+      /** One cache operation that could not be done; the metric says which, and whether the open circuit skipped it. */
+      error: (error: CacheError) =>
+        Effect.sync(() => {
+          errors++
+          cacheOperations.unsafeUpdate(1, seriesOfError(error))
+        }),
       snapshot: Effect.sync(snapshot),
       reset: Effect.sync(() => {
         hits = misses = sets = deletes = errors = 0

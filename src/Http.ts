@@ -8,6 +8,7 @@ import type { CacheStatsSnapshot } from "./CacheStats.js"
 import type { ProductId } from "./Domain/Product.js"
 import { ContractLive, RequireJsonLive } from "./HttpContract.js"
 import { ProductRepo } from "./ProductRepo.js"
+import * as PrometheusText from "./PrometheusText.js"
 import { ProductService } from "./ProductService.js"
 
 // Responses are written as JSON text here rather than encoded by the success schemas: a cache hit is served as the
@@ -151,6 +152,14 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   })
 )
 
+const MetricsLive = HttpApiBuilder.group(Api, "metrics", (handlers) =>
+  handlers.handle("metrics", () =>
+    Effect.map(PrometheusText.scrape, (body) =>
+      HttpServerResponse.text(body, { contentType: PrometheusText.contentType })
+    )
+  )
+)
+
 /** Whatever escaped everything else: logged in full, answered as a bare 500 that reveals nothing. */
 export const internalError = HttpServerResponse.unsafeJson(
   new InternalError({ message: "an unexpected error occurred" }),
@@ -162,13 +171,16 @@ export const internalError = HttpServerResponse.unsafeJson(
  * It needs the services (ProductService, ProductRepo, CacheStats, Cache), which main.ts or a test provides.
  */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([ProductsLive, CacheLive, HealthLive]),
+  Layer.provide([ProductsLive, CacheLive, HealthLive, MetricsLive]),
   Layer.provide(RequireJsonLive)
 )
 
+/** Served beside the HttpApi's own endpoints. */
+export const docsPaths = { ui: "/docs", document: "/docs/openapi.json" } as const
+
 export const DocsLive = Layer.mergeAll(
-  HttpApiSwagger.layer({ path: "/docs" }),
-  HttpApiBuilder.middlewareOpenApi({ path: "/docs/openapi.json" })
+  HttpApiSwagger.layer({ path: docsPaths.ui }),
+  HttpApiBuilder.middlewareOpenApi({ path: docsPaths.document })
 ).pipe(Layer.provide(ApiLive))
 
 export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, ContractLive)

@@ -3,6 +3,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Array, Clock, Effect, Option, Schema } from "effect"
 import type { CreateProduct, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
 import { Product } from "./Domain/Product.js"
+import { trackQuery } from "./Metrics.js"
 import { SqlLive } from "./Sql.js"
 
 const PageRow = Schema.extend(Product, Schema.Struct({ total: Schema.Int }))
@@ -24,7 +25,8 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
       sql`SELECT * FROM products WHERE id = ${id}`.pipe(
         Effect.flatMap(decodeProducts),
         Effect.map(Array.head),
-        Effect.withSpan("ProductRepo.findById", { attributes: { id } })
+        trackQuery("findById"),
+        Effect.withSpan("ProductRepo.findById", { attributes: { id }, captureStackTrace: false })
       )
 
     // One statement, so the page and its total come from the same snapshot.
@@ -39,7 +41,8 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
                 total: row?.total ?? 0
               }))
         ),
-        Effect.withSpan("ProductRepo.page", { attributes: { offset, limit } })
+        trackQuery("page"),
+        Effect.withSpan("ProductRepo.page", { attributes: { offset, limit }, captureStackTrace: false })
       )
 
     const insert = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
@@ -49,7 +52,8 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
         ),
         Effect.flatMap(decodeProducts),
         Effect.map((rows) => rows[0]!),
-        Effect.withSpan("ProductRepo.insert")
+        trackQuery("insert"),
+        Effect.withSpan("ProductRepo.insert", { captureStackTrace: false })
       )
 
     const update = (id: ProductId, patch: UpdateProduct): Effect.Effect<Option.Option<Product>, SqlError> =>
@@ -59,17 +63,19 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
         ),
         Effect.flatMap(decodeProducts),
         Effect.map(Array.head),
-        Effect.withSpan("ProductRepo.update", { attributes: { id } })
+        trackQuery("update"),
+        Effect.withSpan("ProductRepo.update", { attributes: { id }, captureStackTrace: false })
       )
 
     const remove = (id: ProductId): Effect.Effect<boolean, SqlError> =>
       sql`DELETE FROM products WHERE id = ${id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length > 0),
-        Effect.withSpan("ProductRepo.remove", { attributes: { id } })
+        trackQuery("remove"),
+        Effect.withSpan("ProductRepo.remove", { attributes: { id }, captureStackTrace: false })
       )
 
     /** Whether the database answers now; used by /health. */
-    const ping: Effect.Effect<void, SqlError> = Effect.asVoid(sql`SELECT 1`)
+    const ping: Effect.Effect<void, SqlError> = Effect.asVoid(sql`SELECT 1`).pipe(trackQuery("ping"))
 
     return { findById, page, insert, update, remove, ping } as const
   }),

@@ -4,6 +4,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
 import * as GracefulServer from "./GracefulServer.js"
 import { internalError } from "./Http.js"
+import * as HttpObservability from "./HttpObservability.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
 export class NodeServerHandle extends Context.Tag("NodeServerHandle")<
@@ -13,7 +14,8 @@ export class NodeServerHandle extends Context.Tag("NodeServerHandle")<
 
 const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
   Effect.catchAllCause(app, (cause) =>
-    Cause.isInterruptedOnly(cause)
+    // A client that hangs up interrupts its request: nothing failed, and there is nobody to answer.
+    Cause.isInterrupted(cause)
       ? Effect.failCause(cause)
       : Effect.as(Effect.logError("request failed unexpectedly", cause), internalError)
   )
@@ -21,7 +23,8 @@ const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
 const ServeLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const app = yield* HttpApiBuilder.httpApp
-    yield* HttpServer.serveEffect(app, lastResort)
+    // Observability outermost: it times the whole request, and its request id is on lastResort's report too.
+    yield* HttpServer.serveEffect(app, (app) => HttpObservability.observe(lastResort(app)))
     // Added after serveEffect's own finalizer, so it runs first: the handler stays attached while draining, and
     // Redis and the database are released only after the last answer.
     const server = yield* NodeServerHandle

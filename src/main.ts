@@ -6,9 +6,11 @@ import { CacheLive } from "./CacheLive.js"
 import { CacheStats } from "./CacheStats.js"
 import { RoutesLive } from "./Http.js"
 import * as Invalidations from "./Invalidations.js"
+import * as Logging from "./Logging.js"
 import { ProductRepo } from "./ProductRepo.js"
 import { ProductService } from "./ProductService.js"
 import * as Server from "./Server.js"
+import * as Tracing from "./Tracing.js"
 
 const ServerLive = Layer.unwrapEffect(Effect.map(AppConfig.httpPort, Server.nodeServer))
 
@@ -25,6 +27,9 @@ Server.serve.pipe(
   Layer.provide(CacheLive),
   HttpServer.withLogAddress,
   Layer.provide(ServerLive),
+  // Built before everything above, so all of it logs and traces through them.
+  Layer.provide(Tracing.layer),
+  Layer.provide(Logging.layer),
   Layer.provide(ConfigChecked),
   Layer.launch,
   NodeRuntime.runMain

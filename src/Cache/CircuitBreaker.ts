@@ -1,5 +1,6 @@
 import { Clock, Effect, Layer, Runtime } from "effect"
-import { aroundEach, Cache, CacheError } from "../Cache.js"
+import { aroundEach, Cache, CacheError, CircuitOpen } from "../Cache.js"
+import { cacheCircuitState, noLabels } from "../Metrics.js"
 
 export interface CircuitBreakerOptions {
   /** Consecutive failures that open the circuit. */
@@ -13,6 +14,8 @@ export interface CircuitBreakerOptions {
 export const defaults: CircuitBreakerOptions = { failureThreshold: 5, cooldownMillis: 500, maxCooldownMillis: 2_000 }
 
 export type State = "closed" | "open" | "half-open"
+
+const gaugeValue: Record<State, number> = { closed: 0, "half-open": 1, open: 2 }
 
 /**
  * Stops sending traffic to a failing cache. A hung Redis costs every operation its full command timeout; once
@@ -32,33 +35,40 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
     onTransition(next)
   }
 
+  const succeeded = Effect.sync(() => {
+    failures = 0
+    cooldown = options.cooldownMillis
+    transition("closed")
+  })
+
+  const failed = Effect.map(Clock.currentTimeMillis, (failedAt) => {
+    failures++
+    if (state === "half-open") cooldown = Math.min(cooldown * 2, options.maxCooldownMillis)
+    if (state === "half-open" || failures >= options.failureThreshold) {
+      openUntil = failedAt + cooldown
+      transition("open")
+    }
+  })
+
   const guarded = <A>(op: string, effect: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      if (state === "half-open" || (state === "open" && now < openUntil)) {
-        return Effect.fail(new CacheError({ op, cause: new Error("circuit open: cache recently unreachable") }))
+    Effect.suspend(() => {
+      // The closed circuit is the hot path: no clock read, and a success only resets a count that is not zero.
+      if (state === "closed") {
+        return effect.pipe(
+          Effect.tapBoth({ onSuccess: () => (failures === 0 ? Effect.void : succeeded), onFailure: () => failed })
+        )
       }
-      if (state === "open") transition("half-open")
-      return effect.pipe(
-        Effect.tapBoth({
-          onSuccess: () =>
-            Effect.sync(() => {
-              failures = 0
-              cooldown = options.cooldownMillis
-              transition("closed")
-            }),
-          onFailure: () =>
-            Effect.map(Clock.currentTimeMillis, (failedAt) => {
-              failures++
-              if (state === "half-open") cooldown = Math.min(cooldown * 2, options.maxCooldownMillis)
-              if (state === "half-open" || failures >= options.failureThreshold) {
-                openUntil = failedAt + cooldown
-                transition("open")
-              }
-            })
-        }),
-        // A probe that is interrupted must not leave the circuit half-open forever.
-        Effect.onInterrupt(() => Effect.sync(() => state === "half-open" && transition("open")))
-      )
+      return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        if (state === "half-open" || now < openUntil) {
+          return Effect.fail(new CacheError({ op, cause: new CircuitOpen() }))
+        }
+        transition("half-open")
+        return effect.pipe(
+          Effect.tapBoth({ onSuccess: () => succeeded, onFailure: () => failed }),
+          // A probe that is interrupted must not leave the circuit half-open forever.
+          Effect.onInterrupt(() => Effect.sync(() => state === "half-open" && transition("open")))
+        )
+      })
     })
 
   const cache = aroundEach(inner, guarded)
@@ -70,20 +80,31 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
   }
 }
 
-/** Puts a circuit breaker in front of whatever Cache layer it is applied to; logs each transition once. */
+/**
+ * Puts a circuit breaker in front of whatever Cache layer it is applied to, with its state in `cache_circuit_state`.
+ * Degradation (closed to open) and recovery (to closed) are logged once each; the probes in between, open to
+ * half-open and back every cooldown while the cache stays away, only at debug level.
+ */
 export const layer = <E, R>(cacheLayer: Layer.Layer<Cache, E, R>, options: CircuitBreakerOptions = defaults) =>
   Layer.effect(
     Cache,
     Effect.gen(function* () {
       const breaker = make(yield* Cache, options)
       const log = Runtime.runFork(yield* Effect.runtime())
-      breaker.onTransition((state) =>
+      let previous: State = "closed"
+      cacheCircuitState.unsafeUpdate(gaugeValue.closed, noLabels)
+      breaker.onTransition((state) => {
+        cacheCircuitState.unsafeUpdate(gaugeValue[state], noLabels)
+        const from = previous
+        previous = state
         log(
-          state === "open"
+          state === "open" && from === "closed"
             ? Effect.logWarning("cache circuit open: skipping the cache, serving from the database")
-            : Effect.logInfo(`cache circuit ${state}`)
+            : state === "closed"
+              ? Effect.logInfo("cache circuit closed: the cache answers again")
+              : Effect.logDebug(`cache circuit ${state}`)
         )
-      )
+      })
       return breaker.cache
     })
   ).pipe(Layer.provide(cacheLayer))

@@ -1,0 +1,57 @@
+import { Effect, FiberRef, Layer } from "effect"
+import type { CacheError } from "../Cache.js"
+import { Cache, CircuitOpen } from "../Cache.js"
+
+const skipped = (error: CacheError) => error.cause instanceof CircuitOpen
+
+const degraded = (error: CacheError) =>
+  Effect.annotateCurrentSpan({ "cache.outcome": skipped(error) ? "skipped" : "error", "cache.error": error.message })
+
+const span =
+  <A>(name: string, attributes: Record<string, unknown>, outcome: (a: A) => Record<string, unknown>) =>
+  (operation: Effect.Effect<A, CacheError>) =>
+    operation.pipe(
+      Effect.tapBoth({ onFailure: degraded, onSuccess: (a) => Effect.annotateCurrentSpan(outcome(a)) }),
+      Effect.withSpan(name, { attributes, captureStackTrace: false })
+    )
+
+const deleted = (count: number) => ({ "cache.outcome": "deleted", "cache.deleted": count })
+
+const traced = (cache: Cache["Type"]): Cache["Type"] =>
+  Cache.of({
+    lookup: (slot) =>
+      cache
+        .lookup(slot)
+        .pipe(
+          span("Cache.lookup", { "cache.key": slot.key }, (found) => ({ "cache.outcome": found._tag.toLowerCase() }))
+        ),
+    fill: (slot, fill) =>
+      cache.fill(slot, fill).pipe(
+        span("Cache.fill", { "cache.key": fill.value === null ? slot.absent : slot.key }, (stored) => ({
+          "cache.outcome": stored ? "stored" : "refused"
+        }))
+      ),
+    invalidate: (keys, guards) =>
+      cache.invalidate(keys, guards).pipe(span("Cache.invalidate", { "cache.key": keys.join(" ") }, deleted)),
+    invalidateMatching: (pattern, guard) =>
+      cache.invalidateMatching(pattern, guard).pipe(span("Cache.invalidate", { "cache.pattern": pattern }, deleted)),
+    ping: cache.ping.pipe(span("Cache.ping", {}, () => ({ "cache.outcome": "up" })))
+  })
+
+/**
+ * With `spans`, the cache with a span per operation (`Cache.lookup`, `Cache.fill`, `Cache.invalidate`,
+ * `Cache.ping`) carrying the key and what came of it: hit, miss or absent; stored or refused; error or skipped (the
+ * open circuit). Without (tracing off) the cache itself: not even a no-op span is made.
+ */
+export const make = (cache: Cache["Type"], options: { readonly spans: boolean }): Cache["Type"] =>
+  options.spans ? traced(cache) : cache
+
+/** Wraps whatever Cache layer it is applied to; spans only if the tracer is enabled where the layer is built. */
+export const layer = <E, R>(cacheLayer: Layer.Layer<Cache, E, R>) =>
+  Layer.effect(
+    Cache,
+    Effect.gen(function* () {
+      const spans = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+      return make(yield* Cache, { spans })
+    })
+  ).pipe(Layer.provide(cacheLayer))

@@ -1,0 +1,112 @@
+import { HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { Effect, FiberRef, LogLevel } from "effect"
+import type { Exit } from "effect"
+import { randomUUID } from "node:crypto"
+import { Api } from "./Api.js"
+import { docsPaths } from "./Http.js"
+import type { Labels } from "./Metrics.js"
+import { httpRequestDuration, httpRequests, labels } from "./Metrics.js"
+
+// Runs around the whole app, outside the router: it sees every answer, including the contract's 404/405 and the
+// last-resort 500. The router does not tell it which route matched, so the template is found again here from the
+// same HttpApi: one map lookup for static paths, one regex per path with a parameter (there is one).
+
+const templates = [
+  ...new Set([
+    ...Object.values(Api.groups).flatMap((group) => Object.values(group.endpoints).map((endpoint) => endpoint.path)),
+    docsPaths.ui,
+    docsPaths.document
+  ])
+]
+const staticRoutes = new Set(templates.filter((template) => !template.includes(":")))
+const paramRoutes = templates
+  .filter((template) => template.includes(":"))
+  .map((template) => ({ template, pattern: new RegExp("^" + template.replace(/:[^/]+/g, "[^/]+") + "$") }))
+
+/** The route template a request URL falls under, `unmatched` when none: a label must never be the raw path. */
+export const routeOf = (url: string): string => {
+  const query = url.indexOf("?")
+  let path = query === -1 ? url : url.slice(0, query)
+  if (path.length > 1 && path.endsWith("/")) path = path.slice(0, -1)
+  if (staticRoutes.has(path)) return path
+  for (const route of paramRoutes) if (route.pattern.test(path)) return route.template
+  return "unmatched"
+}
+
+// Clients choose the method; an unknown one must not mint label values.
+const knownMethods = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"])
+
+// Bounded: route templates, known methods and statuses are all finite.
+const seriesCache = new Map<string, { readonly requests: Labels; readonly duration: Labels }>()
+
+const seriesOf = (route: string, method: string, status: number) => {
+  const key = `${method} ${route} ${status}`
+  let series = seriesCache.get(key)
+  if (series === undefined) {
+    series = { requests: labels({ route, method, status: String(status) }), duration: labels({ route }) }
+    seriesCache.set(key, series)
+  }
+  return series
+}
+
+// A process-unique prefix and a counter: unique enough to follow one request through the logs, and free.
+const bootId = randomUUID().slice(0, 8)
+let sequence = 0
+const acceptableId = /^[\x21-\x7e]{1,128}$/
+
+/** The caller's `X-Request-Id` if it is sane (printable, at most 128 characters), else a fresh one. */
+export const requestIdOf = (request: HttpServerRequest.HttpServerRequest) => {
+  const given = request.headers["x-request-id"]
+  return given !== undefined && acceptableId.test(given) ? given : `${bootId}-${(++sequence).toString(36)}`
+}
+
+const finish = (
+  request: HttpServerRequest.HttpServerRequest,
+  requestId: string,
+  started: number,
+  response: HttpServerResponse.HttpServerResponse
+) =>
+  Effect.withFiberRuntime<void>((fiber) => {
+    const elapsed = performance.now() - started
+    const route = routeOf(request.url)
+    const method = knownMethods.has(request.method) ? request.method : "OTHER"
+    const series = seriesOf(route, method, response.status)
+    httpRequests.unsafeUpdate(1, series.requests)
+    httpRequestDuration.unsafeUpdate(elapsed / 1000, series.duration)
+    // Checked here so a level above info skips building the line's annotations, not just printing it.
+    if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info)) return Effect.void
+    const xCache = response.headers["x-cache"]
+    return Effect.logInfo("http request").pipe(
+      Effect.annotateLogs({
+        method,
+        route,
+        status: response.status,
+        duration_ms: Math.round(elapsed * 1000) / 1000,
+        request_id: requestId,
+        ...(xCache === undefined ? {} : { from_cache: xCache === "HIT" })
+      })
+    )
+  })
+
+/**
+ * Per request: a request id (echoed in `X-Request-Id` and on every log line the request writes), the request
+ * counter and duration histogram, and one log line at info. The platform writes the answer before this middleware's
+ * app returns, so the header goes on through a pre-response handler, which also sees the answer actually sent.
+ */
+export const observe = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    const started = performance.now()
+    const requestId = requestIdOf(request)
+    let sent: HttpServerResponse.HttpServerResponse | undefined
+    return app.pipe(
+      HttpApp.withPreResponseHandler((_, response) => {
+        sent = HttpServerResponse.setHeader(response, "x-request-id", requestId)
+        return Effect.succeed(sent)
+      }),
+      Effect.annotateLogs("request_id", requestId),
+      Effect.onExit((exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
+        // Nothing sent means the client went away first: the platform's 499.
+        finish(request, requestId, started, sent ?? HttpServerError.exitResponse(exit))
+      )
+    )
+  })

@@ -1,0 +1,143 @@
+import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+
+// Every metric the service exports, as module-level constants in Effect's global registry (PrometheusText.ts
+// renders them). The registry is process-global: several app instances in one process share these series.
+//
+// Hot-path updates go through `unsafeUpdate` with a label array built once per series: Effect caches a metric's
+// hook by the identity of that array, so an update is a WeakMap hit and an add, never a key hashed anew.
+
+export type Labels = ReadonlyArray<MetricLabel.MetricLabel>
+
+export const labels = (entries: Record<string, string>): Labels =>
+  Object.entries(entries).map(([key, value]) => MetricLabel.make(key, value))
+
+export const noLabels: Labels = []
+
+const seconds = MetricBoundaries.fromIterable([
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5
+])
+
+export const httpRequests = Metric.counter("http_requests_total", {
+  description: "HTTP requests answered, by route template, method and status"
+})
+
+export const httpRequestDuration = Metric.histogram(
+  "http_request_duration_seconds",
+  seconds,
+  "Time from receiving a request to having written its answer, by route template"
+)
+
+export const cacheOperations = Metric.counter("cache_operations_total", {
+  description:
+    "Cache operations by operation and outcome, counted with the /api/v1/cache/stats numbers; delete counts keys removed"
+})
+
+export const cacheCoalescedLoads = Metric.counter("cache_coalesced_loads_total", {
+  description: "Cache misses that joined another reader's database load instead of starting their own"
+})
+
+export const cacheCircuitState = Metric.gauge("cache_circuit_state", {
+  description: "The cache circuit breaker: 0 closed, 1 half-open, 2 open"
+})
+
+export const dbQueries = Metric.counter("db_queries_total", {
+  description: "Database queries by query name and outcome (ok, error)"
+})
+
+export const dbQueryDuration = Metric.histogram(
+  "db_query_duration_seconds",
+  seconds,
+  "Database query time by query name"
+)
+
+export const processResidentMemory = Metric.gauge("process_resident_memory_bytes", {
+  description: "Resident memory size in bytes"
+})
+
+export const processHeapUsed = Metric.gauge("process_heap_used_bytes", { description: "V8 heap in use, in bytes" })
+
+export const processCpuSeconds = Metric.counter("process_cpu_seconds_total", {
+  description: "User and system CPU time spent, in seconds"
+})
+
+export const processUptime = Metric.gauge("process_uptime_seconds", {
+  description: "Seconds since the process started"
+})
+
+export type CacheOperation = "lookup" | "fill" | "invalidate" | "ping"
+
+const cacheSeries = (operation: string, outcome: string) => labels({ operation, outcome })
+
+const perOperation = (outcome: string) => ({
+  lookup: cacheSeries("lookup", outcome),
+  fill: cacheSeries("fill", outcome),
+  invalidate: cacheSeries("invalidate", outcome),
+  ping: cacheSeries("ping", outcome)
+})
+
+/** The series CacheStats counts into; `unknown` where a failure was not seen by the Observed cache wrapper. */
+export const cacheSeriesOf = {
+  hit: cacheSeries("lookup", "hit"),
+  miss: cacheSeries("lookup", "miss"),
+  set: cacheSeries("fill", "set"),
+  delete: cacheSeries("invalidate", "delete"),
+  error: perOperation("error"),
+  skipped: perOperation("skipped"),
+  unknownError: cacheSeries("unknown", "error")
+} as const
+
+// Registered up front so a scrape shows every family, at zero, before the first request.
+for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, cacheSeriesOf.delete]) {
+  cacheOperations.unsafeValue(series)
+}
+for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
+  cacheOperations.unsafeValue(series)
+}
+for (const metric of [cacheCoalescedLoads, cacheCircuitState, processCpuSeconds]) metric.unsafeValue(noLabels)
+
+const querySeries = new Map<string, { readonly ok: Labels; readonly error: Labels; readonly duration: Labels }>()
+
+const seriesOfQuery = (query: string) => {
+  let series = querySeries.get(query)
+  if (series === undefined) {
+    series = {
+      ok: labels({ query, outcome: "ok" }),
+      error: labels({ query, outcome: "error" }),
+      duration: labels({ query })
+    }
+    querySeries.set(query, series)
+  }
+  return series
+}
+
+/** Counts and times a database query under `query` (a fixed name, never SQL text: it is a label). */
+export const trackQuery =
+  (query: string) =>
+  <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+    Effect.suspend(() => {
+      const started = performance.now()
+      return Effect.onExit(effect, (exit) =>
+        Effect.sync(() => {
+          const series = seriesOfQuery(query)
+          dbQueries.unsafeUpdate(1, exit._tag === "Success" ? series.ok : series.error)
+          dbQueryDuration.unsafeUpdate((performance.now() - started) / 1000, series.duration)
+        })
+      )
+    })
+
+// The CPU counter must only grow; it is advanced to the process's own total at each scrape.
+let cpuSecondsRecorded = 0
+
+/** Reads the process figures into their gauges; called at scrape time, so they cost nothing between scrapes. */
+export const sampleProcess = Effect.sync(() => {
+  const memory = process.memoryUsage()
+  processResidentMemory.unsafeUpdate(memory.rss, noLabels)
+  processHeapUsed.unsafeUpdate(memory.heapUsed, noLabels)
+  processUptime.unsafeUpdate(process.uptime(), noLabels)
+  const cpu = process.cpuUsage()
+  const cpuSeconds = (cpu.user + cpu.system) / 1e6
+  if (cpuSeconds > cpuSecondsRecorded) {
+    processCpuSeconds.unsafeUpdate(cpuSeconds - cpuSecondsRecorded, noLabels)
+    cpuSecondsRecorded = cpuSeconds
+  }
+})
