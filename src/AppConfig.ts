@@ -114,6 +114,12 @@ export const otlpEndpoint = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDP
   })
 )
 
+/**
+ * `LOG_REQUESTS=true` writes one line per request. Off by default, as in Fastify: formatting and writing the line
+ * cost a third of a cache hit's throughput, measured (see the README's benchmark section).
+ */
+export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefault(false))
+
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
 export const all = Config.all([
   cacheTtl,
@@ -126,5 +132,6 @@ export const all = Config.all([
   serviceName,
   logFormat,
   logLevel,
+  logRequests,
   otlpEndpoint
 ])

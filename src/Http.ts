@@ -1,4 +1,5 @@
-import { HttpApiBuilder, HttpApiSwagger, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpApiSwagger, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import type { HttpApp } from "@effect/platform"
 import { Clock, Effect, Layer } from "effect"
 import { Api, InternalError, maxLimit, NotFound, Unavailable } from "./Api.js"
 import * as AppConfig from "./AppConfig.js"
@@ -39,21 +40,49 @@ const unavailable = (error: unknown) =>
     Effect.fail(new Unavailable({ message: "the database is unavailable, try again later" }))
   )
 
+/** GET /api/v1/products/:id: served through the HttpApi route below, and straight from `fastGet` on the hot path. */
+const getProduct = (products: ProductService, id: ProductId) => {
+  const started = performance.now()
+  return products.getById(id).pipe(
+    Effect.map(({ fromCache, json: product }) =>
+      json(`{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`, 200, {
+        "x-cache": fromCache ? "HIT" : "MISS"
+      })
+    ),
+    Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+  )
+}
+
+// Only the canonical spelling of an id; anything else (leading zeros, too long, not digits) takes the full route.
+const canonicalGet = /^\/api\/v1\/products\/([1-9][0-9]{0,15})$/
+
+/**
+ * The hot path: a well-formed GET by id is answered before the router, with the same handler and the same answers,
+ * but without route matching, schema decoding and the error-shaping middleware a well-formed request never needs.
+ * Measured: the router and HttpApi's per-request work were about a third of a cache hit's CPU.
+ */
+export const fastGet = Effect.map(
+  ProductService,
+  (products) =>
+    <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
+      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+        if (request.method !== "GET") return app
+        const match = canonicalGet.exec(request.url)
+        const id = match === null ? Number.NaN : Number(match[1])
+        if (!(id <= Number.MAX_SAFE_INTEGER)) return app
+        return getProduct(products, id as ProductId).pipe(
+          Effect.catchAll((error) =>
+            Effect.succeed(HttpServerResponse.unsafeJson(error, { status: error instanceof NotFound ? 404 : 503 }))
+          )
+        )
+      })
+)
+
 const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
   Effect.gen(function* () {
     const products = yield* ProductService
     return handlers
-      .handle("get", ({ path }) => {
-        const started = performance.now()
-        return products.getById(path.id).pipe(
-          Effect.map(({ fromCache, json: product }) =>
-            json(`{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`, 200, {
-              "x-cache": fromCache ? "HIT" : "MISS"
-            })
-          ),
-          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
-        )
-      })
+      .handle("get", ({ path }) => getProduct(products, path.id))
       .handle("list", ({ urlParams }) => {
         const started = performance.now()
         const limit = Math.min(urlParams.limit, maxLimit)

@@ -64,7 +64,8 @@ const finish = (
   request: HttpServerRequest.HttpServerRequest,
   requestId: string,
   started: number,
-  response: HttpServerResponse.HttpServerResponse
+  response: HttpServerResponse.HttpServerResponse,
+  logRequests: boolean
 ) =>
   Effect.withFiberRuntime<void>((fiber) => {
     const elapsed = performance.now() - started
@@ -74,7 +75,8 @@ const finish = (
     httpRequests.unsafeUpdate(1, series.requests)
     httpRequestDuration.unsafeUpdate(elapsed / 1000, series.duration)
     // Checked here so a level above info skips building the line's annotations, not just printing it.
-    if (LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info)) return Effect.void
+    if (!logRequests || LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info))
+      return Effect.void
     const xCache = response.headers["x-cache"]
     return Effect.logInfo("http request").pipe(
       Effect.annotateLogs({
@@ -90,10 +92,11 @@ const finish = (
 
 /**
  * Per request: a request id (echoed in `X-Request-Id` and on every log line the request writes), the request
- * counter and duration histogram, and one log line at info. The platform writes the answer before this middleware's
- * app returns, so the header goes on through a pre-response handler, which also sees the answer actually sent.
+ * counter and duration histogram, and with `logRequests` one log line at info. The platform writes the answer before
+ * this middleware's app returns, so the header goes on through a pre-response handler, which also sees the answer
+ * actually sent.
  */
-export const observe = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R> =>
+export const observe = <E, R>(app: HttpApp.Default<E, R>, logRequests: boolean): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const started = performance.now()
     const requestId = requestIdOf(request)
@@ -106,7 +109,7 @@ export const observe = <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R>
       Effect.annotateLogs("request_id", requestId),
       Effect.onExit((exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
         // Nothing sent means the client went away first: the platform's 499.
-        finish(request, requestId, started, sent ?? HttpServerError.exitResponse(exit))
+        finish(request, requestId, started, sent ?? HttpServerError.exitResponse(exit), logRequests)
       )
     )
   })

@@ -3,7 +3,8 @@ import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
 import * as GracefulServer from "./GracefulServer.js"
-import { internalError } from "./Http.js"
+import * as AppConfig from "./AppConfig.js"
+import { fastGet, internalError } from "./Http.js"
 import * as HttpObservability from "./HttpObservability.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
@@ -23,8 +24,10 @@ const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
 const ServeLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const app = yield* HttpApiBuilder.httpApp
+    const fast = yield* fastGet
+    const logRequests = yield* Effect.orDie(AppConfig.logRequests)
     // Observability outermost: it times the whole request, and its request id is on lastResort's report too.
-    yield* HttpServer.serveEffect(app, (app) => HttpObservability.observe(lastResort(app)))
+    yield* HttpServer.serveEffect(app, (app) => HttpObservability.observe(lastResort(fast(app)), logRequests))
     // Added after serveEffect's own finalizer, so it runs first: the handler stays attached while draining, and
     // Redis and the database are released only after the last answer.
     const server = yield* NodeServerHandle

@@ -913,3 +913,26 @@ describe("docs", () => {
     )
   )
 })
+
+describe("the hot path for GET by id", () => {
+  it.live("a canonical id (served before the router) and its zero-padded spelling (the HttpApi route) agree", () =>
+    fresh(
+      Effect.gen(function* () {
+        const api = yield* client
+        const created = yield* api.create({ name: "Same", price: 3 })
+        const strip = (body: Record<string, unknown>) => ({ ...body, duration_ms: 0 })
+        const viaRouter = yield* api.get(`${products}/0${created.id}`)
+        const viaFastPath = yield* api.get(`${products}/${created.id}`)
+        expect(viaRouter.status).toBe(200)
+        expect(viaFastPath.status).toBe(200)
+        expect(strip(viaFastPath.body)).toEqual({ ...strip(viaRouter.body), from_cache: true })
+        expect(viaFastPath.headers.get("x-cache")).toBe("HIT")
+        const absent = yield* api.get(`${products}/${created.id + 1}`)
+        const absentViaRouter = yield* api.get(`${products}/0${created.id + 1}`)
+        expect(absent.status).toBe(404)
+        expect(absent.body).toEqual(absentViaRouter.body)
+        expect((yield* api.request("HEAD", `${products}/${created.id}`)).status).not.toBe(500)
+      })
+    )
+  )
+})

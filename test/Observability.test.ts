@@ -249,8 +249,8 @@ describe("request id and request log", () => {
       annotations: Object.fromEntries(HashMap.toEntries(annotations))
     })
   })
-  const withLogs = (level: LogLevel.LogLevel) =>
-    observedApp().pipe(
+  const withLogs = (level: LogLevel.LogLevel, logRequests = true) =>
+    TestApp.layer({ cache: MemoryLive, env: { LOG_REQUESTS: String(logRequests) } }).pipe(
       Layer.provide(Logger.replace(Logger.defaultLogger, capture)),
       Layer.provide(Logger.minimumLogLevel(level))
     )
@@ -307,6 +307,15 @@ describe("request id and request log", () => {
         captured.filter((l) => l.annotations.request_id === "req-hit" && l.message === "http request")
       ).toHaveLength(1)
     }).pipe(Effect.provide(withLogs(LogLevel.Info)))
+  )
+
+  it.live("without LOG_REQUESTS=true (the default) the request line is not written", () =>
+    Effect.gen(function* () {
+      const app = yield* App
+      yield* app.request("GET", "/health", { headers: { "x-request-id": "default-quiet" } })
+      yield* Effect.sleep("100 millis")
+      expect(captured.some((l) => l.annotations.request_id === "default-quiet")).toBe(false)
+    }).pipe(Effect.provide(withLogs(LogLevel.Info, false)))
   )
 
   it.live("at LOG_LEVEL=warn the request line is not written", () =>
