@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, TestClock } from "effect"
+import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as CacheKeys from "../src/CacheKeys.js"
@@ -302,6 +302,62 @@ describe("ProductService under races and outages", () => {
       const updated = yield* service.update(product.id, { price: 2 })
       expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
       expect((yield* stats()).errors).toBe(3)
+    })
+  )
+})
+
+describe("ProductService across processes (two services on one cache and one repository)", () => {
+  /** A second service (another process) over the same cache and repository as `first`. */
+  const second = (first: Effect.Effect.Success<ReturnType<typeof setup>>) =>
+    Effect.map(
+      Layer.build(
+        ProductService.DefaultWithoutDependencies.pipe(
+          Layer.provideMerge(
+            Layer.mergeAll(first.fake.layer, first.cache.layer, CacheStats.Default, Invalidations.layerLocal)
+          ),
+          Layer.provide(config)
+        )
+      ),
+      Context.get(ProductService)
+    )
+
+  it.scoped("a reader that lost the fill lease takes the holder's fill instead of loading", () =>
+    Effect.gen(function* () {
+      const a = yield* setup()
+      const b = yield* second(a)
+      const product = yield* a.service.create(laptop)
+      const release = yield* Deferred.make<void>()
+      yield* a.fake.holdReadsWith(Deferred.await(release))
+      const holder = yield* Effect.fork(a.service.getById(product.id)) // takes the lease, loads, is held
+      yield* TestClock.adjust(Duration.millis(1))
+      const waiter = yield* Effect.fork(b.getById(product.id)) // finds the lease taken: waits for the fill
+      yield* TestClock.adjust(Duration.millis(20))
+      yield* Deferred.succeed(release, undefined)
+      yield* Fiber.join(holder)
+      yield* TestClock.adjust(Duration.millis(20))
+      expect((yield* Fiber.join(waiter)).json).toBe(JSON.stringify(product))
+      expect(a.fake.reads.findById).toBe(1)
+    })
+  )
+
+  it.scoped("a lease holder that hangs delays the others by the wait bound (200 ms) only", () =>
+    Effect.gen(function* () {
+      const a = yield* setup()
+      const b = yield* second(a)
+      const product = yield* a.service.create(laptop)
+      const hang = yield* Deferred.make<void>()
+      yield* a.fake.holdReadsWith(Deferred.await(hang)) // the holder's load does not return
+      const holder = yield* Effect.fork(a.service.getById(product.id))
+      yield* TestClock.adjust(Duration.millis(1))
+      yield* a.fake.holdReadsWith(Effect.void)
+      const waiter = yield* Effect.fork(b.getById(product.id))
+      yield* TestClock.adjust(Duration.millis(150))
+      expect(yield* Fiber.poll(waiter)).toEqual(Option.none())
+      yield* TestClock.adjust(Duration.millis(60))
+      expect((yield* Fiber.join(waiter)).json).toBe(JSON.stringify(product))
+      expect(a.fake.reads.findById).toBe(2)
+      yield* Deferred.succeed(hang, undefined)
+      yield* Fiber.join(holder)
     })
   )
 })
