@@ -144,15 +144,13 @@ describe("ProductService reads", () => {
     Effect.gen(function* () {
       const { fake, service } = yield* setup()
       const product = yield* service.create(laptop)
-      const loaded = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      yield* fake.holdReadsWith(Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release)))
+      const held = yield* fake.holdReads
       const early = yield* Effect.fork(service.getById(product.id))
-      yield* Deferred.await(loaded)
-      yield* fake.holdReadsWith(Effect.void)
+      yield* held.loaded
+      yield* held.unhold
       yield* service.update(product.id, { price: 5 })
       const late = yield* service.getById(product.id) // must not wait for, nor take, the early reader's old row
-      yield* Deferred.succeed(release, undefined)
+      yield* held.release
       yield* Fiber.join(early)
       expect(JSON.parse(late.json).price).toBe(5)
       expect(fake.reads.findById).toBe(2)
@@ -236,15 +234,13 @@ describe("ProductService under races and outages", () => {
     Effect.gen(function* () {
       const { fake, service, stats } = yield* setup()
       const product = yield* service.create(laptop)
-      const loaded = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      yield* fake.holdReadsWith(Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release)))
+      const held = yield* fake.holdReads
 
       const reader = yield* Effect.fork(service.getById(product.id))
-      yield* Deferred.await(loaded) // the reader holds the old row and has not filled yet
-      yield* fake.holdReadsWith(Effect.void)
+      yield* held.loaded // the reader holds the old row and has not filled yet
+      yield* held.unhold
       const updated = yield* service.update(product.id, { price: 1 })
-      yield* Deferred.succeed(release, undefined)
+      yield* held.release
       const stale = yield* Fiber.join(reader)
 
       // The reader's answer predates the write, which had not answered yet: allowed. Its fill is not.
@@ -259,14 +255,12 @@ describe("ProductService under races and outages", () => {
     Effect.gen(function* () {
       const { fake, service } = yield* setup()
       const product = yield* service.create(laptop)
-      const loaded = yield* Deferred.make<void>()
-      const release = yield* Deferred.make<void>()
-      yield* fake.holdReadsWith(Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release)))
+      const held = yield* fake.holdReads
       const reader = yield* Effect.fork(service.list(0, 20))
-      yield* Deferred.await(loaded)
-      yield* fake.holdReadsWith(Effect.void)
+      yield* held.loaded
+      yield* held.unhold
       yield* service.update(product.id, { name: "Renamed" })
-      yield* Deferred.succeed(release, undefined)
+      yield* held.release
       yield* Fiber.join(reader)
       const next = yield* service.list(0, 20)
       expect(next.fromCache).toBe(false)

@@ -1,4 +1,4 @@
-import { Clock, Effect, Layer, Option } from "effect"
+import { Clock, Deferred, Effect, Layer, Option } from "effect"
 import { aroundEach, Cache, CacheError } from "../../src/Cache.js"
 import type { Product, ProductId } from "../../src/Domain/Product.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
@@ -49,7 +49,21 @@ export const makeRepo = Effect.sync(() => {
     layer: Layer.succeed(ProductRepo, repo),
     reads,
     /** Runs `effect` inside every later read, after the row was read and before it is returned. */
-    holdReadsWith: (effect: Effect.Effect<void>) => Effect.sync(() => void (afterRead = effect))
+    holdReadsWith: (effect: Effect.Effect<void>) => Effect.sync(() => void (afterRead = effect)),
+    /**
+     * Holds every later read after its snapshot until `release`; `loaded` waits until a reader holds a snapshot.
+     * Reads after `unhold` pass straight through again.
+     */
+    holdReads: Effect.gen(function* () {
+      const loaded = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      afterRead = Effect.zipRight(Deferred.succeed(loaded, undefined), Deferred.await(release))
+      return {
+        loaded: Deferred.await(loaded),
+        release: Deferred.succeed(release, undefined),
+        unhold: Effect.sync(() => void (afterRead = Effect.void))
+      }
+    })
   }
 })
 
