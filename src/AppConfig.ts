@@ -120,6 +120,21 @@ export const otlpEndpoint = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDP
  */
 export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefault(false))
 
+/** `WORKERS=N` serves with N processes on one port (Node's cluster module); 1, the default, is one process. */
+export const workers = Config.integer("WORKERS").pipe(
+  Config.withDefault(1),
+  Config.validate({ message: "must be an integer from 1 to 64", validation: (n) => n >= 1 && n <= 64 })
+)
+
+/** The two together: separate processes can only share a cache that lives outside them. */
+const workersWithSharedCache = Config.all([workers, cacheBackend]).pipe(
+  Config.validate({
+    message:
+      "WORKERS above 1 needs CACHE_BACKEND=redis: an in-memory cache is per process, so invalidations would not reach the others",
+    validation: ([count, backend]) => count === 1 || backend === "redis"
+  })
+)
+
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
 export const all = Config.all([
   cacheTtl,
@@ -133,5 +148,6 @@ export const all = Config.all([
   logFormat,
   logLevel,
   logRequests,
+  workersWithSharedCache,
   otlpEndpoint
 ])

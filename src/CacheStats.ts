@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import type { CacheError } from "./Cache.js"
 import { CircuitOpen } from "./Cache.js"
+import * as Cluster from "./Cluster.js"
 import type { CacheOperation } from "./Metrics.js"
 import { cacheOperations, cacheSeriesOf } from "./Metrics.js"
 
@@ -40,6 +41,11 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
       const total = hits + misses
       return { hits, misses, sets, deletes, errors, hit_rate: total === 0 ? 0 : hits / total, total_gets: total }
     }
+    const reset = () => {
+      hits = misses = sets = deletes = errors = 0
+      return snapshot()
+    }
+    Cluster.answerCollections((zero) => (zero ? reset() : snapshot()))
     return {
       hit: Effect.sync(() => {
         hits++
@@ -64,11 +70,9 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
           errors++
           cacheOperations.unsafeUpdate(1, seriesOfError(error))
         }),
-      snapshot: Effect.sync(snapshot),
-      reset: Effect.sync(() => {
-        hits = misses = sets = deletes = errors = 0
-        return snapshot()
-      })
+      // Under WORKERS=N each worker counts its own requests: the endpoint answers for all of them (Cluster.ts).
+      snapshot: Cluster.isWorker() ? Cluster.askPrimary(false) : Effect.sync(snapshot),
+      reset: Cluster.isWorker() ? Cluster.askPrimary(true) : Effect.sync(reset)
     }
   }
 }) {}

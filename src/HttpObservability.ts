@@ -101,11 +101,15 @@ export const observe = <E, R>(app: HttpApp.Default<E, R>, logRequests: boolean):
     const started = performance.now()
     const requestId = requestIdOf(request)
     let sent: HttpServerResponse.HttpServerResponse | undefined
+    const stamp = (response: HttpServerResponse.HttpServerResponse) => {
+      sent = HttpServerResponse.setHeader(response, "x-request-id", requestId)
+      return sent
+    }
+    // Both: a response the router already wrote goes through the pre-response handler, one returned from outside
+    // the router (the hot path for GET by id) only through the map.
     return app.pipe(
-      HttpApp.withPreResponseHandler((_, response) => {
-        sent = HttpServerResponse.setHeader(response, "x-request-id", requestId)
-        return Effect.succeed(sent)
-      }),
+      Effect.map(stamp),
+      HttpApp.withPreResponseHandler((_, response) => Effect.succeed(stamp(response))),
       Effect.annotateLogs("request_id", requestId),
       Effect.onExit((exit: Exit.Exit<HttpServerResponse.HttpServerResponse, E>) =>
         // Nothing sent means the client went away first: the platform's 499.

@@ -1,9 +1,11 @@
 import { HttpServer } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
+import cluster from "node:cluster"
 import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./CacheLive.js"
 import { CacheStats } from "./CacheStats.js"
+import * as Cluster from "./Cluster.js"
 import { RoutesLive } from "./Http.js"
 import * as Invalidations from "./Invalidations.js"
 import * as Logging from "./Logging.js"
@@ -21,7 +23,7 @@ const ServicesLive = Layer.mergeAll(ProductService.Default, ProductRepo.Default,
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 
-Server.serve.pipe(
+const ServiceLive = Server.serve.pipe(
   Layer.provide(RoutesLive),
   Layer.provide(ServicesLive),
   Layer.provide(CacheLive),
@@ -30,7 +32,12 @@ Server.serve.pipe(
   // Built before everything above, so all of it logs and traces through them.
   Layer.provide(Tracing.layer),
   Layer.provide(Logging.layer),
-  Layer.provide(ConfigChecked),
-  Layer.launch,
-  NodeRuntime.runMain
+  Layer.provide(ConfigChecked)
 )
+
+// One process, or with WORKERS=N a primary that supervises N of them (Cluster.ts).
+Effect.flatMap(AppConfig.workers, (workers) =>
+  workers > 1 && cluster.isPrimary
+    ? Effect.zipRight(AppConfig.all, Cluster.supervise(workers))
+    : Layer.launch(ServiceLive)
+).pipe(NodeRuntime.runMain)

@@ -927,6 +927,7 @@ describe("the hot path for GET by id", () => {
         expect(viaFastPath.status).toBe(200)
         expect(strip(viaFastPath.body)).toEqual({ ...strip(viaRouter.body), from_cache: true })
         expect(viaFastPath.headers.get("x-cache")).toBe("HIT")
+        expect(viaFastPath.headers.get("x-request-id")).toMatch(/^\S+$/)
         const absent = yield* api.get(`${products}/${created.id + 1}`)
         const absentViaRouter = yield* api.get(`${products}/0${created.id + 1}`)
         expect(absent.status).toBe(404)

@@ -327,4 +327,48 @@ describe("service process", () => {
       30_000
     )
   })
+
+  describe("WORKERS=2 (cluster mode)", () => {
+    it.scopedLive(
+      "two worker processes on one port: one cache and one set of counters; SIGTERM stops them all, exit 0",
+      () =>
+        Effect.gen(function* () {
+          const redis = yield* RedisServer.make()
+          const service = yield* startService({ env: { REDIS_URL: redis.url, WORKERS: "2" } })
+          const workerPids = () =>
+            Fs.readFile(`/proc/${service.child.pid}/task/${service.child.pid}/children`, "utf8").then((text) =>
+              text.trim().split(/\s+/).filter(Boolean)
+            )
+          yield* eventually(workerPids, (pids) => pids.length === 2, 20_000)
+          // Both listening: the second one logs its address too.
+          yield* eventually(
+            () => Promise.resolve(service.output().split("Listening on").length - 1),
+            (count) => count === 2,
+            20_000
+          )
+          const created = yield* create(service)
+          const path = `/api/v1/products/${created.body.product.id}`
+          // A fresh connection each: the primary hands connections to the workers in turn.
+          const reads = []
+          for (let i = 0; i < 8; i++) reads.push(yield* call(service.port, "GET", path))
+          expect(reads.map((read) => read.body.from_cache)).toEqual([false, true, true, true, true, true, true, true])
+          // Generated request ids start with a per-process prefix: both workers answered.
+          const servedBy = new Set(reads.map((read) => String(read.headers["x-request-id"]).split("-")[0]))
+          expect(servedBy.size).toBe(2)
+          const stats = (yield* call(service.port, "GET", "/api/v1/cache/stats")).body.cache_stats
+          expect(stats).toMatchObject({ hits: 7, misses: 1, sets: 1, total_gets: 8 })
+          const reset = (yield* call(service.port, "POST", "/api/v1/cache/stats/reset")).body.cache_stats
+          expect(reset.total_gets).toBe(0)
+          const again = (yield* call(service.port, "GET", "/api/v1/cache/stats")).body.cache_stats
+          expect(again.total_gets).toBe(0)
+
+          const pids = yield* Effect.promise(workerPids)
+          service.child.kill("SIGTERM")
+          const exit = yield* awaitExit(service, 15_000)
+          expect(exit.code).toBe(0)
+          for (const pid of pids) expect(() => process.kill(Number(pid), 0)).toThrow()
+        }),
+      60_000
+    )
+  })
 })

@@ -1,0 +1,137 @@
+import { Deferred, Effect } from "effect"
+import cluster from "node:cluster"
+import type { Worker } from "node:cluster"
+import type { CacheStatsSnapshot } from "./CacheStats.js"
+
+// WORKERS=N runs N copies of the service on one port with Node's cluster module. They share Redis and the SQLite
+// file exactly as separate processes do, so the cross-process guarantees hold unchanged. What they do not share is
+// memory: the counters of /api/v1/cache/stats are summed over the workers by the primary, on request.
+
+/** Messages between a worker and the primary about the cache counters. */
+type StatsMessage =
+  | { readonly type: "stats:ask"; readonly id: number; readonly reset: boolean }
+  | { readonly type: "stats:collect"; readonly id: number; readonly reset: boolean }
+  | { readonly type: "stats:part"; readonly id: number; readonly snapshot: CacheStatsSnapshot }
+  | { readonly type: "stats:total"; readonly id: number; readonly snapshot: CacheStatsSnapshot }
+
+const isStatsMessage = (message: unknown): message is StatsMessage =>
+  typeof message === "object" && message !== null && String((message as { type?: unknown }).type).startsWith("stats:")
+
+export const sum = (parts: ReadonlyArray<CacheStatsSnapshot>): CacheStatsSnapshot => {
+  const total = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
+  for (const part of parts) {
+    total.hits += part.hits
+    total.misses += part.misses
+    total.sets += part.sets
+    total.deletes += part.deletes
+    total.errors += part.errors
+  }
+  const gets = total.hits + total.misses
+  return { ...total, hit_rate: gets === 0 ? 0 : total.hits / gets, total_gets: gets }
+}
+
+/** In a worker: answers the primary's collections from this worker's own counters. */
+export const answerCollections = (local: (reset: boolean) => CacheStatsSnapshot) => {
+  if (!cluster.isWorker) return
+  process.on("message", (message: unknown) => {
+    if (!isStatsMessage(message) || message.type !== "stats:collect") return
+    process.send?.({ type: "stats:part", id: message.id, snapshot: local(message.reset) } satisfies StatsMessage)
+  })
+}
+
+let asks = 0
+const waiting = new Map<number, (snapshot: CacheStatsSnapshot) => void>()
+
+/** In a worker: the counters of every worker, through the primary; `reset` zeroes them all first-hand. */
+export const askPrimary = (reset: boolean): Effect.Effect<CacheStatsSnapshot> =>
+  Effect.async<CacheStatsSnapshot>((resume) => {
+    if (waiting.size === 0) process.on("message", onTotal)
+    const id = ++asks
+    waiting.set(id, (snapshot) => resume(Effect.succeed(snapshot)))
+    process.send?.({ type: "stats:ask", id, reset } satisfies StatsMessage)
+    return Effect.sync(() => waiting.delete(id))
+  })
+
+function onTotal(message: unknown) {
+  if (!isStatsMessage(message) || message.type !== "stats:total") return
+  waiting.get(message.id)?.(message.snapshot)
+  waiting.delete(message.id)
+  if (waiting.size === 0) process.off("message", onTotal)
+}
+
+export const isWorker = () => cluster.isWorker
+
+// A worker that does not answer a collection in time (busy, or dying) is left out of that one answer.
+const collectMillis = 1_000
+// A worker that crashes is replaced, but not in a tight loop if it crashes at start.
+const respawnMillis = 1_000
+
+/**
+ * The primary: starts `count` workers (the first alone, so the database is migrated once), replaces any that dies,
+ * sums the counters for whichever worker asks, and on interruption (SIGINT/SIGTERM) stops them all gracefully and
+ * waits for them: each drains its own connections before it exits.
+ */
+export const supervise = (count: number) =>
+  Effect.gen(function* () {
+    let stopping = false
+    const workers = new Set<Worker>()
+    let collections = 0
+
+    const relay = (asker: Worker, ask: { readonly id: number; readonly reset: boolean }) => {
+      const id = ++collections
+      const parts: Array<CacheStatsSnapshot> = []
+      const expected = [...workers].filter((worker) => worker.isConnected())
+      const finish = () => {
+        clearTimeout(timer)
+        for (const worker of expected) worker.off("message", onPart)
+        if (asker.isConnected())
+          asker.send({ type: "stats:total", id: ask.id, snapshot: sum(parts) } satisfies StatsMessage)
+      }
+      const onPart = (message: unknown) => {
+        if (!isStatsMessage(message) || message.type !== "stats:part" || message.id !== id) return
+        parts.push(message.snapshot)
+        if (parts.length === expected.length) finish()
+      }
+      const timer = setTimeout(finish, collectMillis)
+      for (const worker of expected) {
+        worker.on("message", onPart)
+        worker.send({ type: "stats:collect", id, reset: ask.reset } satisfies StatsMessage)
+      }
+    }
+
+    const fork = () => {
+      const worker = cluster.fork()
+      workers.add(worker)
+      worker.on("message", (message: unknown) => {
+        if (isStatsMessage(message) && message.type === "stats:ask") relay(worker, message)
+      })
+      worker.once("exit", (code, signal) => {
+        workers.delete(worker)
+        if (stopping) return
+        Effect.runFork(Effect.logError(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`))
+        setTimeout(() => stopping || fork(), respawnMillis)
+      })
+      return worker
+    }
+
+    const first = fork()
+    yield* Effect.async<void>((resume) => {
+      first.once("listening", () => resume(Effect.void))
+      first.once("exit", () => resume(Effect.void))
+    })
+    for (let i = 1; i < count; i++) fork()
+    yield* Effect.logInfo(`${count} workers serving`)
+
+    const allGone = yield* Deferred.make<void>()
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        stopping = true
+        for (const worker of workers) {
+          worker.once("exit", () => workers.size === 0 && Deferred.unsafeDone(allGone, Effect.void))
+          worker.process.kill("SIGTERM")
+        }
+        if (workers.size > 0) yield* Deferred.await(allGone)
+      })
+    )
+    return yield* Effect.never
+  }).pipe(Effect.scoped)
