@@ -873,9 +873,14 @@ const main = async () => {
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-")
   const text = JSON.stringify(results, null, 2) + "\n"
   writeFileSync(join(resultsDir, `${stamp}.json`), text)
-  writeFileSync(join(resultsDir, "latest.json"), text)
-  writeFileSync(join(resultsDir, "latest.svg"), svgChart(rows, chartTitle(results)))
-  console.log(`\nwrote bench/results/${stamp}.json, latest.json, latest.svg`)
+  if (smoke) {
+    // A smoke's 1-second figures say nothing: they must not replace the chart the README shows.
+    console.log(`\nwrote bench/results/${stamp}.json (a smoke run leaves latest.json and latest.svg alone)`)
+  } else {
+    writeFileSync(join(resultsDir, "latest.json"), text)
+    writeFileSync(join(resultsDir, "latest.svg"), svgChart(rows, chartTitle(results)))
+    console.log(`\nwrote bench/results/${stamp}.json, latest.json, latest.svg`)
+  }
 
   redis.client.disconnect()
   const enforced = enforce && verdicts.some((v) => !v.pass)
