@@ -71,8 +71,13 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
           cacheOperations.unsafeUpdate(1, seriesOfError(error))
         }),
       // Under WORKERS=N each worker counts its own requests: the endpoint answers for all of them (Cluster.ts).
-      snapshot: Cluster.isWorker() ? Cluster.askPrimary(false) : Effect.sync(snapshot),
-      reset: Cluster.isWorker() ? Cluster.askPrimary(true) : Effect.sync(reset)
+      // A primary that does not answer (busy or gone) leaves this worker answering for itself rather than hanging.
+      snapshot: Cluster.isWorker()
+        ? Effect.orElseSucceed(Effect.timeout(Cluster.askPrimary(false), "2 seconds"), snapshot)
+        : Effect.sync(snapshot),
+      reset: Cluster.isWorker()
+        ? Effect.orElseSucceed(Effect.timeout(Cluster.askPrimary(true), "2 seconds"), reset)
+        : Effect.sync(reset)
     }
   }
 }) {}
