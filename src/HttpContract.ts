@@ -7,7 +7,8 @@ import {
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Layer, Option } from "effect"
-import { Api, RequireJson, UnsupportedMediaType } from "./Api.js"
+import { RequireJson, UnsupportedMediaType } from "./Api.js"
+import { endpoints } from "./Routes.js"
 
 // HttpApi answers most failures itself, but not in the contract's shape: decode errors come as its own
 // HttpApiDecodeError body, malformed JSON and unknown routes as empty bodies, and it has no notion of 405.
@@ -44,16 +45,9 @@ export const describeIssues = (issues: ReadonlyArray<Issue>) => {
   return lines.join("; ")
 }
 
-const routes = Object.values(Api.groups).flatMap((group) =>
-  Object.values(group.endpoints).map((endpoint) => ({
-    method: endpoint.method,
-    pattern: new RegExp("^" + endpoint.path.replace(/:[^/]+/g, "[^/]+") + "/?$")
-  }))
-)
-
 /** Methods served on a path, for the `Allow` header of a 405; empty when the path is unknown. */
 export const allowedMethods = (path: string) => [
-  ...new Set(routes.filter((route) => route.pattern.test(path)).map((route) => route.method))
+  ...new Set(endpoints.filter((route) => route.pattern.test(path)).map((route) => route.method))
 ]
 
 const routeNotFound = (request: HttpServerRequest.HttpServerRequest) => {

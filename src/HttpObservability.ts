@@ -2,26 +2,20 @@ import { HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from 
 import { Effect, FiberRef, LogLevel } from "effect"
 import type { Exit } from "effect"
 import { randomUUID } from "node:crypto"
-import { Api } from "./Api.js"
 import { docsPaths } from "./Http.js"
 import type { Labels } from "./Metrics.js"
 import { httpRequestDuration, httpRequests, labels } from "./Metrics.js"
+import { endpoints, templatePattern } from "./Routes.js"
 
 // Runs around the whole app, outside the router: it sees every answer, including the contract's 404/405 and the
 // last-resort 500. The router does not tell it which route matched, so the template is found again here from the
 // same HttpApi: one map lookup for static paths, one regex per path with a parameter (there is one).
 
-const templates = [
-  ...new Set([
-    ...Object.values(Api.groups).flatMap((group) => Object.values(group.endpoints).map((endpoint) => endpoint.path)),
-    docsPaths.ui,
-    docsPaths.document
-  ])
-]
+const templates = [...new Set([...endpoints.map((route) => route.template), docsPaths.ui, docsPaths.document])]
 const staticRoutes = new Set(templates.filter((template) => !template.includes(":")))
 const paramRoutes = templates
   .filter((template) => template.includes(":"))
-  .map((template) => ({ template, pattern: new RegExp("^" + template.replace(/:[^/]+/g, "[^/]+") + "$") }))
+  .map((template) => ({ template, pattern: templatePattern(template) }))
 
 /** The route template a request URL falls under, `unmatched` when none: a label must never be the raw path. */
 export const routeOf = (url: string): string => {

@@ -47,28 +47,28 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     // A "not found" is remembered only briefly: long enough to absorb a storm of reads for a missing id.
     const absentTtl = Duration.millis(Math.max(1, Math.min(5_000, Math.floor(ttlMillis / 10))))
 
+    // What a write removes: a product's value and remembered absence (moving its guard), or every list page.
+    const invalidateSlot = (slot: Slot) => cache.invalidate([slot.key, slot.absent!], [slot.guard])
+    const invalidatePages = cache.invalidateMatching(keys.listPattern, keys.listGuard)
+
     // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
     // applied before its entry is used again; until then reads of that entry bypass the cache.
-    const invalidateProduct = (id: ProductId) => {
-      const slot = keys.product(id)
-      return cache.invalidate([slot.key, slot.absent!], [slot.guard]).pipe(
+    const applyOrRecord = (pendingKey: string, invalidation: Effect.Effect<number, CacheError>) =>
+      invalidation.pipe(
         Effect.flatMap(stats.deleted),
         Effect.catchTag("CacheError", (error) =>
-          Effect.all([Effect.logWarning(error.message), stats.error(error), invalidations.record(slot.key)], {
+          Effect.all([Effect.logWarning(error.message), stats.error(error), invalidations.record(pendingKey)], {
             discard: true
           })
         )
       )
+
+    const invalidateProduct = (id: ProductId) => {
+      const slot = keys.product(id)
+      return applyOrRecord(slot.key, invalidateSlot(slot))
     }
 
-    const invalidateLists = cache.invalidateMatching(keys.listPattern, keys.listGuard).pipe(
-      Effect.flatMap(stats.deleted),
-      Effect.catchTag("CacheError", (error) =>
-        Effect.all([Effect.logWarning(error.message), stats.error(error), invalidations.record(keys.listPattern)], {
-          discard: true
-        })
-      )
-    )
+    const invalidateLists = applyOrRecord(keys.listPattern, invalidatePages)
 
     /** Applies a pending invalidation before its entry is used; `false` while it still cannot be applied. */
     const settle = (pendingKey: string, retry: Effect.Effect<number, CacheError>) =>
@@ -83,7 +83,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
             )
       )
 
-    const settleLists = settle(keys.listPattern, cache.invalidateMatching(keys.listPattern, keys.listGuard))
+    const settleLists = settle(keys.listPattern, invalidatePages)
 
     const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>) =>
       cache
@@ -186,7 +186,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         slot,
         settle(
           slot.key,
-          Effect.suspend(() => cache.invalidate([slot.key, slot.absent!], [slot.guard]))
+          Effect.suspend(() => invalidateSlot(slot))
         ),
         Effect.suspend(() =>
           Effect.map(
@@ -209,7 +209,8 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         settleLists,
         Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page))))
       ).pipe(
-        Effect.map(Option.getOrElse(() => fromDatabase('{"products":[],"total":0}'))),
+        // A page slot has no absent key, so a page is never reported absent.
+        Effect.map(Option.getOrThrow),
         Effect.withSpan("ProductService.list", { attributes: { offset, limit }, captureStackTrace: false })
       )
 
@@ -225,10 +226,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const update = (id: ProductId, patch: UpdateProduct): Effect.Effect<Product, ProductNotFound | SqlError> =>
       repo.update(id, patch).pipe(
         Effect.flatMap(
-          Option.match({
-            onNone: () => Effect.fail(new ProductNotFound({ id })),
-            onSome: (product) => Effect.succeed(product)
-          })
+          Option.match({ onNone: () => Effect.fail(new ProductNotFound({ id })), onSome: Effect.succeed })
         ),
         Effect.tap(() => invalidateProduct(id)),
         Effect.tap(() => invalidateLists),
