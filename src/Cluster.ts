@@ -40,12 +40,17 @@ export const answerCollections = (local: (reset: boolean) => CacheStatsSnapshot)
 }
 
 let asks = 0
+let listening = false
 const waiting = new Map<number, (snapshot: CacheStatsSnapshot) => void>()
 
 /** In a worker: the counters of every worker, through the primary; `reset` zeroes them all first-hand. */
 export const askPrimary = (reset: boolean): Effect.Effect<CacheStatsSnapshot> =>
   Effect.async<CacheStatsSnapshot>((resume) => {
-    if (waiting.size === 0) process.on("message", onTotal)
+    // Installed once for the worker's life: the IPC channel keeps a worker running anyway.
+    if (!listening) {
+      listening = true
+      process.on("message", onTotal)
+    }
     const id = ++asks
     waiting.set(id, (snapshot) => resume(Effect.succeed(snapshot)))
     process.send?.({ type: "stats:ask", id, reset } satisfies StatsMessage)
@@ -56,7 +61,6 @@ function onTotal(message: unknown) {
   if (!isStatsMessage(message) || message.type !== "stats:total") return
   waiting.get(message.id)?.(message.snapshot)
   waiting.delete(message.id)
-  if (waiting.size === 0) process.off("message", onTotal)
 }
 
 export const isWorker = () => cluster.isWorker
