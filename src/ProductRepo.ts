@@ -1,18 +1,16 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
-import { Array, Clock, Effect, Option, Schema } from "effect"
-import type { CreateProduct, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
-import { Product } from "./Domain/Product.js"
+import { Array, Clock, Effect, Option } from "effect"
+import type { CreateProduct, Product, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
 import { trackQuery } from "./Metrics.js"
 import { SqlLive } from "./Sql.js"
+import * as Tracing from "./Tracing.js"
 
-const PageRow = Schema.extend(Product, Schema.Struct({ total: Schema.Int }))
-
-// Rows come from our own schema; a row that does not decode is a bug, not something a caller can handle.
-const decodeProducts = (rows: ReadonlyArray<unknown>) =>
-  Schema.decodeUnknown(Schema.Array(Product))(rows).pipe(Effect.orDie)
-const decodePageRows = (rows: ReadonlyArray<unknown>) =>
-  Schema.decodeUnknown(Schema.Array(PageRow))(rows).pipe(Effect.orDie)
+// Rows are not decoded again: they come from our own table, whose columns and CHECKs hold what Product's schema
+// says, and every value in it entered through a decoded request. Decoding them cost the miss path more than the
+// query did. The column list fixes the order of the JSON a client sees (Product's field order).
+const columns = "id, name, description, price, stock, category, created_at, updated_at"
+type PageRow = Product & { readonly total: number }
 
 const nowIso = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
@@ -20,19 +18,18 @@ const nowIso = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).
 export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const traced = yield* Tracing.spans
 
     const findById = (id: ProductId): Effect.Effect<Option.Option<Product>, SqlError> =>
-      sql`SELECT * FROM products WHERE id = ${id}`.pipe(
-        Effect.flatMap(decodeProducts),
+      sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE id = ${id}`.pipe(
         Effect.map(Array.head),
         trackQuery("findById"),
-        Effect.withSpan("ProductRepo.findById", { attributes: { id }, captureStackTrace: false })
+        traced("ProductRepo.findById", { id })
       )
 
     // One statement, so the page and its total come from the same snapshot.
     const page = (offset: number, limit: number): Effect.Effect<ProductPage, SqlError> =>
-      sql`SELECT *, (SELECT COUNT(*) FROM products) AS total FROM products ORDER BY id LIMIT ${limit} OFFSET ${offset}`.pipe(
-        Effect.flatMap(decodePageRows),
+      sql<PageRow>`SELECT ${sql.literal(columns)}, (SELECT COUNT(*) FROM products) AS total FROM products ORDER BY id LIMIT ${limit} OFFSET ${offset}`.pipe(
         Effect.flatMap((rows) =>
           rows.length > 0
             ? Effect.succeed({ products: rows.map(({ total: _, ...product }) => product), total: rows[0]!.total })
@@ -42,36 +39,36 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
               }))
         ),
         trackQuery("page"),
-        Effect.withSpan("ProductRepo.page", { attributes: { offset, limit }, captureStackTrace: false })
+        traced("ProductRepo.page", { offset, limit })
       )
 
     const insert = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
       nowIso.pipe(
         Effect.flatMap(
-          (now) => sql`INSERT INTO products ${sql.insert({ ...input, created_at: now, updated_at: now })} RETURNING *`
+          (now) =>
+            sql<Product>`INSERT INTO products ${sql.insert({ ...input, created_at: now, updated_at: now })} RETURNING ${sql.literal(columns)}`
         ),
-        Effect.flatMap(decodeProducts),
         Effect.map((rows) => rows[0]!),
         trackQuery("insert"),
-        Effect.withSpan("ProductRepo.insert", { captureStackTrace: false })
+        traced("ProductRepo.insert")
       )
 
     const update = (id: ProductId, patch: UpdateProduct): Effect.Effect<Option.Option<Product>, SqlError> =>
       nowIso.pipe(
         Effect.flatMap(
-          (now) => sql`UPDATE products SET ${sql.update({ ...patch, updated_at: now })} WHERE id = ${id} RETURNING *`
+          (now) =>
+            sql<Product>`UPDATE products SET ${sql.update({ ...patch, updated_at: now })} WHERE id = ${id} RETURNING ${sql.literal(columns)}`
         ),
-        Effect.flatMap(decodeProducts),
         Effect.map(Array.head),
         trackQuery("update"),
-        Effect.withSpan("ProductRepo.update", { attributes: { id }, captureStackTrace: false })
+        traced("ProductRepo.update", { id })
       )
 
     const remove = (id: ProductId): Effect.Effect<boolean, SqlError> =>
       sql`DELETE FROM products WHERE id = ${id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length > 0),
         trackQuery("remove"),
-        Effect.withSpan("ProductRepo.remove", { attributes: { id }, captureStackTrace: false })
+        traced("ProductRepo.remove", { id })
       )
 
     /** Whether the database answers now; used by /health. */

@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Deferred, Duration, Effect, FiberId, FiberRef, Option } from "effect"
+import { Deferred, Duration, Effect, FiberId, Option } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import type { CacheError, Slot } from "./Cache.js"
 import { Cache } from "./Cache.js"
@@ -10,6 +10,7 @@ import { cacheCoalescedLoads, noLabels } from "./Metrics.js"
 import type { CreateProduct, Product, ProductId, UpdateProduct } from "./Domain/Product.js"
 import { ProductNotFound } from "./Domain/Product.js"
 import { ProductRepo } from "./ProductRepo.js"
+import * as Tracing from "./Tracing.js"
 
 /** A read's answer as JSON text: a hit is served as Redis holds it, never decoded and encoded again. */
 export interface Served {
@@ -38,14 +39,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const invalidations = yield* Invalidations
     const ttl = yield* AppConfig.cacheTtl
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix)
-
-    // With tracing off not even a no-op span is made: each costs a fiber-runtime read, an exit hook and a context
-    // change. Stack traces are not captured: that alone was 15% of a cache hit's CPU, measured.
-    const tracing = yield* FiberRef.get(FiberRef.currentTracerEnabled)
-    const traced =
-      (name: string, attributes?: Record<string, unknown>) =>
-      <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-        tracing ? Effect.withSpan(effect, name, { attributes, captureStackTrace: false }) : effect
+    const traced = yield* Tracing.spans
 
     // Entries filled together must not expire together; jitter only shortens, so no entry outlives CACHE_TTL.
     const ttlMillis = Duration.toMillis(ttl)

