@@ -9,12 +9,22 @@
 // Load comes from wrk (bench/*.lua), pinned to one core with the servers on the other; targets alternate
 // A B A B within every round so drift hits all of them alike. Figures are ratios measured side by side.
 //
+// Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede.
+// scale-workers is the cache hit by id (hit.lua) against two more instances of the service, WORKERS=1 and
+// WORKERS=2 (cluster mode; own SQLite copies and key prefixes), reported as the ratio of 2 workers to 1 with the
+// CPU of each instance's whole process tree. Those two are pinned to no core (pinned to one, two workers could not
+// scale); wrk still holds one core, so on a 2-core machine the second worker competes with wrk and the ratio shows
+// less than two workers give where there are cores to spare.
+//
 // env: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
-//      BENCH_ENFORCE=1 (exit 1 when a hit by id is below 0.9x the hello-world), BENCH_KEEP_TMP=1 (keep logs, dbs),
-//      WORKERS (passed through to the service for a future cluster mode; CPU is summed over its process tree).
+//      BENCH_ONLY=name[,name] (run only those scenarios and start only the servers they need; the service that is
+//      seeded always starts; a filtered run leaves latest.json and latest.svg alone),
+//      BENCH_ENFORCE=1 (exit 1 when a hit by id is below 0.9x the hello-world), BENCH_KEEP_TMP=1 (keep logs, dbs).
+//      WORKERS is refused: it used to be passed through to every service instance, which pinned to one core
+//      measured nothing; scale-workers measures cluster mode instead.
 // --render FILE: redraw latest.json/latest.svg from an earlier results file, running nothing.
 // --smoke: 1 round x 1 s, 1 s warm-up, for CI. Exit 1 when a correctness check fails (non-2xx, socket errors,
-// hits that miss, misses that hit, a stampede that loads more than once).
+// hits that miss, misses that hit, a stampede that loads more than once, cluster stats that leave a worker out).
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
@@ -46,14 +56,19 @@ const connsList = (process.env.BENCH_CONNS ?? "10,50").split(",").map((c) => {
   return n
 })
 const enforce = process.env.BENCH_ENFORCE === "1"
-const workers = process.env.WORKERS
 const productCount = 1000
 const stampedeReaders = 200
 const helloTarget = 0.9
 // 1-minute load averages above these mark the figures as noisy: before the bench starts the machine should be idle;
-// during it the bench itself keeps about 2 runnable (wrk and one server).
+// during it the bench itself keeps about 2 runnable (wrk and one server), 3 in scale-workers (wrk and two workers).
 const busyBefore = 1
-const busyAfter = 3
+const busyAfter = (workersRun) => (workersRun ? 4 : 3)
+
+// scale-workers: the WORKERS of its two service instances; the ratio is the last one's req/s over the first one's.
+const scaleWorkers = [1, 2]
+
+/** A mistake in how the bench was called: one line, no stack, before anything starts. */
+class UsageError extends Error {}
 
 // ---------------------------------------------------------------- processes
 
@@ -67,7 +82,9 @@ const have = (command) => spawnSync("sh", ["-c", `command -v ${command}`], { std
 const pinning = have("taskset") && cpus().length >= 2
 const wrkCpu = "0"
 const serverCpu = "1"
-const pinned = (cpu, command, args) => (pinning ? ["taskset", ["-c", cpu, command, ...args]] : [command, args])
+/** `cpu` null: free to run on any core (the scale-workers instances). */
+const pinned = (cpu, command, args) =>
+  pinning && cpu !== null ? ["taskset", ["-c", cpu, command, ...args]] : [command, args]
 
 const spawnChild = (name, command, args, { env = process.env, cpu = serverCpu, log } = {}) => {
   const [file, argv] = pinned(cpu, command, args)
@@ -151,22 +168,25 @@ const readStat = (pid) => {
   }
 }
 
-/** CPU seconds used so far by `pid` and its descendants (a future cluster mode's workers count too). */
-const cpuSeconds = (pid) => {
+/** CPU seconds used so far by `pid` and by each of its descendants (cluster mode's workers), by pid. */
+const cpuTree = (pid) => {
   const parents = new Map()
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue
     const stat = readStat(entry)
     if (stat !== undefined) parents.set(Number(entry), stat)
   }
-  let ticks = 0
+  const byPid = new Map()
   const tree = [pid]
   for (let i = 0; i < tree.length && i < 10_000; i++) {
-    ticks += parents.get(tree[i])?.ticks ?? 0
+    byPid.set(tree[i], (parents.get(tree[i])?.ticks ?? 0) / clockTicks)
     for (const [child, stat] of parents) if (stat.ppid === tree[i]) tree.push(child)
   }
-  return ticks / clockTicks
+  return byPid
 }
+
+/** CPU seconds used so far by `pid` and its descendants. */
+const cpuSeconds = (pid) => [...cpuTree(pid).values()].reduce((a, b) => a + b, 0)
 
 // ---------------------------------------------------------------- http
 
@@ -321,7 +341,31 @@ const baseEnv = () => {
 
 const healthy = (json) => json?.status === "healthy"
 
-const startService = async (name, { port, redisUrl, dbPath, ttl, prefix }) => {
+/**
+ * In cluster mode /health answers once the first worker listens; the others start after it. A keep-alive
+ * connection stays with the worker that took it, so wrk must not connect before all of them listen: each logs
+ * "Listening on ..." (HttpServer.withLogAddress) once its server is up. Bounded.
+ */
+const waitListening = async (child, workers, timeoutMs = 30_000) => {
+  const deadline = Date.now() + timeoutMs
+  const count = () =>
+    readFileSync(child.log, "utf8")
+      .split("\n")
+      .filter((l) => l.includes("Listening on")).length
+  while (count() < workers) {
+    if (child.exitState !== undefined) {
+      throw new Error(`${child.label} exited (${JSON.stringify(child.exitState)}) before ready:\n${logTail(child)}`)
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `${child.label}: ${count()} of ${workers} workers listening after ${timeoutMs} ms:\n${logTail(child)}`
+      )
+    }
+    await sleep(100)
+  }
+}
+
+const startService = async (name, { port, redisUrl, dbPath, ttl, prefix, workers, cpu = serverCpu }) => {
   const env = {
     ...baseEnv(),
     HTTP_PORT: String(port),
@@ -331,10 +375,14 @@ const startService = async (name, { port, redisUrl, dbPath, ttl, prefix }) => {
     CACHE_PREFIX: prefix,
     CACHE_BACKEND: "redis"
   }
-  // Hook for a future cluster mode: the service gets WORKERS as given; CPU figures sum its process tree.
-  if (workers !== undefined) env.WORKERS = workers
-  const child = spawnChild(name, process.execPath, [join(root, "dist/main.js")], { env, log: join(tmp, `${name}.log`) })
+  if (workers !== undefined) env.WORKERS = String(workers)
+  const child = spawnChild(name, process.execPath, [join(root, "dist/main.js")], {
+    env,
+    cpu,
+    log: join(tmp, `${name}.log`)
+  })
   await waitReady(child, port, "/health", healthy)
+  if (workers > 1) await waitListening(child, workers)
   return child
 }
 
@@ -438,17 +486,60 @@ const scenarios = [
     targets: ["service", "baseline"],
     script: { service: "mixed.lua", baseline: "mixed.lua" },
     warm: warmIds
+  },
+  {
+    name: "scale-workers",
+    about:
+      `GET by random id, all warmed, on the service with WORKERS=${scaleWorkers.join(" and WORKERS=")} (pinned to no ` +
+      "core; wrk keeps one core busy, so workers beyond the other cores compete with wrk)",
+    targets: scaleWorkers.map((n) => `workers${n}`),
+    script: Object.fromEntries(scaleWorkers.map((n) => [`workers${n}`, "hit.lua"])),
+    warm: warmIds
   }
 ]
+
+// Not a wrk scenario (it runs after them), but selectable by name like one.
+const stampede = { name: "stampede", targets: ["service", "baseline"] }
+
+/**
+ * BENCH_ONLY=name[,name]: the scenarios to run (all when unset). Also refuses WORKERS, which this bench used to pass
+ * to every service instance: pinned to one core, more workers measured nothing; scale-workers measures them instead.
+ */
+const selection = () => {
+  if (process.env.WORKERS !== undefined && process.env.WORKERS !== "") {
+    throw new UsageError(
+      `WORKERS=${process.env.WORKERS} is no longer passed to the service: on one core more workers cannot help. ` +
+        `The scale-workers scenario measures WORKERS=${scaleWorkers.join(" against WORKERS=")}: ` +
+        "unset WORKERS and run BENCH_ONLY=scale-workers"
+    )
+  }
+  const known = [...scenarios.map((s) => s.name), stampede.name]
+  const text = process.env.BENCH_ONLY ?? ""
+  if (text.trim() === "") return { only: null, chosen: scenarios, stampede: true }
+  const names = text
+    .split(",")
+    .map((name) => name.trim())
+    .filter((name) => name !== "")
+  const unknown = names.filter((name) => !known.includes(name))
+  if (unknown.length > 0 || names.length === 0) {
+    const what = names.length === 0 ? "names no scenario" : `unknown scenario ${unknown.join(", ")}`
+    throw new UsageError(`BENCH_ONLY=${text}: ${what}; the scenarios are ${known.join(", ")}`)
+  }
+  const only = known.filter((name) => names.includes(name))
+  return { only, chosen: scenarios.filter((s) => only.includes(s.name)), stampede: only.includes(stampede.name) }
+}
 
 const runOnce = async (scenario, target, conns, redisPid, round) => {
   if (scenario.warm !== undefined && target.stats) await scenario.warm(target.port)
   if (target.stats) await resetStats(target)
-  const cpu0 = cpuSeconds(target.child.pid)
+  const tree0 = cpuTree(target.child.pid)
   const redis0 = cpuSeconds(redisPid)
   const wrk = await runWrk({ port: target.port, script: scenario.script[target.key], conns, duration: seconds })
-  const cpuService = cpuSeconds(target.child.pid) - cpu0
+  const tree1 = cpuTree(target.child.pid)
   const cpuRedis = cpuSeconds(redisPid) - redis0
+  // Per process of the tree (a cluster's primary first, then its workers); a process gone since counts nothing.
+  const cpuProcesses = [...tree1].map(([pid, s]) => Math.round((s - (tree0.get(pid) ?? 0)) * 100) / 100)
+  const cpuService = cpuProcesses.reduce((a, b) => a + b, 0)
   const cache = target.stats ? await readStats(target) : undefined
   return {
     target: target.display,
@@ -459,6 +550,7 @@ const runOnce = async (scenario, target, conns, redisPid, round) => {
     ...wrk,
     cpu_service_s: Math.round(cpuService * 100) / 100,
     cpu_redis_s: Math.round(cpuRedis * 100) / 100,
+    cpu_processes_s: cpuProcesses.length > 1 ? cpuProcesses : undefined,
     cache,
     hits_per_request: cache && wrk.requests > 0 ? cache.hits / wrk.requests : undefined,
     misses_per_request: cache && wrk.requests > 0 ? cache.misses / wrk.requests : undefined
@@ -488,11 +580,15 @@ const summarize = (runs) => {
       p99_ms: median(group.map((run) => run.p99_ms)),
       cpu_service_s: Math.round(median(group.map((run) => run.cpu_service_s)) * 100) / 100,
       cpu_redis_s: Math.round(median(group.map((run) => run.cpu_redis_s)) * 100) / 100,
+      // Cluster mode: the primary's, then each worker's (medians over the rounds).
+      cpu_processes_s: first.cpu_processes_s?.map((_, i) => median(group.map((run) => run.cpu_processes_s?.[i]))),
       cpu_service_us_per_req: Math.round((group.reduce((s, r) => s + r.cpu_service_s, 0) / requests) * 1e6),
       cpu_redis_us_per_req: Math.round((group.reduce((s, r) => s + r.cpu_redis_s, 0) / requests) * 1e6),
       requests,
       non2xx: group.reduce((sum, run) => sum + run.non2xx, 0),
       socket_errors: group.reduce((sum, run) => sum + Object.values(run.socket_errors).reduce((a, b) => a + b, 0), 0),
+      // Reads the stats counted: each a hit, a miss or an error (lookup failed or skipped).
+      reads_counted: first.cache ? totalGets + sumCache("errors") : undefined,
       hit_rate: first.cache ? (totalGets === 0 ? 0 : sumCache("hits") / totalGets) : undefined,
       misses_per_request: first.cache ? sumCache("misses") / requests : undefined,
       // Server-side: misses over every read the service counted (wrk leaves up to `conns` answers uncounted at the
@@ -504,11 +600,14 @@ const summarize = (runs) => {
   })
   const find = (scenario, conns, target) =>
     rows.find((r) => r.scenario === scenario && r.conns === conns && r.target === target)
+  const ratio = (row, other) => (other ? Math.round((row.rps / other.rps) * 1000) / 1000 : undefined)
   for (const row of rows) {
-    const baseline = find(row.scenario, row.conns, "baseline")
-    const hello = find("hit-id", row.conns, "hello-effect")
-    row.ratio_baseline = baseline ? Math.round((row.rps / baseline.rps) * 1000) / 1000 : undefined
-    row.ratio_hello = hello ? Math.round((row.rps / hello.rps) * 1000) / 1000 : undefined
+    row.ratio_baseline = ratio(row, find(row.scenario, row.conns, "baseline"))
+    // The scale-workers instances run unpinned, the hello-world on one core: no like-for-like ratio.
+    if (row.scenario !== "scale-workers") row.ratio_hello = ratio(row, find("hit-id", row.conns, "hello-effect"))
+    const first = `workers${scaleWorkers[0]}`
+    const one = rows.find((r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === first)
+    if (row.scenario === "scale-workers") row.ratio_workers1 = ratio(row, one)
   }
   return rows
 }
@@ -521,13 +620,14 @@ const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits)
 const printTable = (rows) => {
   const columns = [
     ["target", 12, (r) => r.target],
-    ["scenario", 10, (r) => r.scenario],
+    ["scenario", 13, (r) => r.scenario],
     ["conns", 5, (r) => r.conns, true],
     ["req/s", 8, (r) => r.rps, true],
     ["p50 ms", 7, (r) => fixed(r.p50_ms, 2), true],
     ["p99 ms", 7, (r) => fixed(r.p99_ms, 2), true],
     ["x base", 6, (r) => fixed(r.ratio_baseline, 2), true],
     ["x hello", 7, (r) => fixed(r.ratio_hello, 2), true],
+    ["x w=1", 5, (r) => fixed(r.ratio_workers1, 2), true],
     ["cpu svc s", 9, (r) => fixed(r.cpu_service_s, 2), true],
     ["cpu redis s", 11, (r) => fixed(r.cpu_redis_s, 2), true],
     ["svc us/req", 10, (r) => r.cpu_service_us_per_req, true],
@@ -547,7 +647,13 @@ const cacheNote = (row) => {
 const escapeXml = (text) =>
   String(text).replace(/[<>&"]/g, (c) => ({ "<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;" })[c])
 
-const colors = { service: "#2f6fdf", baseline: "#8a8f98", "hello-effect": "#e8891d" }
+const colors = {
+  service: "#2f6fdf",
+  baseline: "#8a8f98",
+  "hello-effect": "#e8891d",
+  "service w=1": "#8fb3ef",
+  "service w=2": "#1b3f80"
+}
 
 /** A grouped bar chart of req/s: one group per scenario and connection count, one bar per target. */
 const svgChart = (rows, title) => {
@@ -590,8 +696,9 @@ const svgChart = (rows, title) => {
       const fill = colors[row.target] ?? "#555"
       parts.push(`<rect x="${bx}" y="${by}" width="${bar}" height="${top + height - by}" fill="${fill}"/>`)
       parts.push(`<text x="${bx + bar / 2}" y="${by - 4}" text-anchor="middle" font-size="9">${row.rps}</text>`)
-      if (row.target === "service" && row.ratio_baseline !== undefined) {
-        const note = `${fixed(row.ratio_baseline, 2)}x`
+      const ratio = row.target === "service" ? row.ratio_baseline : row.ratio_workers1
+      if (ratio !== undefined && row.instance !== `workers${scaleWorkers[0]}`) {
+        const note = `${fixed(ratio, 2)}x`
         parts.push(
           `<text x="${bx + bar / 2}" y="${by - 15}" text-anchor="middle" font-size="9" fill="${fill}">${note}</text>`
         )
@@ -604,14 +711,20 @@ const svgChart = (rows, title) => {
   })
   let lx = left
   for (const [name, fill] of Object.entries(colors)) {
+    if (!rows.some((row) => row.target === name)) continue
     parts.push(`<rect x="${lx}" y="${top + height + 34}" width="12" height="12" fill="${fill}"/>`)
     parts.push(`<text x="${lx + 16}" y="${top + height + 44}">${name}</text>`)
     lx += 110
   }
-  parts.push(
-    `<text x="${lx}" y="${top + height + 44}" fill="#555">service bars: ratio to baseline above the req/s</text>`,
-    "</svg>"
-  )
+  const ratios = [
+    rows.some((row) => row.target === "service" && row.ratio_baseline !== undefined) && "service to baseline",
+    rows.some((row) => row.ratio_workers1 !== undefined) && "w=2 to w=1"
+  ].filter(Boolean)
+  if (ratios.length > 0) {
+    const note = `ratio above the req/s: ${ratios.join(", ")}`
+    parts.push(`<text x="${lx}" y="${top + height + 44}" fill="#555">${note}</text>`)
+  }
+  parts.push("</svg>")
   return parts.join("\n") + "\n"
 }
 
@@ -629,34 +742,85 @@ const render = (file) => {
   return 0
 }
 
+/** Every server a scenario can load, by key; `start` receives a free port, a SQLite copy, the Redis URL. */
+const targetSpecs = {
+  service: {
+    display: "service",
+    about: "node dist/main.js, NODE_ENV=production, CACHE_TTL=1h, prefix bench:svc: (seeded through its API)",
+    stats: true,
+    start: (o) => startService("service", { ...o, ttl: "1h", prefix: "bench:svc:" })
+  },
+  baseline: {
+    display: "baseline",
+    about: "bench/baseline.mjs (node:http + ioredis + better-sqlite3), prefix bench:base:, own SQLite copy",
+    stats: true,
+    start: (o) => startBaseline("baseline", { ...o, ttl: "1h", prefix: "bench:base:" })
+  },
+  hello: {
+    display: "hello-effect",
+    about: "bench/hello-effect.mjs (NodeHttpServer + HttpRouter, GET /hello)",
+    stats: false,
+    noDb: true,
+    start: (o) => startHello("hello", o)
+  },
+  serviceMiss: {
+    display: "service",
+    about: "node dist/main.js, NODE_ENV=production, CACHE_TTL=1ms, prefix bench:svcmiss:, own SQLite copy",
+    stats: true,
+    start: (o) => startService("service-miss", { ...o, ttl: "1ms", prefix: "bench:svcmiss:" })
+  },
+  baselineMiss: {
+    display: "baseline",
+    about: "bench/baseline.mjs with CACHE_TTL=1ms, prefix bench:basemiss:, own SQLite copy",
+    stats: true,
+    start: (o) => startBaseline("baseline-miss", { ...o, ttl: "1ms", prefix: "bench:basemiss:" })
+  },
+  ...Object.fromEntries(
+    scaleWorkers.map((n) => [
+      `workers${n}`,
+      {
+        display: `service w=${n}`,
+        about:
+          `node dist/main.js, WORKERS=${n}, NODE_ENV=production, CACHE_TTL=1h, prefix bench:w${n}:, ` +
+          "own SQLite copy, pinned to no core",
+        stats: true,
+        start: (o) => startService(`service-w${n}`, { ...o, ttl: "1h", prefix: `bench:w${n}:`, workers: n, cpu: null })
+      }
+    ])
+  )
+}
+
 const main = async () => {
   const renderAt = process.argv.indexOf("--render")
   if (renderAt !== -1) return render(process.argv[renderAt + 1])
+  const { only, chosen, stampede: runStampede } = selection()
   checkBuild()
   ensureWrk()
   tmp = mkdtempSync(join(tmpdir(), "bench-"))
   const startedAt = new Date()
   const loadBefore = loadavg()[0]
   const taken = new Set()
+  const workersRun = chosen.some((s) => s.name === "scale-workers")
+  const where = pinning
+    ? `wrk on cpu ${wrkCpu}, servers and redis on cpu ${serverCpu}${workersRun ? " (scale-workers servers on any)" : ""}`
+    : "no pinning"
   console.log(
     `bench: ${smoke ? "smoke, " : ""}${rounds} round(s) x ${seconds} s per target, warm-up ${warmupSeconds} s, ` +
-      `conns ${connsList.join("/")}, ${pinning ? `wrk on cpu ${wrkCpu}, servers and redis on cpu ${serverCpu}` : "no pinning"}`
+      `conns ${connsList.join("/")}, ${where}${only ? `; only ${only.join(", ")}` : ""}`
   )
 
+  // The service is always started: the others' databases are copies of the one seeded through it.
+  const keys = ["service"]
+  for (const scenario of [...chosen, ...(runStampede ? [stampede] : [])]) {
+    for (const key of scenario.targets) if (!keys.includes(key)) keys.push(key)
+  }
   const redis = await startRedis(taken)
   const ports = {}
-  for (const key of ["service", "baseline", "hello", "serviceMiss", "baselineMiss"]) ports[key] = await freePort(taken)
-  const dbs = Object.fromEntries(
-    ["service", "baseline", "serviceMiss", "baselineMiss"].map((k) => [k, join(tmp, `${k}.db`)])
-  )
+  for (const key of keys) ports[key] = await freePort(taken)
+  const dbs = Object.fromEntries(keys.filter((k) => !targetSpecs[k].noDb).map((k) => [k, join(tmp, `${k}.db`)]))
+  const options = (key) => ({ port: ports[key], redisUrl: redis.url, dbPath: dbs[key] })
 
-  const service = await startService("service", {
-    port: ports.service,
-    redisUrl: redis.url,
-    dbPath: dbs.service,
-    ttl: "1h",
-    prefix: "bench:svc:"
-  })
+  const service = await targetSpecs.service.start(options("service"))
   process.stdout.write(`seeding ${productCount} products through POST /api/v1/products ... `)
   await inBatches(productCount, 8, (i) => expectOk(ports.service, "POST", "/api/v1/products", seedProduct(i + 1)))
   const first = await expectOk(ports.service, "GET", "/api/v1/products?offset=0&limit=1")
@@ -667,50 +831,20 @@ const main = async () => {
   console.log("done")
 
   // Each other instance gets its own consistent copy of the seeded database.
+  const others = keys.filter((key) => key !== "service")
   const source = new Database(dbs.service, { readonly: true })
-  for (const key of ["baseline", "serviceMiss", "baselineMiss"]) source.prepare("VACUUM INTO ?").run(dbs[key])
+  for (const key of others) if (dbs[key] !== undefined) source.prepare("VACUUM INTO ?").run(dbs[key])
   source.close()
 
-  const [baseline, hello, serviceMiss, baselineMiss] = await Promise.all([
-    startBaseline("baseline", {
-      port: ports.baseline,
-      redisUrl: redis.url,
-      dbPath: dbs.baseline,
-      ttl: "1h",
-      prefix: "bench:base:"
-    }),
-    startHello("hello", { port: ports.hello }),
-    startService("service-miss", {
-      port: ports.serviceMiss,
-      redisUrl: redis.url,
-      dbPath: dbs.serviceMiss,
-      ttl: "1ms",
-      prefix: "bench:svcmiss:"
-    }),
-    startBaseline("baseline-miss", {
-      port: ports.baselineMiss,
-      redisUrl: redis.url,
-      dbPath: dbs.baselineMiss,
-      ttl: "1ms",
-      prefix: "bench:basemiss:"
-    })
-  ])
-  const targets = {
-    service: { key: "service", display: "service", child: service, port: ports.service, stats: true },
-    baseline: { key: "baseline", display: "baseline", child: baseline, port: ports.baseline, stats: true },
-    hello: { key: "hello", display: "hello-effect", child: hello, port: ports.hello, stats: false },
-    serviceMiss: { key: "serviceMiss", display: "service", child: serviceMiss, port: ports.serviceMiss, stats: true },
-    baselineMiss: {
-      key: "baselineMiss",
-      display: "baseline",
-      child: baselineMiss,
-      port: ports.baselineMiss,
-      stats: true
-    }
+  const started = await Promise.all(others.map((key) => targetSpecs[key].start(options(key))))
+  const targets = {}
+  for (const [i, key] of ["service", ...others].entries()) {
+    const { display, stats } = targetSpecs[key]
+    targets[key] = { key, display, child: i === 0 ? service : started[i - 1], port: ports[key], stats }
   }
 
   const runs = []
-  for (const scenario of scenarios) {
+  for (const scenario of chosen) {
     const list = scenario.targets.map((key) => targets[key])
     process.stdout.write(`${scenario.name}: ${scenario.about}\n  warm-up`)
     for (const target of list) {
@@ -737,8 +871,8 @@ const main = async () => {
 
   // Stampede: PUT makes the id cold (and moves its guard), then 200 reads at once.
   const stampedes = []
-  for (let round = 1; round <= rounds; round++) {
-    for (const target of [targets.service, targets.baseline]) {
+  for (let round = 1; runStampede && round <= rounds; round++) {
+    for (const target of stampede.targets.map((key) => targets[key])) {
       const id = 1 + ((round * 211 + (target.key === "service" ? 0 : 101)) % productCount)
       await expectOk(target.port, "PUT", `/api/v1/products/${id}`, { stock: 100 + round })
       await resetStats(target)
@@ -767,8 +901,10 @@ const main = async () => {
 
   console.log("")
   printTable(rows)
-  console.log("")
-  console.log(`stampede: ${stampedeReaders} simultaneous GETs of a freshly invalidated id`)
+  if (runStampede) {
+    console.log("")
+    console.log(`stampede: ${stampedeReaders} simultaneous GETs of a freshly invalidated id`)
+  }
   for (const s of stampedes) {
     const loads = `db loads ${s.db_loads}${s.db_loads_inferred ? " (inferred: sets + errors)" : ""}`
     console.log(
@@ -787,7 +923,8 @@ const main = async () => {
       failures.push(`${row.target} ${row.scenario} c${row.conns}: ${row.socket_errors} socket errors`)
     if (row.cache_errors > 0)
       warnings.push(`${row.target} ${row.scenario} c${row.conns}: ${row.cache_errors} cache errors`)
-    if (["hit-id", "list-hit"].includes(row.scenario) && row.hit_rate !== undefined && row.hit_rate < 0.999) {
+    const allHits = ["hit-id", "list-hit", "scale-workers"].includes(row.scenario)
+    if (allHits && row.hit_rate !== undefined && row.hit_rate < 0.999) {
       failures.push(
         `${row.target} ${row.scenario} c${row.conns}: hit rate ${fixed(row.hit_rate, 4)}, expected all hits`
       )
@@ -799,6 +936,44 @@ const main = async () => {
       notes.push(note)
       if (row.miss_rate < 0.95) failures.push(`${note}: expected about 1`)
     }
+    if (row.scenario === "scale-workers") {
+      // The stats count every read wrk counted, plus up to `conns` a round answered after wrk stopped counting; in
+      // cluster mode they are the sum over the workers, so a worker left out (or not reset) shows here.
+      const slack = row.conns * row.rounds
+      const counted = row.reads_counted
+      if (!(counted >= row.requests * 0.99 && counted <= row.requests * 1.01 + slack)) {
+        const sum = row.instance === `workers${scaleWorkers[0]}` ? "" : ", the sum over the workers"
+        failures.push(
+          `${row.target} scale-workers c${row.conns}: /api/v1/cache/stats counts ${counted} reads${sum}, ` +
+            `for ${row.requests} requests wrk counted`
+        )
+      }
+      const workers = row.cpu_processes_s?.slice(1) ?? []
+      const busiest = Math.max(...workers)
+      if (workers.length > 1 && workers.some((s) => s < busiest * 0.25)) {
+        warnings.push(
+          `${row.target} scale-workers c${row.conns}: worker CPU ${workers.join(" / ")} s: connections not spread`
+        )
+      }
+    }
+  }
+  const one = `workers${scaleWorkers[0]}`
+  for (const row of rows.filter((r) => r.scenario === "scale-workers" && r.instance !== one)) {
+    const base = rows.find((r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === one)
+    const cores = (r) => fixed(r.cpu_service_s / seconds, 2)
+    notes.push(
+      `scale-workers c${row.conns}: ${row.target} ${row.rps} req/s = ${fixed(row.ratio_workers1, 2)}x ` +
+        `${base.target} ${base.rps} req/s; CPU of the process tree ${cores(row)} vs ${cores(base)} cores ` +
+        `(${row.cpu_service_us_per_req} vs ${base.cpu_service_us_per_req} us/req; ` +
+        `per process ${row.cpu_processes_s?.map((s) => fixed(s, 2)).join(" / ") ?? "-"} s, the primary first)`
+    )
+  }
+  if (workersRun) {
+    notes.push(
+      `scale-workers: ${cpus().length} cores, ${pinning ? `wrk pinned to cpu ${wrkCpu}` : "nothing pinned"}, ` +
+        `redis on ${pinning ? `cpu ${serverCpu}` : "any"}: workers beyond ${Math.max(1, cpus().length - 1)} ` +
+        "compete with wrk for a core, so the ratio is less than the workers would give on a machine with cores to spare"
+    )
   }
   for (const s of stampedes) {
     if (s.statuses[200] !== s.readers) failures.push(`stampede ${s.target}: statuses ${JSON.stringify(s.statuses)}`)
@@ -810,7 +985,8 @@ const main = async () => {
       )
     }
   }
-  const verdicts = connsList.map((conns) => {
+  const helloRun = chosen.some((s) => s.name === "hit-id")
+  const verdicts = (helloRun ? connsList : []).map((conns) => {
     const row = rows.find((r) => r.scenario === "hit-id" && r.target === "service" && r.conns === conns)
     const ratio = row?.ratio_hello
     return { conns, ratio_hello: ratio, target: helloTarget, pass: ratio !== undefined && ratio >= helloTarget }
@@ -822,7 +998,7 @@ const main = async () => {
       `target: service hit-id c${v.conns} = ${fixed(v.ratio_hello, 2)}x hello-effect (want >= ${helloTarget}): ${v.pass ? "PASS" : "BELOW"}`
     )
   }
-  if (loadBefore > busyBefore || loadAfter > busyAfter) {
+  if (loadBefore > busyBefore || loadAfter > busyAfter(workersRun)) {
     warnings.push(
       `machine busy (load average ${fixed(loadBefore, 2)} before, ${fixed(loadAfter, 2)} after): absolute figures are noisy`
     )
@@ -833,7 +1009,9 @@ const main = async () => {
   const results = {
     started_at: startedAt.toISOString(),
     finished_at: finishedAt.toISOString(),
-    mode: smoke ? "smoke" : "full",
+    // "partial": a non-smoke run of the BENCH_ONLY scenarios.
+    mode: smoke ? "smoke" : only ? "partial" : "full",
+    only,
     settings: {
       seconds,
       rounds,
@@ -845,22 +1023,16 @@ const main = async () => {
     machine: {
       cpus: cpus().length,
       cpu_model: cpus()[0]?.model,
-      pinning: pinning ? { wrk: wrkCpu, servers_and_redis: serverCpu } : null,
+      pinning: pinning ? { wrk: wrkCpu, servers_and_redis: serverCpu, scale_workers: "none" } : null,
       clk_tck: clockTicks,
       node: process.version,
       wrk: versionOf("wrk", ["--version"]),
       redis: versionOf("/usr/bin/redis-server", ["--version"])
     },
     git: gitInfo(),
-    workers: workers ?? null,
-    targets: {
-      service: "node dist/main.js, NODE_ENV=production, CACHE_TTL=1h, prefix bench:svc:",
-      "service (miss-id)":
-        "node dist/main.js, NODE_ENV=production, CACHE_TTL=1ms, prefix bench:svcmiss:, own SQLite copy",
-      baseline: "bench/baseline.mjs (node:http + ioredis + better-sqlite3), prefix bench:base:, own SQLite copy",
-      "hello-effect": "bench/hello-effect.mjs (NodeHttpServer + HttpRouter, GET /hello)"
-    },
-    scenarios: scenarios.map(({ name, about }) => ({ name, about })),
+    // By instance, as the rows of the summary name them; only the ones this run started.
+    targets: Object.fromEntries(Object.keys(targets).map((key) => [key, targetSpecs[key].about])),
+    scenarios: chosen.map(({ name, about }) => ({ name, about })),
     summary: rows,
     verdicts,
     stampede: stampedes,
@@ -873,9 +1045,10 @@ const main = async () => {
   const stamp = startedAt.toISOString().replace(/[:.]/g, "-")
   const text = JSON.stringify(results, null, 2) + "\n"
   writeFileSync(join(resultsDir, `${stamp}.json`), text)
-  if (smoke) {
-    // A smoke's 1-second figures say nothing: they must not replace the chart the README shows.
-    console.log(`\nwrote bench/results/${stamp}.json (a smoke run leaves latest.json and latest.svg alone)`)
+  if (smoke || only) {
+    // A smoke's 1-second figures say nothing, a filtered run is a part: neither replaces the chart the README shows.
+    const why = smoke ? "a smoke run" : "a BENCH_ONLY run"
+    console.log(`\nwrote bench/results/${stamp}.json (${why} leaves latest.json and latest.svg alone)`)
   } else {
     writeFileSync(join(resultsDir, "latest.json"), text)
     writeFileSync(join(resultsDir, "latest.svg"), svgChart(rows, chartTitle(results)))
@@ -912,7 +1085,8 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 try {
   exitCode = await main()
 } catch (error) {
-  console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
+  if (error instanceof UsageError) console.error(`bench: ${error.message}`)
+  else console.error(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`)
   exitCode = 1
 } finally {
   await cleanup()
