@@ -900,7 +900,7 @@ const main = async () => {
   const loadAfter = loadavg()[0]
 
   console.log("")
-  printTable(rows)
+  if (rows.length > 0) printTable(rows)
   if (runStampede) {
     console.log("")
     console.log(`stampede: ${stampedeReaders} simultaneous GETs of a freshly invalidated id`)
