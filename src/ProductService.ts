@@ -70,20 +70,14 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
 
     const invalidateLists = applyOrRecord(keys.listPattern, invalidatePages)
 
-    /** Applies a pending invalidation before its entry is used; `false` while it still cannot be applied. */
-    const settle = (pendingKey: string, retry: Effect.Effect<number, CacheError>) =>
-      Effect.flatMap(invalidations.pending(pendingKey), (generation) =>
-        generation === undefined
-          ? Effect.succeed(true)
-          : retry.pipe(
-              Effect.flatMap(stats.deleted),
-              Effect.zipRight(invalidations.clear(pendingKey, generation)),
-              Effect.as(true),
-              Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), false))
-            )
+    /** Applies the pending invalidation `generation` of `pendingKey`; `false` while it still cannot be applied. */
+    const settle = (pendingKey: string, generation: string, retry: Effect.Effect<number, CacheError>) =>
+      retry.pipe(
+        Effect.flatMap(stats.deleted),
+        Effect.zipRight(invalidations.clear(pendingKey, generation)),
+        Effect.as(true),
+        Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), false))
       )
-
-    const settleLists = settle(keys.listPattern, invalidatePages)
 
     const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>) =>
       cache
@@ -153,68 +147,71 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         )
       })
 
-    /** The cache-aside read: `None` when the thing read does not exist (and that is remembered where it can be). */
-    const readThrough = <E>(
+    /**
+     * The cache-aside read of `slot`. A pending invalidation of `pendingKey` is applied first (`retry`), and while it
+     * cannot be, the cache is bypassed. `absent` answers when there is nothing to load (remembered where it can be).
+     */
+    const readThrough = <E, A>(
       slot: Slot,
-      usable: Effect.Effect<boolean>,
-      load: Effect.Effect<Option.Option<string>, E>
-    ): Effect.Effect<Option.Option<Served>, E> =>
-      Effect.flatMap(usable, (cacheUsable) => {
-        if (!cacheUsable) return Effect.map(load, Option.map(fromDatabase))
-        return cache.lookup(slot).pipe(
-          Effect.matchEffect({
-            onFailure: (error) => Effect.zipRight(stats.error(error), Effect.map(load, Option.map(fromDatabase))),
-            onSuccess: (found): Effect.Effect<Option.Option<Served>, E> => {
-              switch (found._tag) {
-                case "Hit":
-                  return Effect.as(stats.hit, Option.some({ json: found.value, fromCache: true }))
-                case "Absent":
-                  return Effect.as(stats.hit, Option.none())
-                case "Miss":
-                  return Effect.zipRight(
-                    stats.miss,
-                    Effect.map(loadShared(slot, found.stamp, found.lease, load), Option.map(fromDatabase))
-                  )
-              }
+      pendingKey: string,
+      retry: Effect.Effect<number, CacheError>,
+      load: Effect.Effect<Option.Option<string>, E>,
+      absent: () => Effect.Effect<never, A>
+    ): Effect.Effect<Served, E | A> => {
+      const served = Option.match({ onNone: absent, onSome: (json: string) => Effect.succeed(fromDatabase(json)) })
+      const fromDatabaseOnly = Effect.flatMap(load, served)
+      const cached = cache.lookup(slot).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => Effect.zipRight(stats.error(error), fromDatabaseOnly),
+          onSuccess: (found): Effect.Effect<Served, E | A> => {
+            switch (found._tag) {
+              case "Hit":
+                return Effect.as(stats.hit, { json: found.value, fromCache: true })
+              case "Absent":
+                return Effect.zipRight(stats.hit, absent())
+              case "Miss":
+                return Effect.zipRight(
+                  stats.miss,
+                  Effect.flatMap(loadShared(slot, found.stamp, found.lease, load), served)
+                )
             }
-          })
-        )
-      })
+          }
+        })
+      )
+      return Effect.flatMap(invalidations.pending(pendingKey), (generation) =>
+        generation === undefined
+          ? cached
+          : Effect.flatMap(settle(pendingKey, generation, retry), (settled) => (settled ? cached : fromDatabaseOnly))
+      )
+    }
 
     const getById = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> => {
       const slot = keys.product(id)
       // Built only when needed: a hit neither retries an invalidation nor touches the database.
       return readThrough(
         slot,
-        settle(
-          slot.key,
-          Effect.suspend(() => invalidateSlot(slot))
-        ),
+        slot.key,
+        Effect.suspend(() => invalidateSlot(slot)),
         Effect.suspend(() =>
           Effect.map(
             repo.findById(id),
             Option.map((product) => JSON.stringify(product))
           )
-        )
-      ).pipe(
-        Effect.flatMap(
-          Option.match({ onNone: () => Effect.fail(new ProductNotFound({ id })), onSome: Effect.succeed })
         ),
-        traced("ProductService.getById", { id })
-      )
+        () => Effect.fail(new ProductNotFound({ id }))
+      ).pipe(traced("ProductService.getById", { id }))
     }
 
     /** A page as `{"products":[...],"total":N}`, the shape the contract fixes for list entries. */
     const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
       readThrough(
         keys.page(offset, limit),
-        settleLists,
-        Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page))))
-      ).pipe(
+        keys.listPattern,
+        invalidatePages,
+        Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page)))),
         // A page slot has no absent key, so a page is never reported absent.
-        Effect.map(Option.getOrThrow),
-        traced("ProductService.list", { offset, limit })
-      )
+        () => Effect.dieMessage("a list page was reported absent")
+      ).pipe(traced("ProductService.list", { offset, limit }))
 
     // Writes commit first, then invalidate: moving the guards voids any fill that read the old row.
     const create = (input: CreateProduct): Effect.Effect<Product, SqlError> =>

@@ -54,9 +54,9 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
     Effect.suspend(() => {
       // The closed circuit is the hot path: no clock read, and a success only resets a count that is not zero.
       if (state === "closed") {
-        return effect.pipe(
-          Effect.tapBoth({ onSuccess: () => (failures === 0 ? Effect.void : succeeded), onFailure: () => failed })
-        )
+        return failures === 0
+          ? Effect.tapError(effect, () => failed)
+          : Effect.tapBoth(effect, { onSuccess: () => succeeded, onFailure: () => failed })
       }
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (state === "half-open" || now < openUntil) {
