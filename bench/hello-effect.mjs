@@ -2,10 +2,11 @@
 // builds its server (a node:http server handed to NodeHttpServer.layer, run by Layer.launch and NodeRuntime.runMain).
 // One GET route with a tiny JSON body. The bench's target: a cache hit by id should reach 0.9x this.
 //
-// env: HTTP_PORT
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+// env: HTTP_PORT, HELLO_TRACING (on, the platform's default | off, as the service runs without an OTLP endpoint:
+// no spans, and no per-request http.server span either)
+import { HttpMiddleware, HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
 import { NodeHttpServer, NodeRuntime } from "@effect/platform-node"
-import { Layer } from "effect"
+import { Function, Layer } from "effect"
 import { createServer } from "node:http"
 
 const port = Number(process.env.HTTP_PORT ?? 3200)
@@ -14,9 +15,15 @@ const router = HttpRouter.empty.pipe(
   HttpRouter.get("/hello", HttpServerResponse.text('{"message":"hello"}', { contentType: "application/json" }))
 )
 
+const tracingOff = Layer.mergeAll(
+  Layer.setTracerEnabled(false),
+  Layer.locallyScoped(HttpMiddleware.currentTracerDisabledWhen, Function.constTrue)
+)
+
 router.pipe(
   HttpServer.serve(),
   Layer.provide(NodeHttpServer.layer(() => createServer(), { port, host: "127.0.0.1" })),
+  Layer.provide(process.env.HELLO_TRACING === "off" ? tracingOff : Layer.empty),
   Layer.launch,
   NodeRuntime.runMain
 )
