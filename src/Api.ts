@@ -30,10 +30,12 @@ const integerParam = (name: string, minimum: number) =>
     Schema.filter((n) => n >= minimum || `${name} must be an integer >= ${minimum}`)
   )
 
+export const defaultLimit = 20
+
 export const ListParams = Schema.Struct({
   offset: Schema.optionalWith(integerParam("offset", 0), { default: () => 0 }),
   // Larger limits are lowered to 100 by the handler, not refused.
-  limit: Schema.optionalWith(integerParam("limit", 1), { default: () => 20 })
+  limit: Schema.optionalWith(integerParam("limit", 1), { default: () => defaultLimit })
 })
 
 export const maxLimit = 100

@@ -914,7 +914,7 @@ describe("docs", () => {
   )
 })
 
-describe("the hot path for GET by id", () => {
+describe("the hot path for GET by id and of a list page", () => {
   it.live("a canonical id (served before the router) and its zero-padded spelling (the HttpApi route) agree", () =>
     fresh(
       Effect.gen(function* () {
@@ -933,6 +933,34 @@ describe("the hot path for GET by id", () => {
         expect(absent.status).toBe(404)
         expect(absent.body).toEqual(absentViaRouter.body)
         expect((yield* api.request("HEAD", `${products}/${created.id}`)).status).not.toBe(500)
+      })
+    )
+  )
+
+  it.live("a canonical list query (served before the router) and other spellings (the HttpApi route) agree", () =>
+    fresh(
+      Effect.gen(function* () {
+        const api = yield* client
+        for (const name of ["One", "Two", "Three"]) yield* api.create({ name, price: 3 })
+        const strip = (body: Record<string, unknown>) => ({ ...body, duration_ms: 0, from_cache: false })
+        const pairs: ReadonlyArray<readonly [string, string]> = [
+          [`${products}?offset=1&limit=2`, `${products}?limit=2&offset=1`],
+          [`${products}?offset=0&limit=500`, `${products}?offset=00&limit=500`],
+          [products, `${products}?`]
+        ]
+        for (const [fast, routed] of pairs) {
+          const viaFastPath = yield* api.get(fast)
+          const viaRouter = yield* api.get(routed)
+          expect(viaFastPath.status).toBe(200)
+          expect(viaRouter.status).toBe(200)
+          expect(strip(viaFastPath.body)).toEqual(strip(viaRouter.body))
+          expect(viaFastPath.headers.get("x-request-id")).toMatch(/^\S+$/)
+        }
+        const page = yield* api.get(`${products}?offset=0&limit=500`)
+        expect(page.body.limit).toBe(100)
+        expect(page.body.products.map((p: { name: string }) => p.name)).toEqual(["One", "Two", "Three"])
+        const bad = yield* api.get(`${products}?offset=0&limit=0`)
+        expect(bad.status).toBe(400)
       })
     )
   )
