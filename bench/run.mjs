@@ -3,20 +3,23 @@
 // Starts everything it needs itself: a private redis-server on a free port in a temp dir, the service as built for
 // production (dist/main.js, NODE_ENV=production) seeded with 1,000 products over its API, and in the same run two
 // references on the same Redis (own key prefixes) and the same data (own SQLite copies):
-//   baseline      bench/baseline.mjs: node:http + ioredis + better-sqlite3, the same cache-aside with nothing else
-//   hello-effect  bench/hello-effect.mjs: an @effect/platform-node server with one GET route (the ceiling; a cache
-//                 hit by id should reach 0.9x it)
-// Load comes from wrk (bench/*.lua), pinned to one core with the servers on the other; targets alternate
-// A B A B within every round so drift hits all of them alike. Figures are ratios measured side by side.
+//   baseline        bench/baseline.mjs: node:http + ioredis + better-sqlite3, the same cache-aside with nothing else
+//   hello-effect    bench/hello-effect.mjs: an @effect/platform-node server with one GET route, as its defaults
+//                   make it (the ceiling; a cache hit by id should reach 0.9x it)
+//   hello-untraced  the same with tracing off, as the service runs without an OTLP endpoint (for reference)
+// Load comes from wrk (bench/*.lua), pinned to one core with Redis (a server the service talks to, as if on another
+// machine), the servers under test on the other; targets alternate A B A B within every round so drift hits all of
+// them alike. Figures are ratios measured side by side.
 //
 // Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede.
 // scale-workers is the cache hit by id (hit.lua) against two more instances of the service, WORKERS=1 and
 // WORKERS=2 (cluster mode; own SQLite copies and key prefixes), reported as the ratio of 2 workers to 1 with the
 // CPU of each instance's whole process tree. Those two are pinned to no core (pinned to one, two workers could not
-// scale); wrk still holds one core, so on a 2-core machine the second worker competes with wrk and the ratio shows
-// less than two workers give where there are cores to spare.
+// scale); wrk and Redis still hold one core, so on a 2-core machine the second worker competes with them and the
+// ratio shows less than two workers give where there are cores to spare.
 //
-// env: BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
+// env: BENCH_SECONDS (3), BENCH_ROUNDS (5; more short rounds beat fewer long ones on a machine whose neighbours
+//      come and go), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
 //      BENCH_ONLY=name[,name] (run only those scenarios and start only the servers they need; the service that is
 //      seeded always starts; a filtered run leaves latest.json and latest.svg alone),
 //      BENCH_ENFORCE=1 (exit 1 when a target line says BELOW: hit by id >= 0.9x the hello-world,
@@ -48,8 +51,8 @@ const envInt = (name, fallback, min = 1) => {
   if (!Number.isInteger(value) || value < min) throw new Error(`${name} must be an integer >= ${min}, got ${text}`)
   return value
 }
-const seconds = smoke ? 1 : envInt("BENCH_SECONDS", 5)
-const rounds = smoke ? 1 : envInt("BENCH_ROUNDS", 3)
+const seconds = smoke ? 1 : envInt("BENCH_SECONDS", 3)
+const rounds = smoke ? 1 : envInt("BENCH_ROUNDS", 5)
 const warmupSeconds = smoke ? 1 : envInt("BENCH_WARMUP", 2, 0)
 const connsList = (process.env.BENCH_CONNS ?? "10,50").split(",").map((c) => {
   const n = Number(c)
