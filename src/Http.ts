@@ -97,9 +97,11 @@ export const fastGet = Effect.map(
         }
         const page = canonicalList.exec(request.url)
         if (page === null) return app
-        return listProducts(products, page[1] === undefined ? 0 : Number(page[1]), Number(page[2] ?? defaultLimit)).pipe(
-          Effect.catchAll((error) => Effect.succeed(HttpServerResponse.unsafeJson(error, { status: 503 })))
-        )
+        return listProducts(
+          products,
+          page[1] === undefined ? 0 : Number(page[1]),
+          Number(page[2] ?? defaultLimit)
+        ).pipe(Effect.catchAll((error) => Effect.succeed(HttpServerResponse.unsafeJson(error, { status: 503 }))))
       })
 )
 
