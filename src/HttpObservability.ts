@@ -103,7 +103,7 @@ export const observe = <E, R>(app: HttpApp.Default<E, R>, logRequests: boolean):
       return sent
     }
     // Both: a response the router already wrote goes through the pre-response handler, one returned from outside
-    // the router (the hot path for GET by id) only through the map.
+    // the router (the hot path for well-formed GETs) only through the map.
     return HttpApp.appendPreResponseHandler((_, response) => Effect.succeed(stamp(response))).pipe(
       Effect.zipRight(FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set("request_id", requestId as unknown))),
       Effect.zipRight(app),
