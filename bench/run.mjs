@@ -502,7 +502,7 @@ const scenarios = [
     name: "scale-workers",
     about:
       `GET by random id, all warmed, on the service with WORKERS=${scaleWorkers.join(" and WORKERS=")} (pinned to no ` +
-      "core; wrk keeps one core busy, so workers beyond the other cores compete with wrk)",
+      "core; wrk and Redis keep one core busy, so workers beyond the other cores compete with them)",
     targets: scaleWorkers.map((n) => `workers${n}`),
     script: Object.fromEntries(scaleWorkers.map((n) => [`workers${n}`, "hit.lua"])),
     warm: warmIds
@@ -622,9 +622,13 @@ const summarize = (runs) => {
     if (row.scenario === "miss-id" && row.target === "service") {
       row.ratio_hit = ratio(row, find("hit-id", row.conns, "service"))
     }
-    const first = `workers${scaleWorkers[0]}`
-    const one = rows.find((r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === first)
-    if (row.scenario === "scale-workers") row.ratio_workers1 = ratio(row, one)
+    if (row.scenario === "scale-workers") {
+      const first = `workers${scaleWorkers[0]}`
+      row.ratio_workers1 = ratio(
+        row,
+        rows.find((r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === first)
+      )
+    }
   }
   return rows
 }

@@ -159,10 +159,11 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
       absent: () => Effect.Effect<never, A>
     ): Effect.Effect<Served, E | A> => {
       const served = Option.match({ onNone: absent, onSome: (json: string) => Effect.succeed(fromDatabase(json)) })
-      const fromDatabaseOnly = Effect.flatMap(load, served)
+      // Built only on the paths that read the database, not on every hit.
+      const fromDatabaseOnly = () => Effect.flatMap(load, served)
       const cached = cache.lookup(slot).pipe(
         Effect.matchEffect({
-          onFailure: (error) => Effect.zipRight(stats.error(error), fromDatabaseOnly),
+          onFailure: (error) => Effect.zipRight(stats.error(error), fromDatabaseOnly()),
           onSuccess: (found): Effect.Effect<Served, E | A> => {
             switch (found._tag) {
               case "Hit":
@@ -181,7 +182,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
       return Effect.flatMap(invalidations.pending(pendingKey), (generation) =>
         generation === undefined
           ? cached
-          : Effect.flatMap(settle(pendingKey, generation, retry), (settled) => (settled ? cached : fromDatabaseOnly))
+          : Effect.flatMap(settle(pendingKey, generation, retry), (settled) => (settled ? cached : fromDatabaseOnly()))
       )
     }
 
