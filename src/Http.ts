@@ -1,7 +1,6 @@
-import { HttpApiBuilder, HttpApiSwagger, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
+import { HttpApiBuilder, HttpApiSwagger, HttpServerResponse } from "@effect/platform"
 import { Clock, Effect, Layer } from "effect"
-import { Api, defaultLimit, InternalError, maxLimit, NotFound, Unavailable } from "./Api.js"
+import { Api, InternalError, NotFound, Unavailable } from "./Api.js"
 import * as AppConfig from "./AppConfig.js"
 import { Cache } from "./Cache.js"
 import { CacheStats } from "./CacheStats.js"
@@ -11,9 +10,10 @@ import { ContractLive, RequireJsonLive } from "./HttpContract.js"
 import { ProductRepo } from "./ProductRepo.js"
 import * as PrometheusText from "./PrometheusText.js"
 import { ProductService } from "./ProductService.js"
+import * as ReadAnswers from "./ReadAnswers.js"
 
-// Responses are written as JSON text here rather than encoded by the success schemas: a cache hit is served as the
-// bytes Redis holds, and the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.
+// Answers are JSON text written here rather than encoded by the success schemas, for the reasons ReadAnswers.ts
+// gives; the schemas in Api.ts still describe them for OpenAPI.
 
 const json = (body: string, status = 200, headers?: Record<string, string>) =>
   HttpServerResponse.text(
@@ -27,7 +27,8 @@ const json = (body: string, status = 200, headers?: Record<string, string>) =>
         }
   )
 
-const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
+const readResponse = (answer: ReadAnswers.ReadAnswer) =>
+  json(answer.body, answer.status, answer.xCache === undefined ? undefined : { "x-cache": answer.xCache })
 
 const timestamp = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
@@ -40,77 +41,14 @@ const unavailable = (error: unknown) =>
     Effect.fail(new Unavailable({ message: "the database is unavailable, try again later" }))
   )
 
-/** GET /api/v1/products/:id: served through the HttpApi route below, and straight from `fastGet` on the hot path. */
-const getProduct = (products: ProductService, id: ProductId) => {
-  const started = performance.now()
-  return products.getById(id).pipe(
-    Effect.map(({ fromCache, json: product }) =>
-      json(`{"product":${product},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`, 200, {
-        "x-cache": fromCache ? "HIT" : "MISS"
-      })
-    ),
-    Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
-  )
-}
-
-/** GET /api/v1/products: the cached page is `{"products":[...],"total":N}`, extended in place instead of parsed. */
-const listProducts = (products: ProductService, offset: number, requestedLimit: number) => {
-  const started = performance.now()
-  const limit = Math.min(requestedLimit, maxLimit)
-  return products.list(offset, limit).pipe(
-    Effect.map(({ fromCache, json: page }) =>
-      json(
-        `${page.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-        200,
-        { "x-cache": fromCache ? "HIT" : "MISS" }
-      )
-    ),
-    Effect.catchTags({ SqlError: unavailable })
-  )
-}
-
-// Only canonical spellings; anything else (leading zeros, too long, other parameters or order, a trailing slash)
-// takes the full route, whose answers these match.
-const canonicalGet = /^\/api\/v1\/products\/([1-9][0-9]{0,15})$/
-const canonicalList = /^\/api\/v1\/products(?:\?offset=(0|[1-9][0-9]{0,14})&limit=([1-9][0-9]{0,14}))?$/
-
-/**
- * The hot path: a well-formed GET by id or of a list page is answered before the router, with the same handler and
- * the same answers, but without route matching, schema decoding and the error-shaping middleware a well-formed
- * request never needs. Measured: the router and HttpApi's per-request work were about a third of a cache hit's CPU.
- */
-export const fastGet = Effect.map(
-  ProductService,
-  (products) =>
-    <E, R>(app: HttpApp.Default<E, R>): HttpApp.Default<E, R | HttpServerRequest.HttpServerRequest> =>
-      Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
-        if (request.method !== "GET") return app
-        const byId = canonicalGet.exec(request.url)
-        if (byId !== null) {
-          const id = Number(byId[1])
-          if (!(id <= Number.MAX_SAFE_INTEGER)) return app
-          return getProduct(products, id as ProductId).pipe(
-            Effect.catchAll((error) =>
-              Effect.succeed(HttpServerResponse.unsafeJson(error, { status: error instanceof NotFound ? 404 : 503 }))
-            )
-          )
-        }
-        const page = canonicalList.exec(request.url)
-        if (page === null) return app
-        return listProducts(
-          products,
-          page[1] === undefined ? 0 : Number(page[1]),
-          Number(page[2] ?? defaultLimit)
-        ).pipe(Effect.catchAll((error) => Effect.succeed(HttpServerResponse.unsafeJson(error, { status: 503 }))))
-      })
-)
-
 const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
   Effect.gen(function* () {
     const products = yield* ProductService
     return handlers
-      .handle("get", ({ path }) => getProduct(products, path.id))
-      .handle("list", ({ urlParams }) => listProducts(products, urlParams.offset, urlParams.limit))
+      .handle("get", ({ path }) => Effect.map(ReadAnswers.product(products, path.id), readResponse))
+      .handle("list", ({ urlParams }) =>
+        Effect.map(ReadAnswers.page(products, urlParams.offset, urlParams.limit), readResponse)
+      )
       .handle("create", ({ payload }) =>
         products.create(payload).pipe(
           Effect.map((product) =>

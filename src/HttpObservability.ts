@@ -49,10 +49,39 @@ let sequence = 0
 const acceptableId = /^[\x21-\x7e]{1,128}$/
 
 /** The caller's `X-Request-Id` if it is sane (printable, at most 128 characters), else a fresh one. */
-export const requestIdOf = (request: HttpServerRequest.HttpServerRequest) => {
-  const given = request.headers["x-request-id"]
-  return given !== undefined && acceptableId.test(given) ? given : `${bootId}-${(++sequence).toString(36)}`
+export const requestIdOf = (given: string | undefined) =>
+  given !== undefined && acceptableId.test(given) ? given : `${bootId}-${(++sequence).toString(36)}`
+
+/** Counts and times one answered (or, as 499, abandoned) request. */
+export const record = (route: string, method: string, status: number, elapsedMillis: number) => {
+  const series = seriesOf(route, knownMethods.has(method) ? method : "OTHER", status)
+  httpRequests.unsafeUpdate(1, series.requests)
+  httpRequestDuration.unsafeUpdate(elapsedMillis / 1000, series.duration)
 }
+
+/** The `LOG_REQUESTS` line; checked first so a level above info skips building its annotations, not just printing. */
+export const logRequest = (line: {
+  readonly method: string
+  readonly route: string
+  readonly status: number
+  readonly elapsedMillis: number
+  readonly requestId: string
+  readonly xCache: string | undefined
+}) =>
+  Effect.withFiberRuntime<void>((fiber) =>
+    LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info)
+      ? Effect.void
+      : Effect.logInfo("http request").pipe(
+          Effect.annotateLogs({
+            method: knownMethods.has(line.method) ? line.method : "OTHER",
+            route: line.route,
+            status: line.status,
+            duration_ms: Math.round(line.elapsedMillis * 1000) / 1000,
+            request_id: line.requestId,
+            ...(line.xCache === undefined ? {} : { from_cache: line.xCache === "HIT" })
+          })
+        )
+  )
 
 const finish = (
   request: HttpServerRequest.HttpServerRequest,
@@ -61,27 +90,19 @@ const finish = (
   response: HttpServerResponse.HttpServerResponse,
   logRequests: boolean
 ) =>
-  Effect.withFiberRuntime<void>((fiber) => {
-    const elapsed = performance.now() - started
+  Effect.suspend(() => {
+    const elapsedMillis = performance.now() - started
     const route = routeOf(request.url)
-    const method = knownMethods.has(request.method) ? request.method : "OTHER"
-    const series = seriesOf(route, method, response.status)
-    httpRequests.unsafeUpdate(1, series.requests)
-    httpRequestDuration.unsafeUpdate(elapsed / 1000, series.duration)
-    // Checked here so a level above info skips building the line's annotations, not just printing it.
-    if (!logRequests || LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info))
-      return Effect.void
-    const xCache = response.headers["x-cache"]
-    return Effect.logInfo("http request").pipe(
-      Effect.annotateLogs({
-        method,
-        route,
-        status: response.status,
-        duration_ms: Math.round(elapsed * 1000) / 1000,
-        request_id: requestId,
-        ...(xCache === undefined ? {} : { from_cache: xCache === "HIT" })
-      })
-    )
+    record(route, request.method, response.status, elapsedMillis)
+    if (!logRequests) return Effect.void
+    return logRequest({
+      method: request.method,
+      route,
+      status: response.status,
+      elapsedMillis,
+      requestId,
+      xCache: response.headers["x-cache"]
+    })
   })
 
 /**
@@ -96,7 +117,7 @@ const finish = (
 export const observe = <E, R>(app: HttpApp.Default<E, R>, logRequests: boolean): HttpApp.Default<E, R> =>
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
     const started = performance.now()
-    const requestId = requestIdOf(request)
+    const requestId = requestIdOf(request.headers["x-request-id"])
     let sent: HttpServerResponse.HttpServerResponse | undefined
     const stamp = (response: HttpServerResponse.HttpServerResponse) => {
       sent = HttpServerResponse.setHeader(response, "x-request-id", requestId)

@@ -27,6 +27,10 @@ export const httpRequestDuration = Metric.histogram(
   "Time from receiving a request to having written its answer, by route template"
 )
 
+export const httpRequestsActive = Metric.gauge("http_requests_active", {
+  description: "Requests received and not yet answered or abandoned: it falls back to zero when the service is idle"
+})
+
 export const cacheOperations = Metric.counter("cache_operations_total", {
   description:
     "Cache operations by operation and outcome, counted with the /api/v1/cache/stats numbers; delete counts keys removed"
@@ -93,7 +97,8 @@ for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, 
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
   cacheOperations.unsafeValue(series)
 }
-for (const metric of [cacheCoalescedLoads, cacheCircuitState, processCpuSeconds]) metric.unsafeValue(noLabels)
+for (const metric of [cacheCoalescedLoads, cacheCircuitState, httpRequestsActive, processCpuSeconds])
+  metric.unsafeValue(noLabels)
 
 const querySeries = new Map<string, { readonly ok: Labels; readonly error: Labels; readonly duration: Labels }>()
 
@@ -128,8 +133,12 @@ export const trackQuery =
 // The CPU counter must only grow; it is advanced to the process's own total at each scrape.
 let cpuSecondsRecorded = 0
 
+/** Requests in progress, counted by the server's dispatcher; read into `http_requests_active` at scrape time. */
+export const activeRequests = { count: 0 }
+
 /** Reads the process figures into their gauges; called at scrape time, so they cost nothing between scrapes. */
 export const sampleProcess = Effect.sync(() => {
+  httpRequestsActive.unsafeUpdate(activeRequests.count, noLabels)
   const memory = process.memoryUsage()
   processResidentMemory.unsafeUpdate(memory.rss, noLabels)
   processHeapUsed.unsafeUpdate(memory.heapUsed, noLabels)

@@ -214,12 +214,15 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         () => Effect.dieMessage("a list page was reported absent")
       ).pipe(traced("ProductService.list", { offset, limit }))
 
-    // Writes commit first, then invalidate: moving the guards voids any fill that read the old row.
+    // Writes commit first, then invalidate: moving the guards voids any fill that read the old row. A write runs to
+    // its end whatever its client does: interrupted between the commit and the invalidations (a client hanging up
+    // interrupts its request), it would leave cached pages showing what it replaced until their TTL.
     const create = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
       repo.insert(input).pipe(
         // The id key too: a "not found" may have been remembered for it.
         Effect.tap((product) => invalidateProduct(product.id)),
         Effect.tap(() => invalidateLists),
+        Effect.uninterruptible,
         traced("ProductService.create")
       )
 
@@ -230,6 +233,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         ),
         Effect.tap(() => invalidateProduct(id)),
         Effect.tap(() => invalidateLists),
+        Effect.uninterruptible,
         traced("ProductService.update", { id })
       )
 
@@ -238,6 +242,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         Effect.flatMap((removed) => (removed ? Effect.void : Effect.fail(new ProductNotFound({ id })))),
         Effect.zipRight(invalidateProduct(id)),
         Effect.zipRight(invalidateLists),
+        Effect.uninterruptible,
         traced("ProductService.remove", { id })
       )
 

@@ -1,11 +1,15 @@
-import { HttpApiBuilder, HttpServer } from "@effect/platform"
+import { HttpApiBuilder } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
-import * as GracefulServer from "./GracefulServer.js"
+import type { IncomingMessage, ServerResponse } from "node:http"
 import * as AppConfig from "./AppConfig.js"
-import { fastGet, internalError } from "./Http.js"
+import * as GracefulServer from "./GracefulServer.js"
+import { internalError } from "./Http.js"
 import * as HttpObservability from "./HttpObservability.js"
+import * as LeanPath from "./LeanPath.js"
+import { activeRequests } from "./Metrics.js"
+import { settleEndOnClose } from "./NodeResponse.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
 export class NodeServerHandle extends Context.Tag("NodeServerHandle")<
@@ -21,17 +25,30 @@ const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
       : Effect.as(Effect.logError("request failed unexpectedly", cause), internalError)
   )
 
+/**
+ * Every request reaches one Node `request` listener: the lean path answers the canonical hot reads, the HttpApi app
+ * (through the platform's handler) everything else.
+ */
 const ServeLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const app = yield* HttpApiBuilder.httpApp
-    const fast = yield* fastGet
     const logRequests = yield* Effect.orDie(AppConfig.logRequests)
     // Observability outermost: it times the whole request, and its request id is on lastResort's report too.
-    yield* HttpServer.serveEffect(app, (app) => HttpObservability.observe(lastResort(fast(app)), logRequests))
-    // Added after serveEffect's own finalizer, so it runs first: the handler stays attached while draining, and
-    // Redis and the database are released only after the last answer.
-    const server = yield* NodeServerHandle
-    yield* Effect.addFinalizer(() => Effect.promise(server.drain))
+    const platform = yield* NodeHttpServer.makeHandler(app, (app) =>
+      HttpObservability.observe(lastResort(app), logRequests)
+    )
+    const lean = yield* LeanPath.make({ logRequests, headers: {} })
+    const dispatch = (request: IncomingMessage, response: ServerResponse) => {
+      activeRequests.count++
+      response.once("close", () => activeRequests.count--)
+      if (!lean(request, response)) platform(request, settleEndOnClose(response))
+    }
+    const { drain, server } = yield* NodeServerHandle
+    server.on("request", dispatch)
+    // Finalizers run last-added first: the drain, then the handler goes, then Redis and the database are released
+    // (by the layers below) only after the last answer.
+    yield* Effect.addFinalizer(() => Effect.sync(() => server.off("request", dispatch)))
+    yield* Effect.addFinalizer(() => Effect.promise(drain))
   })
 ).pipe(Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]))
 

@@ -1,0 +1,60 @@
+import { Effect } from "effect"
+import { maxLimit } from "./Api.js"
+import type { ProductId } from "./Domain/Product.js"
+import type { ProductService } from "./ProductService.js"
+
+// The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
+// HttpApi routes (Http.ts) and the lean path (LeanPath.ts), so the two can never disagree.
+//
+// Written as text rather than encoded by the success schemas: a cache hit is served as the bytes Redis holds, and
+// the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.
+
+export interface ReadAnswer {
+  readonly status: 200 | 404 | 503
+  readonly body: string
+  /** `X-Cache`, on the answers that came through the cache. */
+  readonly xCache?: "HIT" | "MISS"
+}
+
+const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
+
+const notFound = (error: { readonly id: ProductId }): ReadAnswer => ({
+  status: 404,
+  body: JSON.stringify({ error: "not_found", message: `product ${error.id} not found` })
+})
+
+const unavailableBody = JSON.stringify({
+  error: "unavailable",
+  message: "the database is unavailable, try again later"
+})
+
+// Logged in full here; the client only learns that the database is unavailable.
+const unavailable = (error: unknown) =>
+  Effect.as(Effect.logError("database failure", error), { status: 503, body: unavailableBody } as ReadAnswer)
+
+/** GET /api/v1/products/:id */
+export const product = (products: ProductService, id: ProductId): Effect.Effect<ReadAnswer> => {
+  const started = performance.now()
+  return products.getById(id).pipe(
+    Effect.map(({ fromCache, json }): ReadAnswer => ({
+      status: 200,
+      body: `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
+      xCache: fromCache ? "HIT" : "MISS"
+    })),
+    Effect.catchTags({ ProductNotFound: (error) => Effect.succeed(notFound(error)), SqlError: unavailable })
+  )
+}
+
+/** GET /api/v1/products: the cached page is `{"products":[...],"total":N}`, extended in place instead of parsed. */
+export const page = (products: ProductService, offset: number, requestedLimit: number): Effect.Effect<ReadAnswer> => {
+  const started = performance.now()
+  const limit = Math.min(requestedLimit, maxLimit)
+  return products.list(offset, limit).pipe(
+    Effect.map(({ fromCache, json }): ReadAnswer => ({
+      status: 200,
+      body: `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
+      xCache: fromCache ? "HIT" : "MISS"
+    })),
+    Effect.catchTags({ SqlError: unavailable })
+  )
+}
