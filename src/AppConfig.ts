@@ -1,4 +1,5 @@
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
+import { availableParallelism } from "node:os"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
@@ -120,10 +121,18 @@ export const otlpEndpoint = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDP
  */
 export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefault(false))
 
-/** `WORKERS=N` serves with N processes on one port (Node's cluster module); 1, the default, is one process. */
-export const workers = Config.integer("WORKERS").pipe(
-  Config.withDefault(1),
-  Config.validate({ message: "must be an integer from 1 to 64", validation: (n) => n >= 1 && n <= 64 })
+/**
+ * `WORKERS=N` serves with N processes on one port (Node's cluster module); 1, the default, is one process; `auto` is
+ * one per core the process may use (`os.availableParallelism()`).
+ */
+export const workers = Config.string("WORKERS").pipe(
+  Config.withDefault("1"),
+  Config.mapOrFail((text) => {
+    const count = text.trim() === "auto" ? availableParallelism() : /^[0-9]{1,2}$/.test(text.trim()) ? Number(text) : 0
+    return count >= 1 && count <= 64
+      ? Either.right(count)
+      : Either.left(invalid("WORKERS", `must be auto or an integer from 1 to 64, got ${JSON.stringify(text)}`))
+  })
 )
 
 /** The two together: separate processes can only share a cache that lives outside them. */
