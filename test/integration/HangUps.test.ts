@@ -42,8 +42,18 @@ const metric = (text: string, name: string) => {
   return Number(line.slice(name.length + 1))
 }
 
+/** Requests abandoned by their client (the platform's 499), by route template. */
+const abandoned = (text: string, route: string) =>
+  text
+    .split("\n")
+    .filter((line) => line.startsWith("http_requests_total{") && line.includes(`route="${route}"`))
+    .filter((line) => line.includes('status="499"'))
+    .reduce((sum, line) => sum + Number(line.split(" ").at(-1)), 0)
+
 const scrape = (port: number) =>
   Effect.map(call(port, "GET", "/metrics"), (reply) => ({
+    abandonedById: abandoned(reply.text, "/api/v1/products/:id"),
+    abandonedHealth: abandoned(reply.text, "/health"),
     fibers: metric(reply.text, "effect_fiber_active"),
     // The scrape itself is the one request in flight.
     active: metric(reply.text, "http_requests_active") - 1
@@ -87,6 +97,9 @@ describe("clients that hang up", () => {
         // Before the fix, a few hundred of every thousand hang-ups left a fiber waiting forever, with its request and
         // answer: 20,000 of them held 400 MB. Heap figures are too noisy to assert (garbage waits for the collector).
         expect(after.fibers - before.fibers).toBeLessThanOrEqual(2)
+        // Counted as abandoned, on the lean path (by id) and the HttpApi path (/health) alike.
+        expect(after.abandonedById).toBeGreaterThan(before.abandonedById)
+        expect(after.abandonedHealth).toBeGreaterThan(before.abandonedHealth)
         // And the service still answers.
         expect((yield* call(service.port, "GET", "/api/v1/products/1")).status).toBe(200)
       }),
