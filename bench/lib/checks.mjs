@@ -103,8 +103,9 @@ export const verdictsOf = (rows) => {
     if (service?.ratio_baseline === undefined) continue
     const what = `service ${scenario} c${targetConns} vs baseline`
     const value = service.ratio_baseline
-    verdicts.push({ what, value, level: "must", want: `>= ${must}`, pass: value >= must })
-    if (aim !== undefined) verdicts.push({ what, value, level: "aim", want: `>= ${aim}`, pass: value >= aim })
+    verdicts.push({ what, value, unit: "x", level: "must", want: `>= ${must}x`, pass: value >= must })
+    if (aim !== undefined)
+      verdicts.push({ what, value, unit: "x", level: "aim", want: `>= ${aim}x`, pass: value >= aim })
   }
   const hit = row("hit-id", "service")
   if (hit !== undefined) {
@@ -123,4 +124,4 @@ export const judge = (rows, stampedes, settings) => {
 }
 
 export const verdictLine = (v) =>
-  `target: ${v.what} = ${fixed(v.value, 2)} (${v.level} ${v.want}): ${v.pass ? "PASS" : "BELOW"}`
+  `target: ${v.what} = ${fixed(v.value, 2)}${v.unit ?? ""} (${v.level} ${v.want}): ${v.pass ? "PASS" : "BELOW"}`
