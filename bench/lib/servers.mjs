@@ -22,7 +22,7 @@ export const startRedis = async ({ taken, tmp }) => {
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
   args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, "redis.log"))
   // On the load core, beside wrk: Redis is a service the server under test talks to, as it would be on another
-  // machine, and on the servers' core its CPU would be charged to the service but never to the hello-world.
+  // machine, and on the servers' core its CPU would be charged to whichever server under test made it busy.
   const child = spawnChild("redis-server", redisServer, args, { cpu: wrkCpu, log: join(tmp, "redis.stdout.log") })
   const url = `redis://127.0.0.1:${port}`
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
