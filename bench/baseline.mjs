@@ -2,19 +2,24 @@
 // ioredis and better-sqlite3. No guards, no single-flight, no validation beyond what the bench sends: the floor
 // against which the service's extra work is measured. Not a product: only the routes the bench drives.
 //
+// Its Redis client is set up as the service's is (src/Cache/Redis.ts, `connect`: auto-pipelining, fail-fast
+// timeouts), so the comparison measures what the service adds, not a client option; keep the two in step. A cache
+// error is answered from the database, as the service answers it.
+//
 // env: HTTP_PORT, REDIS_URL, DB_PATH (an existing SQLite file with the service's schema), CACHE_TTL (ms|s|m|h),
-// CACHE_PREFIX.
+// CACHE_PREFIX, CACHE_TIMEOUT (ms|s|m|h; 200ms, the service's default).
 import Database from "better-sqlite3"
 import { Redis } from "ioredis"
 import { createServer } from "node:http"
 
 const port = Number(process.env.HTTP_PORT ?? 3100)
 const prefix = process.env.CACHE_PREFIX ?? "baseline:"
-const ttlMillis = parseTtl(process.env.CACHE_TTL ?? "5m")
+const ttlMillis = parseDuration("CACHE_TTL", process.env.CACHE_TTL ?? "5m")
+const timeoutMillis = parseDuration("CACHE_TIMEOUT", process.env.CACHE_TIMEOUT ?? "200ms")
 
-function parseTtl(text) {
+function parseDuration(name, text) {
   const match = /^(\d+)(ms|s|m|h)$/.exec(text.trim())
-  if (!match) throw new Error(`CACHE_TTL: expected e.g. 300ms, 30s, 5m, got ${JSON.stringify(text)}`)
+  if (!match) throw new Error(`${name}: expected e.g. 300ms, 30s, 5m, got ${JSON.stringify(text)}`)
   return Number(match[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[match[2]]
 }
 
@@ -25,7 +30,17 @@ const byId = db.prepare("SELECT * FROM products WHERE id = ?")
 const page = db.prepare("SELECT *, (SELECT COUNT(*) FROM products) AS total FROM products ORDER BY id LIMIT ? OFFSET ?")
 const count = db.prepare("SELECT COUNT(*) AS total FROM products")
 
-const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 })
+const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  commandTimeout: timeoutMillis,
+  connectTimeout: Math.max(timeoutMillis, 1000),
+  retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+  lazyConnect: true,
+  enableAutoPipelining: true
+})
+// Failures surface as rejected commands (counted as cache errors); without a listener ioredis prints each one.
+redis.on("error", () => {})
 
 const stats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, db_loads: 0 }
 const snapshot = () => {
@@ -41,19 +56,25 @@ const send = (res, status, body, cache) => {
 }
 const fail = (res, status, error, message) => send(res, status, JSON.stringify({ error, message }))
 
+// A failed cache command costs the request its cache, not its answer.
+const orCacheError = (promise) =>
+  promise.catch(() => {
+    stats.errors++
+    return undefined
+  })
+
 // Cache-aside: GET; on a miss load, SET with PX, answer.
 const readThrough = async (key, load) => {
-  const cached = await redis.get(key)
-  if (cached !== null) {
+  const cached = await orCacheError(redis.get(key))
+  if (typeof cached === "string") {
     stats.hits++
     return { json: cached, fromCache: true }
   }
-  stats.misses++
+  if (cached === null) stats.misses++
   stats.db_loads++
   const json = load()
   if (json === undefined) return undefined
-  await redis.set(key, json, "PX", ttlMillis)
-  stats.sets++
+  if (cached === null && (await orCacheError(redis.set(key, json, "PX", ttlMillis))) !== undefined) stats.sets++
   return { json, fromCache: false }
 }
 
@@ -117,8 +138,8 @@ const handle = async (req, res) => {
     if (fields.length === 0) return fail(res, 400, "invalid_request", "nothing to update")
     const row = updateStatement(fields).get(...fields.map((f) => patch[f]), new Date().toISOString(), id)
     if (row === undefined) return fail(res, 404, "not_found", `product ${id} not found`)
-    stats.deletes += await redis.unlink(`${prefix}id:${id}`)
-    await unlinkLists()
+    stats.deletes += (await orCacheError(redis.unlink(`${prefix}id:${id}`))) ?? 0
+    await orCacheError(unlinkLists())
     return send(res, 200, JSON.stringify({ message: "Product updated successfully, cache invalidated", product: row }))
   }
 
@@ -157,11 +178,12 @@ const handle = async (req, res) => {
 
 const server = createServer((req, res) => {
   handle(req, res).catch((error) => {
-    stats.errors++
     if (!res.headersSent) fail(res, 500, "internal_error", String(error?.message ?? error))
   })
 })
 
+// With the offline queue off, a command before the connection is up fails: connect first, as the service does.
+await redis.connect().catch((error) => console.error(`baseline: Redis unreachable at start: ${error.message}`))
 server.listen(port, "127.0.0.1")
 
 const stop = () => {

@@ -26,7 +26,8 @@ export interface RedisServer {
   readonly command: (...args: Array<string>) => Effect.Effect<unknown>
 }
 
-const REDIS_SERVER = "/usr/bin/redis-server"
+// Found through PATH, as `.ci/run` checks for it and installs it.
+const REDIS_SERVER = "redis-server"
 const READY_TIMEOUT = "5 seconds"
 
 // Readiness polling and quit fallbacks must run on wall-clock time even under `it.effect` / `it.scoped`,
@@ -36,7 +37,7 @@ const liveClock = Clock.make()
 interface Running {
   readonly child: ChildProcess
   readonly exited: Promise<void>
-  spawnError?: Error
+  spawnError?: NodeJS.ErrnoException
   /** stdout/stderr tail: errors that stop startup (bad config, port in use) are printed there, not to the log file. */
   output: string
 }
@@ -179,7 +180,9 @@ export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisSer
             Effect.gen(function* () {
               yield* stopUnlocked
               const reason = current.spawnError
-                ? `spawn failed: ${current.spawnError.message}`
+                ? current.spawnError.code === "ENOENT"
+                  ? "redis-server is not on PATH (Debian: apt-get install -y redis-server)"
+                  : `spawn failed: ${current.spawnError.message}`
                 : hasExited(current)
                   ? `exited (code ${current.child.exitCode}, signal ${current.child.signalCode})`
                   : error.message
