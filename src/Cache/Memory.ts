@@ -72,10 +72,7 @@ export const make = Effect.gen(function* () {
     lookup: (slot) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const value = read(slot.key, now)
-        // As in Redis: an entry its index does not name is a miss.
-        if (value !== undefined && (slot.index === undefined || indexes.get(slot.index.key)?.has(slot.key))) {
-          return { _tag: "Hit", value } as const
-        }
+        if (value !== undefined) return { _tag: "Hit", value } as const
         if (slot.absent !== undefined && read(slot.absent, now) !== undefined) return { _tag: "Absent" } as const
         const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
         return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) } as const
