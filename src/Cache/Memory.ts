@@ -28,22 +28,13 @@ export const make = Effect.gen(function* () {
     return entry.value
   }
 
-  const prune = (index: string, now: number) => {
-    const named = indexes.get(index)
-    if (named === undefined) return undefined
-    for (const [key, expiresAt] of named) if (expiresAt <= now) named.delete(key)
-    if (named.size === 0) indexes.delete(index)
-    return named
-  }
-
   const sweep = (now: number) => {
     for (const [key, entry] of store) if (entry.expiresAt <= now) store.delete(key)
-    for (const index of indexes.keys()) prune(index, now)
   }
 
   // As in the Redis script: a full index evicts the entries that expire first, values included.
-  const name = ({ capacity, key: index }: Index, key: string, expiresAt: number, now: number) => {
-    const named = prune(index, now) ?? new Map<string, number>()
+  const name = ({ capacity, key: index }: Index, key: string, expiresAt: number) => {
+    const named = indexes.get(index) ?? new Map<string, number>()
     indexes.set(index, named)
     while (!named.has(key) && named.size >= capacity) {
       let first: [string, number] | undefined
@@ -85,7 +76,7 @@ export const make = Effect.gen(function* () {
         if (target === undefined) return false
         const expiresAt = now + Duration.toMillis(ttl)
         store.set(target, { value: value ?? "", expiresAt })
-        if (value !== null && slot.index !== undefined) name(slot.index, target, expiresAt, now)
+        if (value !== null && slot.index !== undefined) name(slot.index, target, expiresAt)
         // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
         if (++fills % 1024 === 0) sweep(now)
         return true

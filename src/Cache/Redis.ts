@@ -29,9 +29,9 @@ redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
 // KEYS: target (entry or absent), guard, lease[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if none)[,
-// index capacity]. The index is a sorted set scored by expiry time: names of expired entries are dropped on every
-// fill, a full index evicts the entry that expires first (its value too: an entry the index no longer names could
-// not be invalidated), and the index itself expires with its longest-lived entry.
+// index capacity]. The index is a sorted set scored by expiry time: a full index evicts the entry that expires first
+// (names of expired entries, scored lowest, go before any live one), its value too, since an entry the index no
+// longer names could not be invalidated; the index itself expires with its longest-lived entry.
 const fillScript = `
 if ARGV[4] ~= "" and redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
 if redis.call("GET", KEYS[2]) ~= ARGV[3] then return 0 end
@@ -40,7 +40,6 @@ if KEYS[4] then
   local time = redis.call("TIME")
   local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   local ttl = tonumber(ARGV[2])
-  redis.call("ZREMRANGEBYSCORE", KEYS[4], "-inf", now)
   if not redis.call("ZSCORE", KEYS[4], KEYS[1]) then
     local over = redis.call("ZCARD", KEYS[4]) - tonumber(ARGV[5]) + 1
     if over > 0 then
