@@ -92,8 +92,9 @@ export const make = Effect.gen(function* () {
       Effect.map(Clock.currentTimeMillis, (now) => {
         stampGuard(guard, now)
         let removed = 0
-        for (const key of indexes.get(index)?.keys() ?? [])
+        for (const key of indexes.get(index)?.keys() ?? []) {
           if (read(key, now) !== undefined && store.delete(key)) removed++
+        }
         indexes.delete(index)
         return removed
       }),
