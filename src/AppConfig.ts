@@ -36,11 +36,11 @@ export const cacheBackend = Config.literal("redis", "memory")("CACHE_BACKEND").p
 /**
  * How many list pages the cache keeps (`CACHE_MAX_PAGES`): every `offset`/`limit` pair is a page of its own, so
  * without a bound anonymous clients could grow Redis at will. A fill beyond it evicts the page that expires first.
- * Capped so that the single script that removes every page on a write stays short.
+ * Capped so that the single script that removes every page on a write stays well inside CACHE_TIMEOUT.
  */
 export const cacheMaxPages = Config.integer("CACHE_MAX_PAGES").pipe(
   Config.withDefault(defaultMaxPages),
-  Config.validate({ message: "must be an integer from 1 to 100000", validation: (n) => n >= 1 && n <= 100_000 })
+  Config.validate({ message: "must be an integer from 1 to 10000", validation: (n) => n >= 1 && n <= 10_000 })
 )
 
 /** The longest any request waits on one Redis command before it is counted as an error and skipped. */
