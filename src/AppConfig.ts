@@ -36,11 +36,12 @@ export const cacheBackend = Config.literal("redis", "memory")("CACHE_BACKEND").p
 /**
  * How many list pages the cache keeps (`CACHE_MAX_PAGES`): every `offset`/`limit` pair is a page of its own, so
  * without a bound anonymous clients could grow Redis at will. A fill beyond it evicts the page that expires first.
- * Capped so that the single script that removes every page on a write stays well inside CACHE_TIMEOUT.
+ * Capped so that the single script that removes every page on a write stays well inside CACHE_TIMEOUT. Validated
+ * before the default is applied: the other way round, the error would not name the variable.
  */
 export const cacheMaxPages = Config.integer("CACHE_MAX_PAGES").pipe(
-  Config.withDefault(defaultMaxPages),
-  Config.validate({ message: "must be an integer from 1 to 10000", validation: (n) => n >= 1 && n <= 10_000 })
+  Config.validate({ message: "must be an integer from 1 to 10000", validation: (n) => n >= 1 && n <= 10_000 }),
+  Config.withDefault(defaultMaxPages)
 )
 
 /** The longest any request waits on one Redis command before it is counted as an error and skipped. */
