@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { ConfigProvider, Effect, Exit } from "effect"
+import * as AppConfig from "../../src/AppConfig.js"
 import { RedisLive } from "../../src/CacheLive.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
@@ -148,5 +149,20 @@ describe("a Redis crowded with another service's keys", () => {
         }),
       { CACHE_MAX_PAGES: "10" }
     )
+  )
+})
+
+describe("CACHE_MAX_PAGES", () => {
+  it.effect("is 1,000 unless set, at most 10,000, checked at start, and named when wrong", () =>
+    Effect.gen(function* () {
+      const read = <A>(config: Effect.Effect<A, unknown>, env: Record<string, string>) =>
+        Effect.exit(Effect.withConfigProvider(config, ConfigProvider.fromMap(new Map(Object.entries(env)))))
+      expect(yield* read(AppConfig.cacheMaxPages, {})).toEqual(Exit.succeed(1_000))
+      expect(yield* read(AppConfig.cacheMaxPages, { CACHE_MAX_PAGES: "10000" })).toEqual(Exit.succeed(10_000))
+      for (const bad of ["0", "10001", "many"]) {
+        const exit = yield* read(AppConfig.all, { CACHE_MAX_PAGES: bad })
+        expect(Exit.isFailure(exit) && String(exit.cause)).toMatch(/CACHE_MAX_PAGES/)
+      }
+    })
   )
 })
