@@ -1,5 +1,6 @@
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 import { availableParallelism } from "node:os"
+import { defaultMaxPages } from "./CacheKeys.js"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
@@ -32,6 +33,17 @@ export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
 
 /** `redis` (default) or `memory`, for running with no Redis at hand. */
 export const cacheBackend = Config.literal("redis", "memory")("CACHE_BACKEND").pipe(Config.withDefault("redis"))
+
+/**
+ * How many list pages the cache keeps (`CACHE_MAX_PAGES`): every `offset`/`limit` pair is a page of its own, so
+ * without a bound anonymous clients could grow Redis at will. A fill beyond it evicts the page that expires first.
+ * Capped so that the single script that removes every page on a write stays well inside CACHE_TIMEOUT. Validated
+ * before the default is applied: the other way round, the error would not name the variable.
+ */
+export const cacheMaxPages = Config.integer("CACHE_MAX_PAGES").pipe(
+  Config.validate({ message: "must be an integer from 1 to 10000", validation: (n) => n >= 1 && n <= 10_000 }),
+  Config.withDefault(defaultMaxPages)
+)
 
 /** The longest any request waits on one Redis command before it is counted as an error and skipped. */
 export const cacheTimeout = goDuration("CACHE_TIMEOUT", "200ms")
@@ -150,6 +162,7 @@ export const all = Config.all([
   cachePrefix,
   cacheBackend,
   cacheTimeout,
+  cacheMaxPages,
   redisConnection,
   dbPath,
   httpPort,

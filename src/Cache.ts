@@ -19,15 +19,27 @@ export class CircuitOpen extends Error {
 }
 
 /**
+ * A set naming every entry filled under it, so that one step removes them all: its cost follows the entries it
+ * names, never the rest of the cache. It holds at most `capacity` entries; a fill into a full index evicts the entry
+ * that would expire first.
+ */
+export interface Index {
+  readonly key: string
+  readonly capacity: number
+}
+
+/**
  * Where one cached answer lives. `key` holds the value; `guard` holds the stamp that fills must show (one guard per
  * product, one shared by all list pages); `lease` names the reader that loads it after a miss; `absent`, where
- * given, remembers that there is nothing to load.
+ * given, remembers that there is nothing to load; `index`, where given, names the entry in the same atomic step
+ * as its fill, and an entry it does not name is never served.
  */
 export interface Slot {
   readonly key: string
   readonly guard: string
   readonly lease: string
   readonly absent?: string
+  readonly index?: Index
 }
 
 /**
@@ -65,8 +77,8 @@ export class Cache extends Context.Tag("Cache")<
       keys: ReadonlyArray<string>,
       guards: ReadonlyArray<string>
     ) => Effect.Effect<number, CacheError>
-    /** Moves the guard, then deletes every key matching the glob `pattern` without blocking the server. */
-    readonly invalidateMatching: (pattern: string, guard: string) => Effect.Effect<number, CacheError>
+    /** Moves the guard, then deletes every entry the index names and the index; returns how many entries existed. */
+    readonly invalidateIndexed: (index: string, guard: string) => Effect.Effect<number, CacheError>
     /** Succeeds when the cache answers now; used by /health. */
     readonly ping: Effect.Effect<void, CacheError>
   }
@@ -81,7 +93,7 @@ export const aroundEach = (
     lookup: (slot) => around("lookup", cache.lookup(slot)),
     fill: (slot, fill) => around("fill", cache.fill(slot, fill)),
     invalidate: (keys, guards) => around("invalidate", cache.invalidate(keys, guards)),
-    invalidateMatching: (pattern, guard) => around("invalidate", cache.invalidateMatching(pattern, guard)),
+    invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),
     ping: around("ping", cache.ping)
   })
 

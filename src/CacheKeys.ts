@@ -1,33 +1,38 @@
-import type { Slot } from "./Cache.js"
+import type { Index, Slot } from "./Cache.js"
 import type { ProductId } from "./Domain/Product.js"
 
 /**
  * Key names. The contract's (`product:id:1`, `product:list:0:20`) hold the values; the service's own bookkeeping
- * (guards, leases, remembered "not found"s) lives under `<prefix>guard:`, `<prefix>lease:` and `<prefix>absent:`,
- * so a pattern on the contract's keys never matches it.
+ * (guards, leases, remembered "not found"s, the index of list pages) lives under `<prefix>guard:`, `<prefix>lease:`,
+ * `<prefix>absent:` and `<prefix>index:`, so a pattern on the contract's keys never matches it.
  */
 export interface CacheKeys {
   readonly product: (id: ProductId) => Slot
   readonly page: (offset: number, limit: number) => Slot
-  readonly listPattern: string
+  /** Names every cached page: what a write removes, and the key its pending invalidation is recorded under. */
+  readonly listIndex: Index
   readonly listGuard: string
 }
 
-// Glob metacharacters in a configured prefix must match literally in SCAN patterns.
-const escapeGlob = (text: string) => text.replace(/[*?[\]\\]/g, "\\$&")
+/** How many list pages are cached when `CACHE_MAX_PAGES` does not say. */
+export const defaultMaxPages = 1_000
 
-export const make = (prefix: string): CacheKeys => ({
-  product: (id) => ({
-    key: `${prefix}id:${id}`,
-    guard: `${prefix}guard:id:${id}`,
-    lease: `${prefix}lease:id:${id}`,
-    absent: `${prefix}absent:id:${id}`
-  }),
-  page: (offset, limit) => ({
-    key: `${prefix}list:${offset}:${limit}`,
-    guard: `${prefix}guard:list`,
-    lease: `${prefix}lease:list:${offset}:${limit}`
-  }),
-  listPattern: `${escapeGlob(prefix)}list:*`,
-  listGuard: `${prefix}guard:list`
-})
+export const make = (prefix: string, options: { readonly maxPages?: number } = {}): CacheKeys => {
+  const listIndex: Index = { key: `${prefix}index:list`, capacity: options.maxPages ?? defaultMaxPages }
+  return {
+    product: (id) => ({
+      key: `${prefix}id:${id}`,
+      guard: `${prefix}guard:id:${id}`,
+      lease: `${prefix}lease:id:${id}`,
+      absent: `${prefix}absent:id:${id}`
+    }),
+    page: (offset, limit) => ({
+      key: `${prefix}list:${offset}:${limit}`,
+      guard: `${prefix}guard:list`,
+      lease: `${prefix}lease:list:${offset}:${limit}`,
+      index: listIndex
+    }),
+    listIndex,
+    listGuard: `${prefix}guard:list`
+  }
+}

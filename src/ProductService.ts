@@ -38,7 +38,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const stats = yield* CacheStats
     const invalidations = yield* Invalidations
     const ttl = yield* AppConfig.cacheTtl
-    const keys = CacheKeys.make(yield* AppConfig.cachePrefix)
+    const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
     const traced = yield* Tracing.spans
 
     // Entries filled together must not expire together; jitter only shortens, so no entry outlives CACHE_TTL.
@@ -49,7 +49,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
 
     // What a write removes: a product's value and remembered absence (moving its guard), or every list page.
     const invalidateSlot = (slot: Slot) => cache.invalidate([slot.key, slot.absent!], [slot.guard])
-    const invalidatePages = cache.invalidateMatching(keys.listPattern, keys.listGuard)
+    const invalidatePages = cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)
 
     // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
     // applied before its entry is used again; until then reads of that entry bypass the cache.
@@ -68,7 +68,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
       return applyOrRecord(slot.key, invalidateSlot(slot))
     }
 
-    const invalidateLists = applyOrRecord(keys.listPattern, invalidatePages)
+    const invalidateLists = applyOrRecord(keys.listIndex.key, invalidatePages)
 
     /** Applies the pending invalidation `generation` of `pendingKey`; `false` while it still cannot be applied. */
     const settle = (pendingKey: string, generation: string, retry: Effect.Effect<number, CacheError>) =>
@@ -207,7 +207,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
       readThrough(
         keys.page(offset, limit),
-        keys.listPattern,
+        keys.listIndex.key,
         invalidatePages,
         Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page)))),
         // A page slot has no absent key, so a page is never reported absent.

@@ -37,6 +37,8 @@ const redis: Backend = {
 }
 
 const keys = CacheKeys.make("p:")
+/** Keeps at most three list pages. */
+const bounded = CacheKeys.make("p:", { maxPages: 3 })
 const product = (id: number) => keys.product(id as ProductId)
 const ttl = Duration.millis(300)
 
@@ -132,7 +134,7 @@ for (const backend of [memory, redis]) {
       })
     )
 
-    it.scoped("invalidateMatching removes every matching key, leaves the others, and moves the guard", () =>
+    it.scoped("invalidateIndexed removes every page the index names, leaves the rest, and moves the guard", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
         const long = Duration.seconds(30)
@@ -142,12 +144,35 @@ for (const backend of [memory, redis]) {
         yield* put(cache, other, "other", long)
         const late = miss(yield* cache.lookup(keys.page(999, 20)))
 
-        expect(yield* cache.invalidateMatching(keys.listPattern, keys.listGuard)).toBe(25)
+        expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(25)
 
         expect((yield* cache.lookup(keys.page(0, 20)))._tag).toBe("Miss")
         expect(yield* cache.lookup(product(7))).toEqual({ _tag: "Hit", value: "seven" })
         expect(yield* cache.lookup(other)).toEqual({ _tag: "Hit", value: "other" })
         expect(yield* cache.fill(keys.page(999, 20), { ...late, value: "old", ttl })).toBe(false)
+        // The index went with its pages: a second invalidation finds nothing.
+        expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(0)
+      })
+    )
+
+    it.scoped("a full index evicts the page that expires first; refilling a page it names evicts nothing", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const page = (offset: number) => bounded.page(offset, 10)
+        const tags = Effect.forEach([0, 1, 2, 3, 4], (offset) => Effect.map(cache.lookup(page(offset)), (_) => _._tag))
+        // Each page lives a second longer than the one before, so the first filled is the first to expire.
+        for (let offset = 0; offset < 5; offset++) {
+          expect(yield* put(cache, page(offset), `page ${offset}`, Duration.seconds(10 + offset))).toBe(true)
+        }
+        expect(yield* tags).toEqual(["Miss", "Miss", "Hit", "Hit", "Hit"])
+        expect(yield* cache.lookup(page(3))).toEqual({ _tag: "Hit", value: "page 3" })
+
+        const { stamp } = miss(yield* cache.lookup(page(0)))
+        const again = { stamp, lease: null, value: "page 3 again", ttl: Duration.seconds(20) }
+        expect(yield* cache.fill(page(3), again)).toBe(true)
+        expect(yield* tags).toEqual(["Miss", "Miss", "Hit", "Hit", "Hit"])
+        expect(yield* cache.lookup(page(3))).toEqual({ _tag: "Hit", value: "page 3 again" })
+        expect(yield* cache.invalidateIndexed(bounded.listIndex.key, bounded.listGuard)).toBe(3)
       })
     )
 
@@ -184,6 +209,47 @@ describe("Cache contract: redis specifics", () => {
     })
   )
 
+  it.scoped("the page index is a sorted set under <prefix>index:list that expires with its longest-lived page", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      for (const [offset, seconds] of [
+        [0, 20],
+        [1, 60],
+        [2, 30]
+      ] as const) {
+        yield* put(cache, bounded.page(offset, 10), "page", Duration.seconds(seconds))
+      }
+      // Not a value key: a pattern on <prefix>list:* never matches it.
+      expect(yield* server.command("TYPE", "p:index:list")).toBe("zset")
+      expect(yield* server.command("ZRANGE", "p:index:list", "0", "-1")).toEqual([
+        "p:list:0:10",
+        "p:list:2:10",
+        "p:list:1:10"
+      ])
+      const pttl = Number(yield* server.command("PTTL", "p:index:list"))
+      expect(pttl).toBeGreaterThan(55_000)
+      expect(pttl).toBeLessThanOrEqual(60_000)
+      // Full (three pages): the next fill evicts p:list:0:10, which expires first, value and all.
+      yield* put(cache, bounded.page(3, 10), "page", Duration.seconds(40))
+      expect(yield* server.command("ZCARD", "p:index:list")).toBe(3)
+      expect(yield* server.command("EXISTS", "p:list:0:10")).toBe(0)
+    })
+  )
+
+  it.scoped("a page its index does not name (the index was evicted) is a miss, never served", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      yield* put(cache, keys.page(0, 20), "old page", Duration.seconds(30))
+      yield* server.command("DEL", "p:index:list")
+      expect(yield* server.command("GET", "p:list:0:20")).toBe("old page")
+      expect(yield* put(cache, keys.page(0, 20), "new page", Duration.seconds(30))).toBe(true)
+      expect(yield* cache.lookup(keys.page(0, 20))).toEqual({ _tag: "Hit", value: "new page" })
+      expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(1)
+    })
+  )
+
   it.scoped("a stopped Redis makes every operation fail fast with a CacheError", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()
@@ -195,7 +261,7 @@ describe("Cache contract: redis specifics", () => {
           Effect.flip(cache.lookup(product(1))),
           Effect.flip(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
           Effect.flip(cache.invalidate(["k"], ["g"])),
-          Effect.flip(cache.invalidateMatching("p:list:*", "p:guard:list")),
+          Effect.flip(cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)),
           Effect.flip(cache.ping)
         ],
         { concurrency: "unbounded" }

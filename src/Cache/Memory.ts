@@ -1,27 +1,11 @@
 import { Clock, Duration, Effect, Layer } from "effect"
 import { Cache, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
+import type { Index } from "../Cache.js"
 
 interface Entry {
   readonly value: string
   readonly expiresAt: number
 }
-
-const globToRegExp = (glob: string) =>
-  new RegExp(
-    "^" +
-      glob.replace(/\\(.)|([.+^${}()|[\]\\])|(\*)|(\?)/g, (_, escaped, special, star, question) =>
-        escaped !== undefined
-          ? escaped.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")
-          : special !== undefined
-            ? `\\${special}`
-            : star !== undefined
-              ? ".*"
-              : question !== undefined
-                ? "."
-                : ""
-      ) +
-      "$"
-  )
 
 /**
  * The in-memory twin of the Redis layer: same guard semantics, expiry read from the Effect `Clock`, so tests move
@@ -29,6 +13,8 @@ const globToRegExp = (glob: string) =>
  */
 export const make = Effect.gen(function* () {
   const store = new Map<string, Entry>()
+  // Index key -> the entries it names -> when each expires: the sorted set of the Redis layer.
+  const indexes = new Map<string, Map<string, number>>()
   let nextStamp = 0
   let fills = 0
 
@@ -44,6 +30,19 @@ export const make = Effect.gen(function* () {
 
   const sweep = (now: number) => {
     for (const [key, entry] of store) if (entry.expiresAt <= now) store.delete(key)
+  }
+
+  // As in the Redis script: a full index evicts the entries that expire first, values included.
+  const name = ({ capacity, key: index }: Index, key: string, expiresAt: number) => {
+    const named = indexes.get(index) ?? new Map<string, number>()
+    indexes.set(index, named)
+    while (!named.has(key) && named.size >= capacity) {
+      let first: [string, number] | undefined
+      for (const member of named) if (first === undefined || member[1] < first[1]) first = member
+      named.delete(first![0])
+      store.delete(first![0])
+    }
+    named.set(key, expiresAt)
   }
 
   const stampGuard = (guard: string, now: number) => {
@@ -75,7 +74,9 @@ export const make = Effect.gen(function* () {
         if (read(slot.guard, now) !== stamp) return false
         const target = value === null ? slot.absent : slot.key
         if (target === undefined) return false
-        store.set(target, { value: value ?? "", expiresAt: now + Duration.toMillis(ttl) })
+        const expiresAt = now + Duration.toMillis(ttl)
+        store.set(target, { value: value ?? "", expiresAt })
+        if (value !== null && slot.index !== undefined) name(slot.index, target, expiresAt)
         // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
         if (++fills % 1024 === 0) sweep(now)
         return true
@@ -87,13 +88,14 @@ export const make = Effect.gen(function* () {
         for (const key of keys) if (read(key, now) !== undefined && store.delete(key)) removed++
         return removed
       }),
-    invalidateMatching: (pattern, guard) =>
+    invalidateIndexed: (index, guard) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
-        sweep(now)
         stampGuard(guard, now)
-        const matches = globToRegExp(pattern)
         let removed = 0
-        for (const key of store.keys()) if (matches.test(key) && store.delete(key)) removed++
+        for (const key of indexes.get(index)?.keys() ?? []) {
+          if (read(key, now) !== undefined && store.delete(key)) removed++
+        }
+        indexes.delete(index)
         return removed
       }),
     ping: Effect.void

@@ -33,8 +33,8 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
       ),
     invalidate: (keys, guards) =>
       cache.invalidate(keys, guards).pipe(span("Cache.invalidate", { "cache.key": keys.join(" ") }, deleted)),
-    invalidateMatching: (pattern, guard) =>
-      cache.invalidateMatching(pattern, guard).pipe(span("Cache.invalidate", { "cache.pattern": pattern }, deleted)),
+    invalidateIndexed: (index, guard) =>
+      cache.invalidateIndexed(index, guard).pipe(span("Cache.invalidate", { "cache.index": index }, deleted)),
     ping: cache.ping.pipe(span("Cache.ping", {}, () => ({ "cache.outcome": "up" })))
   })
 

@@ -6,14 +6,17 @@ import type { Lookup } from "../Cache.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
 
-// KEYS: entry, guard, lease[, absent]. ARGV: token, guard ttl, lease ttl (ms). The token becomes the guard's stamp
-// if it has none. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
-// whose fill a write has already voided, so it is taken over rather than waited for.
+// KEYS: entry, guard, lease[, absent | index]. ARGV: token, guard ttl, lease ttl (ms), "index" when KEYS[4] is the
+// index. The token becomes the guard's stamp if it has none. The lease is held as "<stamp>|<token>": a lease taken
+// under an older stamp belongs to a reader whose fill a write has already voided, so it is taken over rather than
+// waited for. An entry its index does not name is out of a write's reach (Redis evicted the index under memory
+// pressure, or an older version filled it), so it is a miss, and the fill names it again.
 // Replies {1, value} | {2} (absent) | {0, stamp, lease or false}.
 const lookupScript = `
+local indexed = ARGV[4] == "index"
 local value = redis.call("GET", KEYS[1])
-if value then return {1, value} end
-if KEYS[4] and redis.call("EXISTS", KEYS[4]) == 1 then return {2} end
+if value and (not indexed or redis.call("ZSCORE", KEYS[4], KEYS[1])) then return {1, value} end
+if KEYS[4] and not indexed and redis.call("EXISTS", KEYS[4]) == 1 then return {2} end
 local stamp = redis.call("GET", KEYS[2])
 if not stamp then
   stamp = ARGV[1]
@@ -25,11 +28,28 @@ local lease = stamp .. "|" .. ARGV[1]
 redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
-// KEYS: target (entry or absent), guard, lease. ARGV: value, ttl (ms), stamp, lease token ("" if none).
+// KEYS: target (entry or absent), guard, lease[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if none)[,
+// index capacity]. The index is a sorted set scored by expiry time: a full index evicts the entry that expires first
+// (names of expired entries, scored lowest, go before any live one), its value too, since an entry the index no
+// longer names could not be invalidated; the index itself expires with its longest-lived entry.
 const fillScript = `
 if ARGV[4] ~= "" and redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
 if redis.call("GET", KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+if KEYS[4] then
+  local time = redis.call("TIME")
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  local ttl = tonumber(ARGV[2])
+  if not redis.call("ZSCORE", KEYS[4], KEYS[1]) then
+    local over = redis.call("ZCARD", KEYS[4]) - tonumber(ARGV[5]) + 1
+    if over > 0 then
+      local evicted = redis.call("ZPOPMIN", KEYS[4], over)
+      for i = 1, #evicted, 2 do redis.call("DEL", evicted[i]) end
+    end
+  end
+  redis.call("ZADD", KEYS[4], now + ttl, KEYS[1])
+  if redis.call("PTTL", KEYS[4]) < ttl then redis.call("PEXPIRE", KEYS[4], ttl) end
+end
 return 1`
 
 // KEYS: the guards, then the entries. ARGV: number of guards, fresh stamp, guard ttl (ms).
@@ -40,18 +60,21 @@ local removed = 0
 for i = guards + 1, #KEYS do removed = removed + redis.call("DEL", KEYS[i]) end
 return removed`
 
+// KEYS: guard, index. ARGV: fresh stamp, guard ttl (ms). One command whose work is the entries the index names, so
+// neither the rest of the database nor its size can slow it. Those entries are not in KEYS: right on one Redis;
+// a Redis Cluster would need the index and its entries in one hash slot.
+const invalidateIndexedScript = `
+redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+local removed = 0
+for _, key in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do removed = removed + redis.call("DEL", key) end
+redis.call("DEL", KEYS[2])
+return removed`
+
 interface ScriptedRedis extends Redis {
   cacheLookup(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[0 | 1 | 2, string?, string?]>
-  cacheFill(
-    target: string,
-    guard: string,
-    lease: string,
-    value: string,
-    ttl: number,
-    stamp: string,
-    token: string
-  ): Promise<0 | 1>
+  cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
+  cacheInvalidateIndexed(guard: string, index: string, stamp: string, guardTtl: number): Promise<number>
 }
 
 const connect = Effect.gen(function* () {
@@ -74,8 +97,9 @@ const connect = Effect.gen(function* () {
     enableAutoPipelining: true
   }) as ScriptedRedis
   redis.defineCommand("cacheLookup", { lua: lookupScript })
-  redis.defineCommand("cacheFill", { numberOfKeys: 3, lua: fillScript })
+  redis.defineCommand("cacheFill", { lua: fillScript })
   redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
+  redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
 
   // One log line per transition, not one per failed request.
   let up = false
@@ -128,34 +152,14 @@ export const make = Effect.gen(function* () {
   const attempt = <A>(op: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, cause }) })
 
-  const unlinkMatching = (pattern: string) =>
-    Effect.iterate(
-      { cursor: "0", removed: 0, first: true },
-      {
-        while: (state) => state.first || state.cursor !== "0",
-        body: (state) =>
-          attempt("scan", () => redis.scan(state.cursor, "MATCH", pattern, "COUNT", 1000)).pipe(
-            Effect.flatMap(([cursor, keys]) =>
-              keys.length === 0
-                ? Effect.succeed({ cursor, removed: state.removed, first: false })
-                : Effect.map(
-                    attempt("unlink", () => redis.unlink(...keys)),
-                    (n) => ({
-                      cursor,
-                      removed: state.removed + n,
-                      first: false
-                    })
-                  )
-            )
-          )
-      }
-    )
-
   return Cache.of({
     lookup: (slot) => {
       const token = freshStamp()
+      // A page names its index where a product names its remembered absence; none has both.
+      const fourth = slot.index?.key ?? slot.absent
+      const role = slot.index === undefined ? "absent" : "index"
       const run =
-        slot.absent === undefined
+        fourth === undefined
           ? () => redis.cacheLookup(3, slot.key, slot.guard, slot.lease, token, guardTtlMillis, leaseTtlMillis)
           : () =>
               redis.cacheLookup(
@@ -163,10 +167,11 @@ export const make = Effect.gen(function* () {
                 slot.key,
                 slot.guard,
                 slot.lease,
-                slot.absent!,
+                fourth,
                 token,
                 guardTtlMillis,
-                leaseTtlMillis
+                leaseTtlMillis,
+                role
               )
       return Effect.map(attempt("lookup", run), ([found, payload, leased]): Lookup => {
         if (found === 1) return { _tag: "Hit", value: payload! }
@@ -178,10 +183,24 @@ export const make = Effect.gen(function* () {
       const target = value === null ? slot.absent : slot.key
       if (target === undefined) return Effect.succeed(false)
       const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
-      return Effect.map(
-        attempt("fill", () => redis.cacheFill(target, slot.guard, slot.lease, value ?? "", millis, stamp, lease ?? "")),
-        (stored) => stored === 1
-      )
+      const index = value === null ? undefined : slot.index
+      const run =
+        index === undefined
+          ? () => redis.cacheFill(3, target, slot.guard, slot.lease, value ?? "", millis, stamp, lease ?? "")
+          : () =>
+              redis.cacheFill(
+                4,
+                target,
+                slot.guard,
+                slot.lease,
+                index.key,
+                value ?? "",
+                millis,
+                stamp,
+                lease ?? "",
+                index.capacity
+              )
+      return Effect.map(attempt("fill", run), (stored) => stored === 1)
     },
     invalidate: (keys, guards) =>
       attempt("invalidate", () =>
@@ -194,11 +213,8 @@ export const make = Effect.gen(function* () {
           guardTtlMillis
         )
       ),
-    invalidateMatching: (pattern, guard) =>
-      attempt("invalidate", () => redis.set(guard, freshStamp(), "PX", guardTtlMillis)).pipe(
-        Effect.zipRight(unlinkMatching(pattern)),
-        Effect.map((state) => state.removed)
-      ),
+    invalidateIndexed: (index, guard) =>
+      attempt("invalidate", () => redis.cacheInvalidateIndexed(guard, index, freshStamp(), guardTtlMillis)),
     ping: Effect.asVoid(attempt("ping", () => redis.ping()))
   })
 })
