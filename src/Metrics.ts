@@ -50,6 +50,10 @@ export const dbQueryDuration = Metric.histogram(
   "Database query time by query name"
 )
 
+export const dbBusyRetries = Metric.counter("db_busy_retries_total", {
+  description: "Database statements run again because another connection held the lock (SQLITE_BUSY, SQLITE_LOCKED)"
+})
+
 export const processResidentMemory = Metric.gauge("process_resident_memory_bytes", {
   description: "Resident memory size in bytes"
 })
@@ -93,7 +97,9 @@ for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, 
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
   cacheOperations.unsafeValue(series)
 }
-for (const metric of [cacheCoalescedLoads, cacheCircuitState, processCpuSeconds]) metric.unsafeValue(noLabels)
+for (const metric of [cacheCoalescedLoads, cacheCircuitState, dbBusyRetries, processCpuSeconds]) {
+  metric.unsafeValue(noLabels)
+}
 
 const querySeries = new Map<string, { readonly ok: Labels; readonly error: Labels; readonly duration: Labels }>()
 
