@@ -32,6 +32,7 @@ const recentMillis = 30_000
 export class Database extends Effect.Service<Database>()("Database", {
   effect: Effect.gen(function* () {
     const bound = yield* AppConfig.dbBusyTimeout
+    const counted = Effect.sync(() => dbBusyRetries.unsafeUpdate(1, noLabels))
     // Short first pauses, as most locks are held for milliseconds; none above 100 ms, so a released lock is taken
     // soon; jittered, so processes waiting on the same lock do not retry in step.
     const whileBusy = Schedule.exponential("5 millis").pipe(
@@ -39,10 +40,12 @@ export class Database extends Effect.Service<Database>()("Database", {
       Schedule.jittered,
       Schedule.whileInput(isBusy),
       Schedule.upTo(bound),
-      Schedule.onDecision((_, decision) =>
-        ScheduleDecision.isContinue(decision) ? Effect.sync(() => dbBusyRetries.unsafeUpdate(1, noLabels)) : Effect.void
-      )
+      Schedule.onDecision((_, decision) => (ScheduleDecision.isContinue(decision) ? counted : Effect.void))
     )
+    // A refused statement runs again at once, then on the schedule. Entered only after a refusal: set up for every
+    // statement, the schedule cost more than the query.
+    const waitingWhileBusy = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
+      Effect.catchIf(statement, isBusy, () => Effect.zipRight(counted, Effect.retry(statement, whileBusy)))
 
     let latest: { readonly state: WriteState; readonly at: number } = { state: "ok", at: 0 }
     const note = (state: WriteState) =>
@@ -51,15 +54,14 @@ export class Database extends Effect.Service<Database>()("Database", {
       })
 
     /** A statement that only reads; in WAL mode it is refused only in rare moments (another connection's recovery). */
-    const read = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
-      Effect.retry(statement, whileBusy)
+    const read = waitingWhileBusy
 
     /** A statement that writes: it waits for the write lock, and its outcome is what `writes` reports. */
     const write = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
       statement.pipe(
         // Noted at the first refusal, so /health tells while the lock is still held.
         Effect.tapError((error) => (isBusy(error) ? note("busy") : Effect.void)),
-        Effect.retry(whileBusy),
+        waitingWhileBusy,
         Effect.tapBoth({ onFailure: (error) => note(isBusy(error) ? "busy" : "failing"), onSuccess: () => note("ok") })
       )
 
