@@ -35,7 +35,7 @@ export class Database extends Effect.Service<Database>()("Database", {
     const counted = Effect.sync(() => dbBusyRetries.unsafeUpdate(1, noLabels))
     // Short first pauses, as most locks are held for milliseconds; none above 100 ms, so a released lock is taken
     // soon; jittered, so processes waiting on the same lock do not retry in step.
-    const whileBusy = Schedule.exponential("5 millis").pipe(
+    const whileBusy = Schedule.exponential("1 millis").pipe(
       Schedule.either(Schedule.spaced("100 millis")),
       Schedule.jittered,
       Schedule.whileInput(isBusy),
