@@ -68,7 +68,9 @@ const Health = Schema.Struct({
   service: Schema.String,
   status: Schema.Literal("healthy", "degraded", "unhealthy"),
   checks: Schema.Struct({ database: Schema.Literal("up", "down"), cache: Schema.Literal("up", "down") }),
-  timestamp: Schema.String
+  timestamp: Schema.String,
+  /** Only when recent writes were held up by another process's lock, or failed, while reads still work. */
+  database_writes: Schema.optional(Schema.Literal("busy", "failing"))
 })
 
 export class ProductsApi extends HttpApiGroup.make("products")

@@ -82,6 +82,14 @@ export const dbPath = Config.string("DB_PATH").pipe(
   Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" })
 )
 
+/**
+ * The longest a statement waits, in all, for a lock another connection holds (`DB_BUSY_TIMEOUT`) before the request
+ * answers 503. Capped at a minute: the client is held for that long.
+ */
+export const dbBusyTimeout = goDuration("DB_BUSY_TIMEOUT", "3s").pipe(
+  Config.validate({ message: "must be at most 1m", validation: (duration) => Duration.toMillis(duration) <= 60_000 })
+)
+
 /** Listening port (`HTTP_PORT`). */
 export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
 
@@ -165,6 +173,7 @@ export const all = Config.all([
   cacheMaxPages,
   redisConnection,
   dbPath,
+  dbBusyTimeout,
   httpPort,
   serviceName,
   logFormat,

@@ -5,6 +5,7 @@ import * as AppConfig from "./AppConfig.js"
 import { Cache } from "./Cache.js"
 import { CacheStats } from "./CacheStats.js"
 import type { CacheStatsSnapshot } from "./CacheStats.js"
+import { Database } from "./Database.js"
 import type { ProductId } from "./Domain/Product.js"
 import { ContractLive, RequireJsonLive } from "./HttpContract.js"
 import { ProductRepo } from "./ProductRepo.js"
@@ -109,6 +110,7 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function* () {
     const cache = yield* Cache
     const repo = yield* ProductRepo
+    const database = yield* Database
     const service = yield* AppConfig.serviceName
     const cacheTimeout = yield* AppConfig.cacheTimeout
     // Both checks are bounded, so /health answers promptly even while Redis hangs.
@@ -118,13 +120,23 @@ const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
         Effect.as("up" as const),
         Effect.orElseSucceed(() => "down" as const)
       )
+    // Writes held up by another process's lock, or failing (a full disk), while the products can still be read: the
+    // database is "up" (the contract's "down" means 503, and an orchestrator would restart an instance that cannot
+    // help it), the answer is "degraded", and `database_writes` says why.
     return handlers.handle("health", () =>
-      Effect.all([up(repo.ping), up(cache.ping), timestamp], { concurrency: 2 }).pipe(
-        Effect.map(([database, cacheCheck, at]) => {
-          const status = database === "down" ? "unhealthy" : cacheCheck === "down" ? "degraded" : "healthy"
+      Effect.all([up(repo.ping), up(cache.ping), database.writes, timestamp], { concurrency: 2 }).pipe(
+        Effect.map(([reads, cacheCheck, writes, at]) => {
+          const status =
+            reads === "down" ? "unhealthy" : cacheCheck === "down" || writes !== "ok" ? "degraded" : "healthy"
           return json(
-            JSON.stringify({ service, status, checks: { database, cache: cacheCheck }, timestamp: at }),
-            database === "down" ? 503 : 200
+            JSON.stringify({
+              service,
+              status,
+              checks: { database: reads, cache: cacheCheck },
+              timestamp: at,
+              ...(writes === "ok" ? {} : { database_writes: writes })
+            }),
+            reads === "down" ? 503 : 200
           )
         })
       )

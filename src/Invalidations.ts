@@ -1,7 +1,8 @@
 import { SqlClient } from "@effect/sql"
-import Database from "better-sqlite3"
+import Sqlite from "better-sqlite3"
 import { Clock, Context, Effect, Layer } from "effect"
 import * as AppConfig from "./AppConfig.js"
+import { Database, isBusyCause } from "./Database.js"
 import { SqlLive } from "./Sql.js"
 
 /**
@@ -40,14 +41,17 @@ export const layerLocal = Layer.sync(Invalidations, () => {
  * The per-read check is `PRAGMA data_version` on a second, read-only connection: it changes only when another
  * connection commits, so the table itself is read again only after some write. A plain better-sqlite3 statement
  * costs about a microsecond there, where a query through the Effect SQL client would cost the hot path far more.
+ * That connection never waits for a lock either (timeout 0): in WAL mode a reader is refused only in rare moments
+ * (another connection recovering the log), and then the keys seen last are the answer, until the next read asks again.
  */
 export const layerShared = Layer.scoped(
   Invalidations,
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const database = yield* Database
     const filename = yield* AppConfig.dbPath
     const watcher = yield* Effect.acquireRelease(
-      Effect.sync(() => new Database(filename, { readonly: true, fileMustExist: true })),
+      Effect.sync(() => new Sqlite(filename, { readonly: true, fileMustExist: true, timeout: 0 })),
       (db) => Effect.sync(() => db.close())
     )
     const dataVersion = watcher.prepare<[], number>("PRAGMA data_version").pluck()
@@ -57,10 +61,14 @@ export const layerShared = Layer.scoped(
     let seenVersion = -1
     let known = new Map<string, string>()
     const current = () => {
-      const version = dataVersion.get()!
-      if (version !== seenVersion) {
-        seenVersion = version
-        known = new Map(rows.all().map((row) => [row.key, row.generation]))
+      try {
+        const version = dataVersion.get()!
+        if (version !== seenVersion) {
+          known = new Map(rows.all().map((row) => [row.key, row.generation]))
+          seenVersion = version
+        }
+      } catch (error) {
+        if (!isBusyCause(error)) throw error
       }
       return known
     }
@@ -70,8 +78,8 @@ export const layerShared = Layer.scoped(
       record: (key) =>
         Effect.flatMap(Clock.currentTimeMillis, (now) => {
           const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }
-          return sql`INSERT INTO cache_invalidations ${sql.insert(row)}
-            ON CONFLICT(key) DO UPDATE SET generation = excluded.generation, failed_at = excluded.failed_at`
+          return database.write(sql`INSERT INTO cache_invalidations ${sql.insert(row)}
+            ON CONFLICT(key) DO UPDATE SET generation = excluded.generation, failed_at = excluded.failed_at`)
         }).pipe(
           Effect.asVoid,
           Effect.catchAll((error) => Effect.logError("could not record a pending cache invalidation", error))
@@ -79,9 +87,9 @@ export const layerShared = Layer.scoped(
       clear: (key, generation) =>
         sql`DELETE FROM cache_invalidations WHERE key = ${key} AND generation = ${generation}`.pipe(
           Effect.asVoid,
-          // Left in place, it is only retried on a later read.
+          // Left in place (also when the lock is held: a read must not wait for it), it is retried on a later read.
           Effect.catchAll(() => Effect.void)
         )
     })
   })
-).pipe(Layer.provide(SqlLive))
+).pipe(Layer.provide([SqlLive, Database.Default]))

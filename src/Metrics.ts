@@ -54,6 +54,10 @@ export const dbQueryDuration = Metric.histogram(
   "Database query time by query name"
 )
 
+export const dbBusyRetries = Metric.counter("db_busy_retries_total", {
+  description: "Database statements run again because another connection held the lock (SQLITE_BUSY, SQLITE_LOCKED)"
+})
+
 export const processResidentMemory = Metric.gauge("process_resident_memory_bytes", {
   description: "Resident memory size in bytes"
 })
@@ -97,8 +101,9 @@ for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, 
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
   cacheOperations.unsafeValue(series)
 }
-for (const metric of [cacheCoalescedLoads, cacheCircuitState, httpRequestsActive, processCpuSeconds])
+for (const metric of [cacheCoalescedLoads, cacheCircuitState, dbBusyRetries, httpRequestsActive, processCpuSeconds]) {
   metric.unsafeValue(noLabels)
+}
 
 const querySeries = new Map<string, { readonly ok: Labels; readonly error: Labels; readonly duration: Labels }>()
 

@@ -1,6 +1,7 @@
 import { SqlClient } from "@effect/sql"
 import type { SqlError } from "@effect/sql/SqlError"
 import { Array, Clock, Effect, Option } from "effect"
+import { Database } from "./Database.js"
 import type { CreateProduct, Product, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
 import { trackQuery } from "./Metrics.js"
 import { SqlLive } from "./Sql.js"
@@ -14,15 +15,20 @@ type PageRow = Product & { readonly total: number }
 
 const nowIso = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
-/** Products in SQLite. Parameterised statements only; `SqlError` stays typed so the API can answer 503. */
+/**
+ * Products in SQLite. Parameterised statements only; `SqlError` stays typed so the API can answer 503. Each statement
+ * runs through `Database`, which waits out another process's lock without holding up the event loop.
+ */
 export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
+    const database = yield* Database
     const traced = yield* Tracing.spans
 
     const findById = (id: ProductId): Effect.Effect<Option.Option<Product>, SqlError> =>
       sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE id = ${id}`.pipe(
         Effect.map(Array.head),
+        database.read,
         trackQuery("findById"),
         traced("ProductRepo.findById", { id })
       )
@@ -38,6 +44,7 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
                 total: row?.total ?? 0
               }))
         ),
+        database.read,
         trackQuery("page"),
         traced("ProductRepo.page", { offset, limit })
       )
@@ -49,6 +56,7 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
             sql<Product>`INSERT INTO products ${sql.insert({ ...input, created_at: now, updated_at: now })} RETURNING ${sql.literal(columns)}`
         ),
         Effect.map((rows) => rows[0]!),
+        database.write,
         trackQuery("insert"),
         traced("ProductRepo.insert")
       )
@@ -60,6 +68,7 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
             sql<Product>`UPDATE products SET ${sql.update({ ...patch, updated_at: now })} WHERE id = ${id} RETURNING ${sql.literal(columns)}`
         ),
         Effect.map(Array.head),
+        database.write,
         trackQuery("update"),
         traced("ProductRepo.update", { id })
       )
@@ -67,14 +76,18 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
     const remove = (id: ProductId): Effect.Effect<boolean, SqlError> =>
       sql`DELETE FROM products WHERE id = ${id} RETURNING id`.pipe(
         Effect.map((rows) => rows.length > 0),
+        database.write,
         trackQuery("remove"),
         traced("ProductRepo.remove", { id })
       )
 
-    /** Whether the database answers now; used by /health. */
-    const ping: Effect.Effect<void, SqlError> = Effect.asVoid(sql`SELECT 1`).pipe(trackQuery("ping"))
+    /** Whether the products can be read now (the table, not just the file); used by /health. */
+    const ping: Effect.Effect<void, SqlError> = Effect.asVoid(sql`SELECT 1 FROM products LIMIT 1`).pipe(
+      database.read,
+      trackQuery("ping")
+    )
 
     return { findById, page, insert, update, remove, ping } as const
   }),
-  dependencies: [SqlLive]
+  dependencies: [SqlLive, Database.Default]
 }) {}

@@ -19,11 +19,19 @@ const ClientLive = Layer.unwrapEffect(
   })
 )
 
-// WAL (set by the client) lets readers and one writer work at once; the busy timeout makes a second process
-// sharing the file wait for the write lock instead of failing at once.
-const PragmasLive = Layer.effectDiscard(
-  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA busy_timeout = 5000`.pipe(Effect.orDie))
-)
+const busyTimeout = (millis: number) =>
+  Layer.effectDiscard(
+    Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`PRAGMA busy_timeout = ${sql.literal(String(millis))}`.pipe(Effect.orDie)
+    )
+  )
+
+// WAL (set by the client) lets readers and one writer work at once. SQLite waits for a lock by sleeping the thread,
+// the event loop: acceptable while starting, when nothing is served yet and the migrator may need the write lock
+// another process holds; not once serving, when it would stop every request. From then on a busy statement fails at
+// once and Database.ts waits for the lock on an Effect schedule.
+const StartingLive = busyTimeout(5000)
+const ServingLive = busyTimeout(0)
 
 const MigratorLive = SqliteMigrator.layer({
   loader: SqliteMigrator.fromRecord({
@@ -33,4 +41,7 @@ const MigratorLive = SqliteMigrator.layer({
 }).pipe(Layer.provide(NodeContext.layer))
 
 /** The SQLite client, opened on `DB_PATH` for the life of the runtime and migrated before anything uses it. */
-export const SqlLive = MigratorLive.pipe(Layer.provide(PragmasLive), Layer.provideMerge(ClientLive))
+export const SqlLive = ServingLive.pipe(
+  Layer.provide(MigratorLive.pipe(Layer.provide(StartingLive))),
+  Layer.provideMerge(ClientLive)
+)

@@ -6,6 +6,7 @@ import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./CacheLive.js"
 import { CacheStats } from "./CacheStats.js"
 import * as Cluster from "./Cluster.js"
+import { Database } from "./Database.js"
 import { RoutesLive } from "./Http.js"
 import * as Invalidations from "./Invalidations.js"
 import * as Logging from "./Logging.js"
@@ -17,9 +18,12 @@ import * as Tracing from "./Tracing.js"
 const ServerLive = Layer.unwrapEffect(Effect.map(AppConfig.httpPort, Server.nodeServer))
 
 // One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
-const ServicesLive = Layer.mergeAll(ProductService.Default, ProductRepo.Default, CacheStats.Default).pipe(
-  Layer.provideMerge(Invalidations.layerShared)
-)
+const ServicesLive = Layer.mergeAll(
+  ProductService.Default,
+  ProductRepo.Default,
+  CacheStats.Default,
+  Database.Default
+).pipe(Layer.provideMerge(Invalidations.layerShared))
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 

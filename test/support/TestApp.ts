@@ -7,6 +7,7 @@ import * as Path from "node:path"
 import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import { CacheStats } from "../../src/CacheStats.js"
+import { Database } from "../../src/Database.js"
 import { RoutesLive } from "../../src/Http.js"
 import * as Invalidations from "../../src/Invalidations.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
@@ -82,7 +83,9 @@ export const layer = (options: {
           ? ProductRepo.Default
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
       const Services = ProductService.DefaultWithoutDependencies.pipe(
-        Layer.provideMerge(Layer.mergeAll(Repo, CacheStats.Default, Invalidations.layerShared, options.cache))
+        Layer.provideMerge(
+          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, Invalidations.layerShared, options.cache)
+        )
       )
       const Served = Server.serve.pipe(Layer.provide(RoutesLive), Layer.provideMerge(Server.nodeServer(0)))
       const AppClient = Layer.effect(
