@@ -2,6 +2,7 @@ import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
+import { createServer } from "node:http"
 import * as GracefulServer from "./GracefulServer.js"
 import * as AppConfig from "./AppConfig.js"
 import { fastGet, internalError } from "./Http.js"
@@ -37,7 +38,7 @@ const ServeLive = Layer.scopedDiscard(
 
 /** A Node HTTP server on `port` (0: any free port) with its handle. */
 export const nodeServer = (port: number) => {
-  const graceful = GracefulServer.make()
+  const graceful = GracefulServer.make(createServer())
   return Layer.merge(
     NodeHttpServer.layer(() => graceful.server, { port }),
     Layer.succeed(NodeServerHandle, graceful)
