@@ -1,4 +1,5 @@
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
+import { isIP } from "node:net"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
@@ -72,6 +73,62 @@ export const dbPath = Config.string("DB_PATH").pipe(
 /** Listening port (`HTTP_PORT`). */
 export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
 
+// A host name as DNS spells it: dot-separated labels of letters, digits and inner hyphens.
+const hostName = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/**
+ * The listening address (`HOST`): unset or empty, every interface, IPv6 and IPv4 alike, as before — what a container
+ * needs for its published port; `127.0.0.1` keeps the service to this machine.
+ */
+export const host = Config.option(Config.string("HOST")).pipe(
+  Config.mapOrFail((given) => {
+    const text = Option.getOrElse(given, () => "").trim()
+    if (text === "") return Either.right(undefined)
+    return isIP(text) !== 0 || hostName.test(text)
+      ? Either.right(text)
+      : Either.left(
+          invalid(
+            "HOST",
+            `must be an IP address or a host name such as 127.0.0.1, ::1 or localhost, got ${JSON.stringify(text)}`
+          )
+        )
+  })
+)
+
+/** The longest a client may take to send a whole request (`REQUEST_TIMEOUT`); a slower one is answered 408. */
+export const requestTimeout = goDuration("REQUEST_TIMEOUT", "30s")
+
+/** The longest it may take to send the headers (`HEADERS_TIMEOUT`), at most `REQUEST_TIMEOUT`. */
+export const headersTimeout = goDuration("HEADERS_TIMEOUT", "10s")
+
+const clientTimeouts = Config.all({ requestTimeout, headersTimeout }).pipe(
+  Config.mapOrFail((timeouts) =>
+    Duration.lessThanOrEqualTo(timeouts.headersTimeout, timeouts.requestTimeout)
+      ? Either.right(timeouts)
+      : Either.left(
+          invalid(
+            "HEADERS_TIMEOUT",
+            `must not be longer than REQUEST_TIMEOUT (${Duration.format(timeouts.requestTimeout)})`
+          )
+        )
+  )
+)
+
+/**
+ * Open connections per process (`MAX_CONNECTIONS`); one more is closed as it arrives. 10,000 is far above what one
+ * process serves usefully (a load balancer or the bench keeps tens to hundreds open) and far below the file
+ * descriptors and memory that a flood of idle connections would otherwise take.
+ */
+export const maxConnections = Config.integer("MAX_CONNECTIONS").pipe(
+  Config.withDefault(10_000),
+  Config.validate({ message: "must be a whole number of at least 1", validation: (n) => n >= 1 })
+)
+
+/** Everything the Node server is built with. */
+export const httpServer = Config.all([httpPort, host, clientTimeouts, maxConnections]).pipe(
+  Config.map(([port, host, timeouts, maxConnections]) => ({ port, host, ...timeouts, maxConnections }))
+)
+
 /** The name `/health` reports. */
 export const serviceName = Config.string("SERVICE_NAME").pipe(Config.withDefault("redis-caching-demo"))
 
@@ -143,7 +200,7 @@ export const all = Config.all([
   cacheTimeout,
   redisConnection,
   dbPath,
-  httpPort,
+  httpServer,
   serviceName,
   logFormat,
   logLevel,

@@ -27,6 +27,14 @@ export const httpRequestDuration = Metric.histogram(
   "Time from receiving a request to having written its answer, by route template"
 )
 
+export const httpClientErrors = Metric.counter("http_client_errors_total", {
+  description: "Requests Node refused before the app saw them, by the error answered (connection_error: none could be)"
+})
+
+export const httpDroppedConnections = Metric.counter("http_dropped_connections_total", {
+  description: "Connections closed on arrival because MAX_CONNECTIONS were open"
+})
+
 export const cacheOperations = Metric.counter("cache_operations_total", {
   description:
     "Cache operations by operation and outcome, counted with the /api/v1/cache/stats numbers; delete counts keys removed"
@@ -93,7 +101,9 @@ for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, 
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
   cacheOperations.unsafeValue(series)
 }
-for (const metric of [cacheCoalescedLoads, cacheCircuitState, processCpuSeconds]) metric.unsafeValue(noLabels)
+for (const metric of [cacheCoalescedLoads, cacheCircuitState, processCpuSeconds, httpDroppedConnections]) {
+  metric.unsafeValue(noLabels)
+}
 
 const querySeries = new Map<string, { readonly ok: Labels; readonly error: Labels; readonly duration: Labels }>()
 

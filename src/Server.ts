@@ -2,11 +2,11 @@ import { HttpApiBuilder, HttpServer } from "@effect/platform"
 import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
-import { createServer } from "node:http"
 import * as GracefulServer from "./GracefulServer.js"
 import * as AppConfig from "./AppConfig.js"
 import { fastGet, internalError } from "./Http.js"
 import * as HttpObservability from "./HttpObservability.js"
+import * as NodeServer from "./NodeServer.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
 export class NodeServerHandle extends Context.Tag("NodeServerHandle")<
@@ -36,11 +36,11 @@ const ServeLive = Layer.scopedDiscard(
   })
 ).pipe(Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]))
 
-/** A Node HTTP server on `port` (0: any free port) with its handle. */
-export const nodeServer = (port: number) => {
-  const graceful = GracefulServer.make(createServer())
+/** A Node HTTP server on `port` (0: any free port) with its handle; Node's defaults where `options` say nothing. */
+export const nodeServer = (port: number, options: NodeServer.Options = {}) => {
+  const graceful = GracefulServer.make(NodeServer.make(options))
   return Layer.merge(
-    NodeHttpServer.layer(() => graceful.server, { port }),
+    NodeHttpServer.layer(() => graceful.server, options.host === undefined ? { port } : { port, host: options.host }),
     Layer.succeed(NodeServerHandle, graceful)
   )
 }
