@@ -3,6 +3,7 @@ import { isIP } from "node:net"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
+// A check goes before its default: placed after `Config.withDefault`, its error loses the variable's name.
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
@@ -26,8 +27,8 @@ export const cacheTtl = goDuration("CACHE_TTL", "5m")
 
 /** Key prefix (`CACHE_PREFIX`). */
 export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
-  Config.withDefault("product:"),
-  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) })
+  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) }),
+  Config.withDefault("product:")
 )
 
 /** `redis` (default) or `memory`, for running with no Redis at hand. */
@@ -66,8 +67,8 @@ export const redisConnection = Config.option(redisUrl).pipe(
 
 /** SQLite file (`DB_PATH`); its folder is created at start. */
 export const dbPath = Config.string("DB_PATH").pipe(
-  Config.withDefault("./products.db"),
-  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" })
+  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" }),
+  Config.withDefault("./products.db")
 )
 
 /** Listening port (`HTTP_PORT`). */
@@ -120,8 +121,8 @@ const clientTimeouts = Config.all({ requestTimeout, headersTimeout }).pipe(
  * descriptors and memory that a flood of idle connections would otherwise take.
  */
 export const maxConnections = Config.integer("MAX_CONNECTIONS").pipe(
-  Config.withDefault(10_000),
-  Config.validate({ message: "must be a whole number of at least 1", validation: (n) => n >= 1 })
+  Config.validate({ message: "must be a whole number of at least 1", validation: (n) => n >= 1 }),
+  Config.withDefault(10_000)
 )
 
 /** Everything the Node server is built with. */
@@ -179,8 +180,8 @@ export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefaul
 
 /** `WORKERS=N` serves with N processes on one port (Node's cluster module); 1, the default, is one process. */
 export const workers = Config.integer("WORKERS").pipe(
-  Config.withDefault(1),
-  Config.validate({ message: "must be an integer from 1 to 64", validation: (n) => n >= 1 && n <= 64 })
+  Config.validate({ message: "must be an integer from 1 to 64", validation: (n) => n >= 1 && n <= 64 }),
+  Config.withDefault(1)
 )
 
 /** The two together: separate processes can only share a cache that lives outside them. */
