@@ -7,9 +7,9 @@ import * as GoDuration from "./GoDuration.js"
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
-const goDuration = (name: string, fallback: string) =>
-  Config.string(name).pipe(
-    Config.withDefault(fallback),
+/** A Go-style duration of at least 1ms; `text` is the variable's value, with its default if it has one. */
+const durationOf = (name: string, text: Config.Config<string>) =>
+  text.pipe(
     Config.mapOrFail((text) =>
       Option.match(GoDuration.parse(text), {
         onNone: () =>
@@ -21,6 +21,9 @@ const goDuration = (name: string, fallback: string) =>
       })
     )
   )
+
+const goDuration = (name: string, fallback: string) =>
+  durationOf(name, Config.string(name).pipe(Config.withDefault(fallback)))
 
 /** Entry lifetime (`CACHE_TTL`, Go-style duration). */
 export const cacheTtl = goDuration("CACHE_TTL", "5m")
@@ -99,19 +102,26 @@ export const host = Config.option(Config.string("HOST")).pipe(
 /** The longest a client may take to send a whole request (`REQUEST_TIMEOUT`); a slower one is answered 408. */
 export const requestTimeout = goDuration("REQUEST_TIMEOUT", "30s")
 
-/** The longest it may take to send the headers (`HEADERS_TIMEOUT`), at most `REQUEST_TIMEOUT`. */
-export const headersTimeout = goDuration("HEADERS_TIMEOUT", "10s")
-
-const clientTimeouts = Config.all({ requestTimeout, headersTimeout }).pipe(
-  Config.mapOrFail((timeouts) =>
-    Duration.lessThanOrEqualTo(timeouts.headersTimeout, timeouts.requestTimeout)
-      ? Either.right(timeouts)
-      : Either.left(
-          invalid(
-            "HEADERS_TIMEOUT",
-            `must not be longer than REQUEST_TIMEOUT (${Duration.format(timeouts.requestTimeout)})`
-          )
-        )
+/**
+ * With the longest it may take to send the headers (`HEADERS_TIMEOUT`): 10 s by default, or `REQUEST_TIMEOUT` if that
+ * is shorter, so setting only the one never contradicts the other; a value set longer than `REQUEST_TIMEOUT` is
+ * refused, as Node would refuse it.
+ */
+export const clientTimeouts = Config.all({
+  requestTimeout,
+  headersTimeout: Config.option(durationOf("HEADERS_TIMEOUT", Config.string("HEADERS_TIMEOUT")))
+}).pipe(
+  Config.mapOrFail(({ headersTimeout, requestTimeout }) =>
+    Option.match(headersTimeout, {
+      onNone: () =>
+        Either.right({ requestTimeout, headersTimeout: Duration.min(Duration.seconds(10), requestTimeout) }),
+      onSome: (headersTimeout) =>
+        Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
+          ? Either.right({ requestTimeout, headersTimeout })
+          : Either.left(
+              invalid("HEADERS_TIMEOUT", `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`)
+            )
+    })
   )
 )
 

@@ -143,7 +143,7 @@ describe("the variables", () => {
       Effect.withConfigProvider(AppConfig.all, ConfigProvider.fromMap(new Map(Object.entries(values))))
     ).pipe(Effect.map(Either.mapLeft(String)))
 
-  it.effect("defaults: all interfaces, 30 s for a request, 10 s for its headers, 10,000 connections", () =>
+  it.effect("defaults: all interfaces, 30 s for a request, 10 s for its headers (or less), 10,000 connections", () =>
     Effect.gen(function* () {
       const server = yield* Effect.withConfigProvider(AppConfig.httpServer, ConfigProvider.fromMap(new Map()))
       expect({
@@ -157,6 +157,13 @@ describe("the variables", () => {
         headersTimeout: 10_000,
         maxConnections: 10_000
       })
+      const shortRequests = yield* Effect.withConfigProvider(
+        AppConfig.clientTimeouts,
+        ConfigProvider.fromMap(new Map([["REQUEST_TIMEOUT", "5s"]]))
+      )
+      expect(Duration.toMillis(shortRequests.headersTimeout), "the header timeout follows a shorter request one").toBe(
+        5_000
+      )
     })
   )
 
