@@ -42,9 +42,9 @@ interface Seen {
  * handler when it attaches, instead of going unanswered. And a keep-alive connection between two requests looks
  * idle, but its client may be sending the next one right now: closing it then resets that request. So once draining,
  * every answer says `Connection: close` (the client then goes by itself, after its answer), and a connection with no
- * answer in progress is closed only after nothing has moved on it for `idleMillis` — long past the gap of a client
- * in a request loop. `server.close()` closes every idle connection at once (Node 19+), so it is called only when no
- * connection is in such a gap.
+ * answer in progress is closed only after nothing has moved on it for `idleMillis`, watched from the drain's start —
+ * long past the gap of a client in a request loop. `server.close()` closes every idle connection at once (Node 19+),
+ * so it is called only once no connection is in such a gap (or after `maxAcceptMillis`).
  */
 export const make = (server: Server, options: DrainOptions = defaults): GracefulServer => {
   let lastConnectionAt = Date.now()
