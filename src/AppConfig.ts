@@ -1,15 +1,17 @@
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 import { availableParallelism } from "node:os"
 import { defaultMaxPages } from "./CacheKeys.js"
+import { isIP } from "node:net"
 import * as GoDuration from "./GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
+// A check goes before its default: placed after `Config.withDefault`, its error loses the variable's name.
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
-const goDuration = (name: string, fallback: string) =>
-  Config.string(name).pipe(
-    Config.withDefault(fallback),
+/** A Go-style duration of at least 1ms; `text` is the variable's value, with its default if it has one. */
+const durationOf = (name: string, text: Config.Config<string>) =>
+  text.pipe(
     Config.mapOrFail((text) =>
       Option.match(GoDuration.parse(text), {
         onNone: () =>
@@ -22,13 +24,16 @@ const goDuration = (name: string, fallback: string) =>
     )
   )
 
+const goDuration = (name: string, fallback: string) =>
+  durationOf(name, Config.string(name).pipe(Config.withDefault(fallback)))
+
 /** Entry lifetime (`CACHE_TTL`, Go-style duration). */
 export const cacheTtl = goDuration("CACHE_TTL", "5m")
 
 /** Key prefix (`CACHE_PREFIX`). */
 export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
-  Config.withDefault("product:"),
-  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) })
+  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) }),
+  Config.withDefault("product:")
 )
 
 /** `redis` (default) or `memory`, for running with no Redis at hand. */
@@ -78,8 +83,8 @@ export const redisConnection = Config.option(redisUrl).pipe(
 
 /** SQLite file (`DB_PATH`); its folder is created at start. */
 export const dbPath = Config.string("DB_PATH").pipe(
-  Config.withDefault("./products.db"),
-  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" })
+  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" }),
+  Config.withDefault("./products.db")
 )
 
 /**
@@ -92,6 +97,69 @@ export const dbBusyTimeout = goDuration("DB_BUSY_TIMEOUT", "3s").pipe(
 
 /** Listening port (`HTTP_PORT`). */
 export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
+
+// A host name as DNS spells it: dot-separated labels of letters, digits and inner hyphens.
+const hostName = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i
+
+/**
+ * The listening address (`HOST`): unset or empty, every interface, IPv6 and IPv4 alike, as before — what a container
+ * needs for its published port; `127.0.0.1` keeps the service to this machine.
+ */
+export const host = Config.option(Config.string("HOST")).pipe(
+  Config.mapOrFail((given) => {
+    const text = Option.getOrElse(given, () => "").trim()
+    if (text === "") return Either.right(undefined)
+    return isIP(text) !== 0 || hostName.test(text)
+      ? Either.right(text)
+      : Either.left(
+          invalid(
+            "HOST",
+            `must be an IP address or a host name such as 127.0.0.1, ::1 or localhost, got ${JSON.stringify(text)}`
+          )
+        )
+  })
+)
+
+/** The longest a client may take to send a whole request (`REQUEST_TIMEOUT`); a slower one is answered 408. */
+export const requestTimeout = goDuration("REQUEST_TIMEOUT", "30s")
+
+/**
+ * With the longest it may take to send the headers (`HEADERS_TIMEOUT`): 10 s by default, or `REQUEST_TIMEOUT` if that
+ * is shorter, so setting only the one never contradicts the other; a value set longer than `REQUEST_TIMEOUT` is
+ * refused, as Node would refuse it.
+ */
+export const clientTimeouts = Config.all({
+  requestTimeout,
+  headersTimeout: Config.option(durationOf("HEADERS_TIMEOUT", Config.string("HEADERS_TIMEOUT")))
+}).pipe(
+  Config.mapOrFail(({ headersTimeout, requestTimeout }) =>
+    Option.match(headersTimeout, {
+      onNone: () =>
+        Either.right({ requestTimeout, headersTimeout: Duration.min(Duration.seconds(10), requestTimeout) }),
+      onSome: (headersTimeout) =>
+        Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
+          ? Either.right({ requestTimeout, headersTimeout })
+          : Either.left(
+              invalid("HEADERS_TIMEOUT", `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`)
+            )
+    })
+  )
+)
+
+/**
+ * Open connections per process (`MAX_CONNECTIONS`); one more is closed as it arrives. 10,000 is far above what one
+ * process serves usefully (a load balancer or the bench keeps tens to hundreds open) and far below the file
+ * descriptors and memory that a flood of idle connections would otherwise take.
+ */
+export const maxConnections = Config.integer("MAX_CONNECTIONS").pipe(
+  Config.validate({ message: "must be a whole number of at least 1", validation: (n) => n >= 1 }),
+  Config.withDefault(10_000)
+)
+
+/** Everything the Node server is built with. */
+export const httpServer = Config.all([httpPort, host, clientTimeouts, maxConnections]).pipe(
+  Config.map(([port, host, timeouts, maxConnections]) => ({ port, host, ...timeouts, maxConnections }))
+)
 
 /** The name `/health` reports. */
 export const serviceName = Config.string("SERVICE_NAME").pipe(Config.withDefault("redis-caching-demo"))
@@ -175,6 +243,7 @@ export const all = Config.all([
   dbPath,
   dbBusyTimeout,
   httpPort,
+  httpServer,
   serviceName,
   logFormat,
   logLevel,

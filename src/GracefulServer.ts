@@ -1,4 +1,3 @@
-import { createServer } from "node:http"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 
@@ -15,26 +14,44 @@ export interface DrainOptions {
   readonly quietMillis: number
   /** ...but no longer than this. */
   readonly maxAcceptMillis: number
+  /** A connection between requests is closed once nothing has moved on it for this long since the drain began. */
+  readonly idleMillis: number
   /** In-flight requests get this long to finish before their connections are cut. */
   readonly graceMillis: number
 }
 
-const defaults: DrainOptions = { quietMillis: 50, maxAcceptMillis: 2_000, graceMillis: 8_000 }
+const defaults: DrainOptions = { quietMillis: 50, maxAcceptMillis: 2_000, idleMillis: 500, graceMillis: 8_000 }
+
+// Node's own test for a request being answered on a socket (`closeIdleConnections` makes it too): the response
+// in progress, attached until it has finished.
+const answering = (socket: Socket) => (socket as Socket & { _httpMessage?: unknown })._httpMessage != null
+
+interface Seen {
+  readonly read: number
+  readonly written: number
+  readonly at: number
+}
 
 /**
- * A Node HTTP server that keeps the contract's shutdown promise: every request already sent gets its answer.
+ * Wraps a Node HTTP server so that it keeps the contract's shutdown promise: every request already sent gets its
+ * answer.
  *
- * Two gaps of a plain server are closed here. Closing the listening socket resets connections the kernel accepted
- * but Node had not yet taken from the backlog, so accepting goes on until the backlog is quiet. And the port
- * listens before the application's handler is attached, so requests that arrive in between are held and handed to
- * the handler when it attaches, instead of going unanswered.
+ * Three gaps of a plain server are closed here. Closing the listening socket resets connections the kernel accepted
+ * but Node had not yet taken from the backlog, so accepting goes on until the backlog is quiet. The port listens
+ * before the application's handler is attached, so requests that arrive in between are held and handed to the
+ * handler when it attaches, instead of going unanswered. And a keep-alive connection between two requests looks
+ * idle, but its client may be sending the next one right now: closing it then resets that request. So once draining,
+ * every answer says `Connection: close` (the client then goes by itself, after its answer), and a connection with no
+ * answer in progress is closed only after nothing has moved on it for `idleMillis`, watched from the drain's start —
+ * long past the gap of a client in a request loop. `server.close()` closes every idle connection at once (Node 19+),
+ * so it is called only once no connection is in such a gap (or after `maxAcceptMillis`).
  */
-export const make = (options: DrainOptions = defaults): GracefulServer => {
-  const server = createServer()
+export const make = (server: Server, options: DrainOptions = defaults): GracefulServer => {
   let lastConnectionAt = Date.now()
   let draining = false
   let handler: Listener | undefined
   const early: Array<[IncomingMessage, ServerResponse]> = []
+  const sockets = new Set<Socket>()
 
   const track: Listener = (request, response) => {
     if (draining && !response.headersSent) response.setHeader("connection", "close")
@@ -47,8 +64,10 @@ export const make = (options: DrainOptions = defaults): GracefulServer => {
     // Handed over on the next turn, once the handler is attached and the server ready for them.
     setImmediate(() => early.splice(0).forEach(([request, response]) => listener(request, response)))
   })
-  server.on("connection", (_socket: Socket) => {
+  server.on("connection", (socket: Socket) => {
     lastConnectionAt = Date.now()
+    sockets.add(socket)
+    socket.once("close", () => sockets.delete(socket))
   })
 
   const drain = () =>
@@ -56,19 +75,42 @@ export const make = (options: DrainOptions = defaults): GracefulServer => {
       if (!server.listening) return resolve()
       draining = true
       const started = Date.now()
-      const waitForQuiet = setInterval(() => {
+      const seen = new Map<Socket, Seen>()
+
+      /** Closes the connections quiet for `idleMillis`; tells whether any other is between requests. */
+      const sweep = (now: number) => {
+        let between = false
+        for (const socket of sockets) {
+          if (answering(socket)) {
+            seen.delete(socket)
+            continue
+          }
+          const last = seen.get(socket)
+          if (last === undefined || last.read !== socket.bytesRead || last.written !== socket.bytesWritten) {
+            seen.set(socket, { read: socket.bytesRead, written: socket.bytesWritten, at: now })
+            between = true
+          } else if (now - last.at >= options.idleMillis) {
+            socket.destroy()
+          } else {
+            between = true
+          }
+        }
+        return between
+      }
+
+      let cut: NodeJS.Timeout | undefined
+      const tick = setInterval(() => {
         const now = Date.now()
-        if (now - lastConnectionAt < options.quietMillis && now - started < options.maxAcceptMillis) return
-        clearInterval(waitForQuiet)
-        // Every accepted connection has had `quietMillis` to show its request; the ones still idle can go.
-        const sweep = setInterval(() => server.closeIdleConnections(), 25)
-        const cut = setTimeout(() => server.closeAllConnections(), options.graceMillis)
+        const between = sweep(now)
+        if (!server.listening) return
+        const quiet = now - lastConnectionAt >= options.quietMillis && !between
+        if (!quiet && now - started < options.maxAcceptMillis) return
+        cut = setTimeout(() => server.closeAllConnections(), options.graceMillis)
         server.close(() => {
-          clearInterval(sweep)
+          clearInterval(tick)
           clearTimeout(cut)
           resolve()
         })
-        server.closeIdleConnections()
       }, 10)
     })
 

@@ -60,6 +60,34 @@ const routeNotFound = (request: HttpServerRequest.HttpServerRequest) => {
     : errorResponse(404, "not_found", `no route for ${request.method} ${path}`)
 }
 
+/** A contract body is one flat object; this leaves room for any JSON a client means, far below what breaks decoding. */
+export const maxJsonDepth = 64
+
+/**
+ * Whether JSON `text` nests objects and arrays deeper than `limit`. Decoding a deeply nested field does not fail
+ * cleanly: the error message that describes the value recurses through it and overflows the stack (a 500). So the
+ * text is scanned first, one pass without allocating; brackets inside strings do not count.
+ */
+export const nestsDeeperThan = (text: string, limit: number) => {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (inString) {
+      if (code === 0x5c)
+        i++ // a backslash escapes the next character, a quote included
+      else if (code === 0x22) inString = false
+    } else if (code === 0x22) inString = true
+    else if (code === 0x7b || code === 0x5b) {
+      if (++depth > limit) return true
+    } else if (code === 0x7d || code === 0x5d) depth--
+  }
+  return false
+}
+
+const tooDeep = () =>
+  errorResponse(400, "invalid_request", `the request body must not nest deeper than ${maxJsonDepth} levels`)
+
 const tooLarge = () => errorResponse(413, "payload_too_large", `the request body must be at most ${maxBodyBytes} bytes`)
 
 // A body that overruns the limit is still read to its end (discarded) up to this much, so the client that is still
@@ -114,17 +142,25 @@ export const RequireJsonLive = Layer.succeed(
   )
 )
 
+/** The body is read here (the platform keeps it for the payload's decoding) and refused if it nests too deep. */
+const shallowJson = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
+    isJson(request.headers["content-type"])
+      ? Effect.flatMap(request.text, (text) => (nestsDeeperThan(text, maxJsonDepth) ? Effect.succeed(tooDeep()) : app))
+      : app
+  )
+
 export const ContractLive = HttpApiBuilder.middleware(
   (app) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
       // A declared length over the limit is refused before a byte of the body is read.
       if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) return Effect.succeed(tooLarge())
-      if (!isChunked(request)) return app
+      if (!isChunked(request)) return shallowJson(app)
       return Effect.flatMap(
         bufferChunked(request),
         Option.match({
           onNone: () => Effect.succeed(tooLarge()),
-          onSome: (buffered) => Effect.provideService(app, HttpServerRequest.HttpServerRequest, buffered)
+          onSome: (buffered) => Effect.provideService(shallowJson(app), HttpServerRequest.HttpServerRequest, buffered)
         })
       )
     }).pipe(

@@ -6,6 +6,7 @@ import { docsPaths } from "./Http.js"
 import type { Labels } from "./Metrics.js"
 import { httpRequestDuration, httpRequests, labels } from "./Metrics.js"
 import { endpoints, templatePattern } from "./Routes.js"
+import * as SecurityHeaders from "./SecurityHeaders.js"
 
 // Runs around the whole app, outside the router: it sees every answer, including the contract's 404/405 and the
 // last-resort 500. The router does not tell it which route matched, so the template is found again here from the
@@ -120,7 +121,11 @@ export const observe = <E, R>(app: HttpApp.Default<E, R>, logRequests: boolean):
     const requestId = requestIdOf(request.headers["x-request-id"])
     let sent: HttpServerResponse.HttpServerResponse | undefined
     const stamp = (response: HttpServerResponse.HttpServerResponse) => {
-      sent = HttpServerResponse.setHeader(response, "x-request-id", requestId)
+      // The one place every answer passes: its security headers go on here too.
+      sent = HttpServerResponse.setHeaders(response, {
+        ...SecurityHeaders.forResponse(response),
+        "x-request-id": requestId
+      })
       return sent
     }
     // Both: a response the router already wrote goes through the pre-response handler, one returned from outside

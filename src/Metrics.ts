@@ -31,6 +31,14 @@ export const httpRequestsActive = Metric.gauge("http_requests_active", {
   description: "Requests received and not yet answered or abandoned: it falls back to zero when the service is idle"
 })
 
+export const httpClientErrors = Metric.counter("http_client_errors_total", {
+  description: "Requests Node refused before the app saw them, by the error answered (connection_error: none could be)"
+})
+
+export const httpDroppedConnections = Metric.counter("http_dropped_connections_total", {
+  description: "Connections closed on arrival because MAX_CONNECTIONS were open"
+})
+
 export const cacheOperations = Metric.counter("cache_operations_total", {
   description:
     "Cache operations by operation and outcome, counted with the /api/v1/cache/stats numbers; delete counts keys removed"
@@ -101,7 +109,14 @@ for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, 
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
   cacheOperations.unsafeValue(series)
 }
-for (const metric of [cacheCoalescedLoads, cacheCircuitState, dbBusyRetries, httpRequestsActive, processCpuSeconds]) {
+for (const metric of [
+  cacheCoalescedLoads,
+  cacheCircuitState,
+  dbBusyRetries,
+  httpRequestsActive,
+  httpDroppedConnections,
+  processCpuSeconds
+]) {
   metric.unsafeValue(noLabels)
 }
 

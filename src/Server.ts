@@ -10,6 +10,8 @@ import * as HttpObservability from "./HttpObservability.js"
 import * as LeanPath from "./LeanPath.js"
 import { activeRequests } from "./Metrics.js"
 import { settleEndOnClose } from "./NodeResponse.js"
+import { securityHeaders } from "./SecurityHeaders.js"
+import * as NodeServer from "./NodeServer.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
 export class NodeServerHandle extends Context.Tag("NodeServerHandle")<
@@ -37,7 +39,7 @@ const ServeLive = Layer.scopedDiscard(
     const platform = yield* NodeHttpServer.makeHandler(app, (app) =>
       HttpObservability.observe(lastResort(app), logRequests)
     )
-    const lean = yield* LeanPath.make({ logRequests, headers: {} })
+    const lean = yield* LeanPath.make({ logRequests, headers: securityHeaders })
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
       activeRequests.count++
       response.once("close", () => activeRequests.count--)
@@ -52,11 +54,11 @@ const ServeLive = Layer.scopedDiscard(
   })
 ).pipe(Layer.provide([HttpApiBuilder.Router.Live, HttpApiBuilder.Middleware.layer]))
 
-/** A Node HTTP server on `port` (0: any free port) with its handle. */
-export const nodeServer = (port: number) => {
-  const graceful = GracefulServer.make()
+/** A Node HTTP server on `port` (0: any free port) with its handle; Node's defaults where `options` say nothing. */
+export const nodeServer = (port: number, options: NodeServer.Options = {}) => {
+  const graceful = GracefulServer.make(NodeServer.make(options))
   return Layer.merge(
-    NodeHttpServer.layer(() => graceful.server, { port }),
+    NodeHttpServer.layer(() => graceful.server, options.host === undefined ? { port } : { port, host: options.host }),
     Layer.succeed(NodeServerHandle, graceful)
   )
 }

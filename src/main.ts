@@ -15,7 +15,9 @@ import { ProductService } from "./ProductService.js"
 import * as Server from "./Server.js"
 import * as Tracing from "./Tracing.js"
 
-const ServerLive = Layer.unwrapEffect(Effect.map(AppConfig.httpPort, Server.nodeServer))
+const ServerLive = Layer.unwrapEffect(
+  Effect.map(AppConfig.httpServer, ({ port, ...options }) => Server.nodeServer(port, options))
+)
 
 // One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
 const ServicesLive = Layer.mergeAll(
