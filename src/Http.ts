@@ -46,9 +46,14 @@ const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
   Effect.gen(function* () {
     const products = yield* ProductService
     return handlers
-      .handle("get", ({ path }) => Effect.map(ReadAnswers.product(products, path.id), readResponse))
+      .handle("get", ({ path }) =>
+        ReadAnswers.product(products, path.id).pipe(Effect.tap(ReadAnswers.logFailure), Effect.map(readResponse))
+      )
       .handle("list", ({ urlParams }) =>
-        Effect.map(ReadAnswers.page(products, urlParams.offset, urlParams.limit), readResponse)
+        ReadAnswers.page(products, urlParams.offset, urlParams.limit).pipe(
+          Effect.tap(ReadAnswers.logFailure),
+          Effect.map(readResponse)
+        )
       )
       .handle("create", ({ payload }) =>
         products.create(payload).pipe(

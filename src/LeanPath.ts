@@ -1,4 +1,4 @@
-import { Effect, Exit, FiberRef, HashMap, Runtime } from "effect"
+import { Effect, Exit, FiberRef, Runtime } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { defaultLimit } from "./Api.js"
 import type { ProductId } from "./Domain/Product.js"
@@ -63,11 +63,7 @@ export const make = (options: LeanPathOptions) =>
       const started = performance.now()
       const requestId = HttpObservability.requestIdOf(request.headers["x-request-id"] as string | undefined)
 
-      // Set on the request's own fiber, so a line the read logs (a database failure) names the request.
-      let effect = Effect.zipRight(
-        FiberRef.update(FiberRef.currentLogAnnotations, HashMap.set("request_id", requestId as unknown)),
-        answer
-      )
+      let effect = answer
       if (tracing) {
         effect = Effect.withSpan(effect, `http.server GET`, {
           kind: "server",
@@ -97,6 +93,9 @@ export const make = (options: LeanPathOptions) =>
           let xCache: string | undefined
           if (Exit.isSuccess(exit)) {
             ;({ body, status, xCache } = exit.value)
+            if (exit.value.failure !== undefined) {
+              runFork(ReadAnswers.logFailure(exit.value).pipe(Effect.annotateLogs("request_id", requestId)))
+            }
           } else {
             runFork(
               Effect.logError("request failed unexpectedly", exit.cause).pipe(

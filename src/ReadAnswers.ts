@@ -14,6 +14,8 @@ export interface ReadAnswer {
   readonly body: string
   /** `X-Cache`, on the answers that came through the cache. */
   readonly xCache?: "HIT" | "MISS"
+  /** What made the database unavailable: logged in full by the caller, never shown to the client. */
+  readonly failure?: unknown
 }
 
 const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
@@ -28,9 +30,14 @@ const unavailableBody = JSON.stringify({
   message: "the database is unavailable, try again later"
 })
 
-// Logged in full here; the client only learns that the database is unavailable.
-const unavailable = (error: unknown) =>
-  Effect.as(Effect.logError("database failure", error), { status: 503, body: unavailableBody } as ReadAnswer)
+const unavailable = (failure: unknown) => Effect.succeed<ReadAnswer>({ status: 503, body: unavailableBody, failure })
+
+/**
+ * The log line of an answer that hid a failure. Left to the caller, which runs it where the request's id annotates
+ * the log, so a read's fiber needs no annotation of its own on every request.
+ */
+export const logFailure = (answer: ReadAnswer) =>
+  answer.failure === undefined ? Effect.void : Effect.logError("database failure", answer.failure)
 
 /** GET /api/v1/products/:id */
 export const product = (products: ProductService, id: ProductId): Effect.Effect<ReadAnswer> => {

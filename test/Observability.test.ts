@@ -1,4 +1,6 @@
 import { HttpMiddleware } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import {
   ConfigProvider,
@@ -14,6 +16,7 @@ import {
   Tracer
 } from "effect"
 import * as Http from "node:http"
+import * as Path from "node:path"
 import parsePrometheus from "parse-prometheus-text-format"
 import type { Family } from "parse-prometheus-text-format"
 import * as AppConfig from "../src/AppConfig.js"
@@ -249,8 +252,8 @@ describe("request id and request log", () => {
       annotations: Object.fromEntries(HashMap.toEntries(annotations))
     })
   })
-  const withLogs = (level: LogLevel.LogLevel, logRequests = true) =>
-    TestApp.layer({ cache: MemoryLive, env: { LOG_REQUESTS: String(logRequests) } }).pipe(
+  const withLogs = (level: LogLevel.LogLevel, logRequests = true, env: Record<string, string> = {}) =>
+    TestApp.layer({ cache: MemoryLive, env: { LOG_REQUESTS: String(logRequests), ...env } }).pipe(
       Layer.provide(Logger.replace(Logger.defaultLogger, capture)),
       Layer.provide(Logger.minimumLogLevel(level))
     )
@@ -316,6 +319,35 @@ describe("request id and request log", () => {
       yield* Effect.sleep("100 millis")
       expect(captured.some((l) => l.annotations.request_id === "default-quiet")).toBe(false)
     }).pipe(Effect.provide(withLogs(LogLevel.Info, false)))
+  )
+
+  it.scopedLive("a database failure is logged naming the request, on the lean path and on the HttpApi route", () =>
+    Effect.gen(function* () {
+      const file = Path.join(yield* TestApp.tempDir(), "products.db")
+      yield* Effect.gen(function* () {
+        const app = yield* App
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
+          Effect.provide(SqliteClient.layer({ filename: file })),
+          Effect.orDie
+        )
+        for (const [path, requestId] of [
+          [`${products}/1`, "failed-lean"],
+          [`${products}/01`, "failed-routed"]
+        ] as const) {
+          const reply = yield* app.request("GET", path, { headers: { "x-request-id": requestId } })
+          expect(reply.status).toBe(503)
+          const logged = () =>
+            captured.find(
+              (l) =>
+                Array.isArray(l.message) &&
+                l.message[0] === "database failure" &&
+                l.annotations.request_id === requestId
+            )
+          for (let i = 0; i < 50 && logged() === undefined; i++) yield* Effect.sleep("10 millis")
+          expect(logged()?.level, path).toBe("ERROR")
+        }
+      }).pipe(Effect.provide(withLogs(LogLevel.Info, false, { DB_PATH: file })))
+    })
   )
 
   it.live("at LOG_LEVEL=warn the request line is not written", () =>
