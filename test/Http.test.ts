@@ -806,6 +806,10 @@ describe("bad input changes nothing", () => {
           expect([500, 503], reply.text).toContain(reply.status)
           expectError(reply, reply.status, reply.status === 503 ? "unavailable" : "internal_error", "db failure")
         }
+        // /health says so in its own shape, not as an error body (and the document says the same).
+        const health = yield* api.get("/health")
+        expect(health.status, health.text).toBe(503)
+        expect(health.body).toMatchObject({ status: "unhealthy", checks: { database: "down" } })
       }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
