@@ -1,120 +1,297 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { CreateProduct, Product, ProductIdFromString, UpdateProduct } from "./Domain/Product.js"
+import * as ApiDocument from "./ApiDocument.js"
+import { CreateProduct, Product, ProductIdFromString, Timestamp, UpdateProduct } from "./Domain/Product.js"
 
 // Errors a client sees: `{"error":"<code>","message":"..."}` exactly, so plain classes with a literal `error` field
 // (a TaggedError would add `_tag` to the body).
-const errorClass = <const Code extends string>(name: string, code: Code, status: number) =>
+const errorClass = <const Code extends string>(name: string, code: Code, status: number, description: string) =>
   Schema.Class<{ readonly error: Code; readonly message: string }>(name)(
-    { error: Schema.tag(code), message: Schema.String },
-    HttpApiSchema.annotations({ status, description: `${code} (${status})` })
+    { error: Schema.tag(code), message: Schema.String.annotations({ description: "For a person; names the field" }) },
+    HttpApiSchema.annotations({ status, description })
   )
 
-export class InvalidRequest extends errorClass("InvalidRequest", "invalid_request", 400) {}
-export class NotFound extends errorClass("NotFound", "not_found", 404) {}
-export class MethodNotAllowed extends errorClass("MethodNotAllowed", "method_not_allowed", 405) {}
-export class PayloadTooLarge extends errorClass("PayloadTooLarge", "payload_too_large", 413) {}
-export class UnsupportedMediaType extends errorClass("UnsupportedMediaType", "unsupported_media_type", 415) {}
-export class InternalError extends errorClass("InternalError", "internal_error", 500) {}
-export class Unavailable extends errorClass("Unavailable", "unavailable", 503) {}
+export class InvalidRequest extends errorClass(
+  "InvalidRequest",
+  "invalid_request",
+  400,
+  "A path id, query parameter or body the contract refuses; the message names each field"
+) {}
+export class NotFound extends errorClass("NotFound", "not_found", 404, "No product with this id") {}
+export class MethodNotAllowed extends errorClass(
+  "MethodNotAllowed",
+  "method_not_allowed",
+  405,
+  "A known path with a method it does not serve"
+) {}
+export class PayloadTooLarge extends errorClass(
+  "PayloadTooLarge",
+  "payload_too_large",
+  413,
+  "The request body is over 1 MiB (1048576 bytes)"
+) {}
+export class UnsupportedMediaType extends errorClass(
+  "UnsupportedMediaType",
+  "unsupported_media_type",
+  415,
+  "The request body is not application/json"
+) {}
+export class InternalError extends errorClass(
+  "InternalError",
+  "internal_error",
+  500,
+  "An unexpected failure; the body reveals nothing of it"
+) {}
+export class Unavailable extends errorClass(
+  "Unavailable",
+  "unavailable",
+  503,
+  "The database is unavailable; try again later"
+) {}
 
 /** Rejects a POST/PUT whose body is not `application/json` before the body is read. */
 export class RequireJson extends HttpApiMiddleware.Tag<RequireJson>()("RequireJson", {
   failure: UnsupportedMediaType
 }) {}
 
-const integerParam = (name: string, minimum: number) =>
-  Schema.String.pipe(
-    Schema.pattern(/^[0-9]{1,15}$/, { message: () => `${name} must be an integer >= ${minimum}` }),
-    Schema.compose(Schema.NumberFromString),
-    Schema.filter((n) => n >= minimum || `${name} must be an integer >= ${minimum}`)
-  )
-
 export const defaultLimit = 20
+export const maxLimit = 100
+
+// The service reads decimal digits only (no `1e3`); OpenAPI says "integer", which is what a client sends.
+const integerParam = (name: string, jsonSchema: object) =>
+  Schema.String.pipe(
+    Schema.pattern(/^[0-9]{1,15}$/, { message: () => `${name} must be an integer >= ${minimumOf(jsonSchema)}` }),
+    Schema.compose(Schema.NumberFromString),
+    Schema.filter((n) => n >= minimumOf(jsonSchema) || `${name} must be an integer >= ${minimumOf(jsonSchema)}`),
+    Schema.annotations({ jsonSchema: { type: "integer", maximum: 999_999_999_999_999, ...jsonSchema } })
+  )
+const minimumOf = (jsonSchema: object) => ("minimum" in jsonSchema ? Number(jsonSchema.minimum) : 0)
 
 export const ListParams = Schema.Struct({
-  offset: Schema.optionalWith(integerParam("offset", 0), { default: () => 0 }),
+  offset: Schema.optionalWith(
+    integerParam("offset", { minimum: 0, default: 0, description: "How many products to skip, in id order" }),
+    { default: () => 0 }
+  ),
   // Larger limits are lowered to 100 by the handler, not refused.
-  limit: Schema.optionalWith(integerParam("limit", 1), { default: () => defaultLimit })
+  limit: Schema.optionalWith(
+    integerParam("limit", {
+      minimum: 1,
+      default: defaultLimit,
+      description: `Page size; a value over ${maxLimit} is lowered to ${maxLimit} (the answer's \`limit\` shows the one used)`
+    }),
+    { default: () => defaultLimit }
+  )
 })
-
-export const maxLimit = 100
 
 const IdPath = Schema.Struct({ id: ProductIdFromString })
 
-const ProductRead = Schema.Struct({ product: Product, from_cache: Schema.Boolean, duration_ms: Schema.Number })
+const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+const DurationMs = Schema.Number.pipe(Schema.nonNegative()).annotations({
+  description: "Time the service spent on the request, in milliseconds (with fractions)"
+})
+const FromCache = Schema.Boolean.annotations({ description: "Whether the answer came from the cache" })
+
+const example = Product.make({
+  id: 1 as Product["id"],
+  name: "Laptop",
+  description: "High-performance laptop",
+  price: 999.99,
+  stock: 50,
+  category: "Electronics",
+  created_at: "2026-11-25T10:30:00.000Z",
+  updated_at: "2026-11-25T10:30:00.000Z"
+})
+
+const ProductRead = Schema.Struct({ product: Product, from_cache: FromCache, duration_ms: DurationMs }).annotations({
+  identifier: "ProductRead",
+  examples: [{ product: example, from_cache: true, duration_ms: 0.412 }]
+})
 const ProductPageRead = Schema.Struct({
   products: Schema.Array(Product),
-  total: Schema.Int,
-  offset: Schema.Int,
-  limit: Schema.Int,
-  from_cache: Schema.Boolean,
-  duration_ms: Schema.Number
+  total: NonNegativeInt.annotations({ description: "How many products there are in all" }),
+  offset: NonNegativeInt,
+  limit: Schema.Int.pipe(Schema.between(1, maxLimit)),
+  from_cache: FromCache,
+  duration_ms: DurationMs
+}).annotations({
+  identifier: "ProductPage",
+  examples: [{ products: [example], total: 1, offset: 0, limit: 20, from_cache: false, duration_ms: 1.87 }]
 })
-const ProductWritten = Schema.Struct({ message: Schema.String, product: Product })
-const Message = Schema.Struct({ message: Schema.String })
+const written = (identifier: string, message: string) =>
+  Schema.Struct({ message: Schema.Literal(message), product: Product }).annotations({
+    identifier,
+    examples: [{ message, product: example }]
+  })
+const ProductCreated = written("ProductCreated", "Product created successfully")
+const ProductUpdated = written("ProductUpdated", "Product updated successfully, cache invalidated")
+const ProductDeleted = Schema.Struct({
+  message: Schema.Literal("Product deleted successfully, cache invalidated")
+}).annotations({ identifier: "ProductDeleted" })
 
 export const CacheStatsBody = Schema.Struct({
-  hits: Schema.Int,
-  misses: Schema.Int,
-  sets: Schema.Int,
-  deletes: Schema.Int,
-  errors: Schema.Int,
-  hit_rate: Schema.Number,
-  total_gets: Schema.Int
+  hits: NonNegativeInt,
+  misses: NonNegativeInt,
+  sets: NonNegativeInt,
+  deletes: NonNegativeInt,
+  errors: NonNegativeInt,
+  hit_rate: Schema.Number.pipe(Schema.between(0, 1)).annotations({ description: "hits / total_gets; 0 when none" }),
+  total_gets: NonNegativeInt.annotations({ description: "hits + misses" })
+}).annotations({ identifier: "CacheStats" })
+const zeroStats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, hit_rate: 0, total_gets: 0 }
+
+const healthBody = <const Status extends string, const Database extends string>(
+  identifier: string,
+  status: ReadonlyArray<Status>,
+  database: Database,
+  extra: { readonly status: number; readonly description: string }
+) =>
+  Schema.Struct({
+    service: Schema.String,
+    status: Schema.Literal(...status),
+    checks: Schema.Struct({ database: Schema.Literal(database), cache: Schema.Literal("up", "down") }),
+    timestamp: Timestamp,
+    database_writes: Schema.optional(Schema.Literal("busy", "failing")).annotations({
+      description: "Only when recent writes were held up by another process's lock, or failed, while reads still work"
+    })
+  }).annotations({
+    identifier,
+    ...HttpApiSchema.annotations(extra),
+    examples: [
+      {
+        service: "product-catalog",
+        status: status[0]!,
+        checks: { database, cache: "up" as const },
+        timestamp: "2026-11-25T10:30:00.000Z"
+      }
+    ]
+  })
+const Health = healthBody("Health", ["healthy", "degraded"], "up", {
+  status: 200,
+  description: "The database answers; `degraded` when the cache is down or writes are held up"
+})
+const Unhealthy = healthBody("Unhealthy", ["unhealthy"], "down", {
+  status: 503,
+  description: "The database cannot be read"
 })
 
-const Health = Schema.Struct({
-  service: Schema.String,
-  status: Schema.Literal("healthy", "degraded", "unhealthy"),
-  checks: Schema.Struct({ database: Schema.Literal("up", "down"), cache: Schema.Literal("up", "down") }),
-  timestamp: Schema.String,
-  /** Only when recent writes were held up by another process's lock, or failed, while reads still work. */
-  database_writes: Schema.optional(Schema.Literal("busy", "failing"))
-})
+const X = ApiDocument.headers
 
 export class ProductsApi extends HttpApiGroup.make("products")
-  .add(HttpApiEndpoint.get("list", "/api/v1/products").setUrlParams(ListParams).addSuccess(ProductPageRead))
-  .add(HttpApiEndpoint.get("get", "/api/v1/products/:id").setPath(IdPath).addSuccess(ProductRead).addError(NotFound))
+  .add(
+    HttpApiEndpoint.get("list", "/api/v1/products")
+      .setUrlParams(ListParams)
+      .addSuccess(ProductPageRead)
+      .addError(InvalidRequest)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "List products",
+          description: "A page of products in id order, read through the cache.",
+          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache } })
+        })
+      )
+  )
+  .add(
+    HttpApiEndpoint.get("get", "/api/v1/products/:id")
+      .setPath(IdPath)
+      .addSuccess(ProductRead)
+      .addError(InvalidRequest)
+      .addError(NotFound)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Get a product",
+          description: "One product, read through the cache (a recent 404 may be remembered, until a write).",
+          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache } })
+        })
+      )
+  )
   .add(
     HttpApiEndpoint.post("create", "/api/v1/products")
       .setPayload(CreateProduct)
-      .addSuccess(ProductWritten, { status: 201 })
+      .addSuccess(ProductCreated, { status: 201 })
+      .addError(InvalidRequest)
       .middleware(RequireJson)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Create a product",
+          description: "Unknown fields are refused, never ignored. Invalidates the cached list pages.",
+          transform: ApiDocument.responseHeaders({ 201: { Location: X.location } })
+        })
+      )
   )
   .add(
     HttpApiEndpoint.put("update", "/api/v1/products/:id")
       .setPath(IdPath)
       .setPayload(UpdateProduct)
-      .addSuccess(ProductWritten)
+      .addSuccess(ProductUpdated)
+      .addError(InvalidRequest)
       .addError(NotFound)
       .middleware(RequireJson)
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Update a product",
+          description: "A partial update of at least one field; answers the product as stored. Invalidates its cache."
+        })
+      )
   )
-  .add(HttpApiEndpoint.del("remove", "/api/v1/products/:id").setPath(IdPath).addSuccess(Message).addError(NotFound))
-  .addError(Unavailable) {}
+  .add(
+    HttpApiEndpoint.del("remove", "/api/v1/products/:id")
+      .setPath(IdPath)
+      .addSuccess(ProductDeleted)
+      .addError(InvalidRequest)
+      .addError(NotFound)
+      .annotateContext(OpenApi.annotations({ summary: "Delete a product", description: "Invalidates its cache." }))
+  )
+  .addError(Unavailable)
+  .annotate(OpenApi.Description, "The catalog: reads are cached in Redis (cache-aside), writes invalidate") {}
 
 export class CacheApi extends HttpApiGroup.make("cache")
   .add(
-    HttpApiEndpoint.get("stats", "/api/v1/cache/stats").addSuccess(
-      Schema.Struct({ cache_stats: CacheStatsBody, timestamp: Schema.String })
-    )
+    HttpApiEndpoint.get("stats", "/api/v1/cache/stats")
+      .addSuccess(
+        Schema.Struct({ cache_stats: CacheStatsBody, timestamp: Timestamp }).annotations({
+          identifier: "CacheStatsRead",
+          examples: [{ cache_stats: zeroStats, timestamp: "2026-11-25T10:30:00.000Z" }]
+        })
+      )
+      .annotateContext(OpenApi.annotations({ summary: "Cache statistics" }))
   )
   .add(
-    HttpApiEndpoint.post("reset", "/api/v1/cache/stats/reset").addSuccess(
-      Schema.Struct({ message: Schema.String, cache_stats: CacheStatsBody, timestamp: Schema.String })
-    )
-  ) {}
+    HttpApiEndpoint.post("reset", "/api/v1/cache/stats/reset")
+      .addSuccess(
+        Schema.Struct({
+          message: Schema.Literal("Cache statistics reset"),
+          cache_stats: CacheStatsBody,
+          timestamp: Timestamp
+        }).annotations({
+          identifier: "CacheStatsReset",
+          examples: [
+            { message: "Cache statistics reset", cache_stats: zeroStats, timestamp: "2026-11-25T10:30:00.000Z" }
+          ]
+        })
+      )
+      .annotateContext(OpenApi.annotations({ summary: "Reset the cache statistics", description: "Takes no body." }))
+  )
+  .annotate(OpenApi.Description, "This instance's cache counters") {}
 
-export class HealthApi extends HttpApiGroup.make("health").add(
-  HttpApiEndpoint.get("health", "/health").addSuccess(Health).addError(Unavailable)
-) {}
+export class HealthApi extends HttpApiGroup.make("health")
+  .add(
+    HttpApiEndpoint.get("health", "/health")
+      .addSuccess(Health)
+      .addError(Unhealthy)
+      .annotateContext(OpenApi.annotations({ summary: "Health of the service and its dependencies" }))
+  )
+  .annotate(OpenApi.Description, "For load balancers and orchestrators") {}
 
 /** Prometheus scrapes this; the handler writes the text format itself (PrometheusText.ts). */
-export class MetricsApi extends HttpApiGroup.make("metrics").add(
-  HttpApiEndpoint.get("metrics", "/metrics").addSuccess(
-    Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
+export class MetricsApi extends HttpApiGroup.make("metrics")
+  .add(
+    HttpApiEndpoint.get("metrics", "/metrics")
+      .addSuccess(
+        Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
+      )
+      .annotateContext(OpenApi.annotations({ summary: "Prometheus metrics (text format 0.0.4)" }))
   )
-) {}
+  .annotate(OpenApi.Description, "For Prometheus") {}
 
 /** The contract of `../shared/spec/API.md` as an HttpApi: routes, schemas, statuses and the OpenAPI document. */
 export class Api extends HttpApi.make("catalog")
@@ -122,9 +299,19 @@ export class Api extends HttpApi.make("catalog")
   .add(CacheApi)
   .add(HealthApi)
   .add(MetricsApi)
-  // Answered by the contract middleware (Http.ts) rather than by an endpoint; declared so the document shows them.
-  .addError(InvalidRequest)
-  .addError(MethodNotAllowed)
+  // Any operation may give these: the contract middleware refuses a body over 1 MiB whatever the route, and the
+  // last-resort answer (Server.ts) is a 500.
   .addError(PayloadTooLarge)
   .addError(InternalError)
-  .annotate(OpenApi.Title, "Product catalog with Redis cache-aside") {}
+  .annotateContext(
+    OpenApi.annotations({
+      title: "Product catalog with Redis cache-aside",
+      version: "0.1.0",
+      license: { name: "MIT", url: "https://opensource.org/licenses/MIT" },
+      servers: [{ url: "/", description: "The instance serving this document" }],
+      description: ApiDocument.description,
+      transform: ApiDocument.finish
+    })
+  )
+  // No operation answers 405 (it is the answer for a method no operation has); `finish` refers to its body here.
+  .annotate(HttpApi.AdditionalSchemas, [MethodNotAllowed]) {}

@@ -28,6 +28,7 @@ interface Issue {
 const describeIssue = ({ _tag, message, path }: Issue) => {
   const field = path.map(String).join(".")
   if (_tag === "Unexpected") return `unknown field "${field}"`
+  if (_tag === "Missing") return `${field} is required`
   if (field === "") return _tag === "Type" ? "the request body must be a JSON object" : message
   return message.startsWith(field) ? message : `${field}: ${message}`
 }
@@ -45,19 +46,26 @@ export const describeIssues = (issues: ReadonlyArray<Issue>) => {
   return lines.join("; ")
 }
 
-/** Methods served on a path, for the `Allow` header of a 405; empty when the path is unknown. */
-export const allowedMethods = (path: string) => [
-  ...new Set(endpoints.filter((route) => route.pattern.test(path)).map((route) => route.method))
-]
+/**
+ * Methods served on a path, for the `Allow` header of a 405; empty when the path is unknown. The router answers HEAD
+ * wherever it has a GET, so HEAD is listed beside it.
+ */
+export const allowedMethods = (path: string) => {
+  const methods = new Set(endpoints.filter((route) => route.pattern.test(path)).map((route) => route.method))
+  return [...methods].flatMap((method): Array<string> => (method === "GET" ? ["GET", "HEAD"] : [method]))
+}
 
 const routeNotFound = (request: HttpServerRequest.HttpServerRequest) => {
   const path = request.url.split("?")[0] ?? "/"
   const allowed = allowedMethods(path)
-  return allowed.length > 0
-    ? errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, {
-        allow: allowed.join(", ")
-      })
-    : errorResponse(404, "not_found", `no route for ${request.method} ${path}`)
+  if (allowed.length === 0) return errorResponse(404, "not_found", `no route for ${request.method} ${path}`)
+  // The path has this method's shape, yet the router did not take it: it could not decode a parameter (`%ZZ`).
+  if (allowed.includes(request.method)) {
+    return errorResponse(400, "invalid_request", `the path ${path} is not valid percent-encoding`)
+  }
+  return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, {
+    allow: allowed.join(", ")
+  })
 }
 
 /** A contract body is one flat object; this leaves room for any JSON a client means, far below what breaks decoding. */

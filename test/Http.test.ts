@@ -5,6 +5,7 @@ import { Effect, Logger, LogLevel } from "effect"
 import * as Http from "node:http"
 import * as Path from "node:path"
 import { Cache } from "../src/Cache.js"
+import * as OpenApiCheck from "./support/OpenApiCheck.js"
 import type { Reply } from "./support/TestApp.js"
 import { App, memoryApp, tempDir } from "./support/TestApp.js"
 
@@ -73,14 +74,38 @@ const rawRequest = (
     }
   })
 
-const client = Effect.map(App, (app) => {
-  const checked = (method: string, path: string, reply: Effect.Effect<Reply>) =>
-    Effect.tap(reply, (r) => Effect.sync(() => assertNoLeak(method, path, r)))
+interface Sent {
+  readonly headers?: Record<string, string>
+  readonly body?: string
+  readonly json?: unknown
+}
+
+const client = Effect.gen(function* () {
+  const app = yield* App
+  const checker = yield* OpenApiCheck.ofApp(app)
+  const checked = (method: string, path: string, sent: Sent, reply: Effect.Effect<Reply>) =>
+    Effect.tap(reply, (r) =>
+      Effect.sync(() => {
+        assertNoLeak(method, path, r)
+        const json = sent.json === undefined ? undefined : JSON.stringify(sent.json)
+        const requestHeaders =
+          json === undefined ? (sent.headers ?? {}) : { "content-type": "application/json", ...sent.headers }
+        OpenApiCheck.expectDocumented(checker, {
+          method,
+          path,
+          requestHeaders,
+          requestBody: json ?? sent.body,
+          status: r.status,
+          headers: r.headers,
+          text: r.text
+        })
+      })
+    )
   const request = (
     method: string,
     path: string,
     options?: { readonly json?: unknown; readonly body?: string; readonly headers?: Record<string, string> }
-  ) => checked(method, path, app.request(method, path, options))
+  ) => checked(method, path, options ?? {}, app.request(method, path, options))
   return {
     request,
     get: (path: string) => request("GET", path),
@@ -88,7 +113,12 @@ const client = Effect.map(App, (app) => {
     put: (path: string, json: unknown) => request("PUT", path, { json }),
     del: (path: string) => request("DELETE", path),
     raw: (method: string, path: string, options: Parameters<typeof rawRequest>[3]) =>
-      checked(method, path, rawRequest(app.url, method, path, options)),
+      checked(
+        method,
+        path,
+        options.chunks === undefined ? options : { ...options, body: Buffer.concat(options.chunks).toString("utf8") },
+        rawRequest(app.url, method, path, options)
+      ),
     /** Creates a product, asserting the 201, and returns it as the API answered it. */
     create: (json: unknown) =>
       Effect.map(request("POST", products, { json }), (reply) => {
@@ -539,12 +569,13 @@ describe("error rows", () => {
       Effect.gen(function* () {
         const api = yield* client
         const cases: Array<[string, string, Array<string>]> = [
-          ["PATCH", `${products}/1`, ["GET", "PUT", "DELETE"]],
-          ["POST", `${products}/1`, ["GET", "PUT", "DELETE"]],
-          ["POST", "/health", ["GET"]],
-          ["DELETE", products, ["GET", "POST"]],
-          ["PUT", products, ["GET", "POST"]],
-          ["POST", "/api/v1/cache/stats", ["GET"]],
+          // HEAD is served wherever GET is (the router answers it), so Allow lists it.
+          ["PATCH", `${products}/1`, ["GET", "HEAD", "PUT", "DELETE"]],
+          ["POST", `${products}/1`, ["GET", "HEAD", "PUT", "DELETE"]],
+          ["POST", "/health", ["GET", "HEAD"]],
+          ["DELETE", products, ["GET", "HEAD", "POST"]],
+          ["PUT", products, ["GET", "HEAD", "POST"]],
+          ["POST", "/api/v1/cache/stats", ["GET", "HEAD"]],
           ["GET", "/api/v1/cache/stats/reset", ["POST"]]
         ]
         for (const [method, path, allowed] of cases) {
@@ -775,6 +806,10 @@ describe("bad input changes nothing", () => {
           expect([500, 503], reply.text).toContain(reply.status)
           expectError(reply, reply.status, reply.status === 503 ? "unavailable" : "internal_error", "db failure")
         }
+        // /health says so in its own shape, not as an error body (and the document says the same).
+        const health = yield* api.get("/health")
+        expect(health.status, health.text).toBe(503)
+        expect(health.body).toMatchObject({ status: "unhealthy", checks: { database: "down" } })
       }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )

@@ -11,38 +11,99 @@ export const ProductIdFromString = Schema.String.pipe(
     (n) => (n >= 1 && n <= Number.MAX_SAFE_INTEGER) || "id must be a positive integer up to 9007199254740991"
   ),
   Schema.compose(ProductId, { strict: false }),
-  Schema.annotations({ message: () => "id must be a positive integer" })
+  Schema.annotations({
+    message: () => "id must be a positive integer",
+    // Clients send an integer; the decimal-digits-only spelling is the service's, which JSON Schema cannot say.
+    jsonSchema: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, examples: [1] }
+  })
 )
+
+/** An ISO-8601 UTC timestamp, as the service writes it. */
+export const Timestamp = Schema.String.annotations({
+  jsonSchema: { type: "string", format: "date-time", examples: ["2026-11-25T10:30:00.000Z"] }
+})
 
 // Field order here is the order of the JSON a client sees.
 export const Product = Schema.Struct({
-  id: ProductId,
+  id: ProductId.annotations({ jsonSchema: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } }),
   name: Schema.String,
   description: Schema.String,
   price: Schema.Number,
   stock: Schema.Int,
   category: Schema.String,
-  created_at: Schema.String,
-  updated_at: Schema.String
+  created_at: Timestamp,
+  updated_at: Timestamp
+}).annotations({
+  identifier: "Product",
+  examples: [
+    {
+      id: 1 as ProductId,
+      name: "Laptop",
+      description: "High-performance laptop",
+      price: 999.99,
+      stock: 50,
+      category: "Electronics",
+      created_at: "2026-11-25T10:30:00.000Z",
+      updated_at: "2026-11-25T10:30:00.000Z"
+    }
+  ]
 })
 export type Product = typeof Product.Type
 
+/** Characters as a person counts them: Unicode code points, as JSON Schema's `maxLength` does (an emoji is one). */
+export const codePoints = (text: string) => {
+  let count = 0
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i)
+    // A high surrogate followed by a low one is a single code point.
+    if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+      const next = text.charCodeAt(i + 1)
+      if (next >= 0xdc00 && next <= 0xdfff) i++
+    }
+    count++
+  }
+  return count
+}
+
+const maxCharacters =
+  (field: string, max: number) =>
+  <S extends Schema.Schema<string, string>>(self: S) =>
+    self.pipe(
+      // UTF-16 units are never fewer than code points, so the count is needed only past `max` units.
+      Schema.filter(
+        (text: string) => text.length <= max || codePoints(text) <= max || `${field} must be at most ${max} characters`,
+        { jsonSchema: { maxLength: max } }
+      )
+    )
+
+// The trimmed length is what is counted, which a JSON Schema can only say as a pattern: optional whitespace, then
+// 1–255 characters that start and end with a non-whitespace one (`\s` is exactly what String.prototype.trim removes).
 const Name = Schema.Trim.pipe(
   Schema.minLength(1, { message: () => "name must not be empty" }),
-  Schema.maxLength(255, { message: () => "name must be at most 255 characters" })
+  maxCharacters("name", 255),
+  Schema.annotations({
+    jsonSchema: {
+      type: "string",
+      description: "1–255 characters (Unicode code points) once surrounding whitespace is trimmed; stored trimmed",
+      pattern: "^\\s*\\S(?:[\\s\\S]{0,253}\\S)?\\s*$",
+      examples: ["Laptop"]
+    }
+  })
 )
-const Description = Schema.String.pipe(
-  Schema.maxLength(1000, { message: () => "description must be at most 1000 characters" })
-)
+const Description = Schema.String.pipe(maxCharacters("description", 1000))
+// A JSON number past the largest double (1e400) parses as Infinity: JSON Schema says that as a maximum.
 const Price = Schema.Number.pipe(
-  Schema.finite({ message: () => "price must be a finite number" }),
+  Schema.finite({ message: () => "price must be a finite number", jsonSchema: { maximum: Number.MAX_VALUE } }),
   Schema.positive({ message: () => "price must be greater than 0" })
 )
+// Checked apart: Schema.int is "a safe integer", so 2^53 would otherwise be refused as "not an integer".
 const Stock = Schema.Number.pipe(
-  Schema.int({ message: () => "stock must be an integer" }),
-  Schema.nonNegative({ message: () => "stock must be 0 or more" })
+  Schema.filter((n) => Number.isInteger(n) || "stock must be an integer"),
+  Schema.filter((n) => n <= Number.MAX_SAFE_INTEGER || `stock is too large (at most ${Number.MAX_SAFE_INTEGER})`),
+  Schema.nonNegative({ message: () => "stock must be 0 or more" }),
+  Schema.annotations({ jsonSchema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } })
 )
-const Category = Schema.String.pipe(Schema.maxLength(100, { message: () => "category must be at most 100 characters" }))
+const Category = Schema.String.pipe(maxCharacters("category", 100))
 
 // A typo such as `prize` must never be silently dropped, and `id`/timestamps belong to the service.
 const strict = { parseOptions: { onExcessProperty: "error" } } as const
@@ -53,7 +114,13 @@ export const CreateProduct = Schema.Struct({
   price: Price,
   stock: Schema.optionalWith(Stock, { default: () => 0 }),
   category: Schema.optionalWith(Category, { default: () => "" })
-}).annotations({ ...strict, identifier: "CreateProduct" })
+}).annotations({
+  ...strict,
+  identifier: "CreateProduct",
+  examples: [
+    { name: "Laptop", description: "High-performance laptop", price: 999.99, stock: 50, category: "Electronics" }
+  ]
+})
 export type CreateProduct = typeof CreateProduct.Type
 
 export const UpdateProduct = Schema.Struct({
@@ -65,8 +132,10 @@ export const UpdateProduct = Schema.Struct({
 })
   .annotations(strict)
   .pipe(
-    Schema.filter((body) => Object.keys(body).length > 0 || "an update must change at least one field"),
-    Schema.annotations({ identifier: "UpdateProduct" })
+    Schema.filter((body) => Object.keys(body).length > 0 || "an update must change at least one field", {
+      jsonSchema: { minProperties: 1 }
+    }),
+    Schema.annotations({ identifier: "UpdateProduct", examples: [{ price: 899.99, stock: 45 }] })
   )
 export type UpdateProduct = typeof UpdateProduct.Type
 

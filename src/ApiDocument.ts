@@ -1,0 +1,99 @@
+// What HttpApi cannot say in the OpenAPI document it generates from Api.ts, added to it: response headers, the one
+// shape of a 400 the service really sends, and the 405 that belongs to no operation. Everything else in the
+// document comes from the schemas and annotations in Api.ts and Domain/Product.ts.
+
+// The generated document, loosely typed: `OpenApi.Transform` hands it over as a plain record.
+type Json = Record<string, any>
+
+interface Header {
+  readonly description: string
+  readonly required: boolean
+  readonly schema: Json
+}
+
+export const headers = {
+  xCache: {
+    description: "Whether the answer came from the cache (HIT) or the database (MISS)",
+    required: true,
+    schema: { type: "string", enum: ["HIT", "MISS"] }
+  },
+  location: {
+    description: "The new product's path",
+    required: true,
+    schema: { type: "string", pattern: "^/api/v1/products/[1-9][0-9]*$", examples: ["/api/v1/products/1"] }
+  },
+  allow: {
+    description: "The methods the path serves",
+    required: true,
+    schema: { type: "string", examples: ["GET, HEAD, PUT, DELETE"] }
+  },
+  requestId: {
+    description:
+      "The caller's X-Request-Id when it is 1–128 printable ASCII characters, else one the service made; the logs " +
+      "name the request by it",
+    required: true,
+    schema: { type: "string", pattern: "^[!-~]{1,128}$" }
+  }
+} satisfies Record<string, Header>
+
+/** An operation's `OpenApi.Transform`: headers on the responses of the given statuses. */
+export const responseHeaders =
+  (byStatus: Readonly<Record<number, Readonly<Record<string, Header>>>>) =>
+  (operation: Json): Json => {
+    for (const [status, added] of Object.entries(byStatus)) {
+      const response = operation.responses[status]
+      response.headers = { ...response.headers, ...added }
+    }
+    return operation
+  }
+
+const requestIdRef = { $ref: "#/components/headers/X-Request-Id" }
+const decodeErrorRef = "#/components/schemas/HttpApiDecodeError"
+
+// HttpApi gives every operation a 400 with its own HttpApiDecodeError body, which the service never sends: the
+// contract middleware (HttpContract.ts) answers InvalidRequest instead. Operations that declare InvalidRequest keep a
+// 400 with that body alone; the others cannot answer 400 and lose it.
+const contractBadRequest = (operation: Json) => {
+  const response = operation.responses["400"]
+  if (response === undefined) return
+  const schema = response.content["application/json"].schema
+  const kept = (schema.anyOf ?? [schema]).filter((branch: Json) => branch.$ref !== decodeErrorRef)
+  if (kept.length === 0) delete operation.responses["400"]
+  else response.content["application/json"].schema = kept.length === 1 ? kept[0] : { anyOf: kept }
+}
+
+const operationsOf = (spec: Json): Array<Json> =>
+  Object.values(spec.paths).flatMap((item) => Object.values(item as Json))
+
+/** The API's `OpenApi.Transform`, run last. */
+export const finish = (spec: Json): Json => {
+  for (const operation of operationsOf(spec)) {
+    contractBadRequest(operation)
+    for (const response of Object.values(operation.responses) as Array<Json>) {
+      response.headers = { ...response.headers, "X-Request-Id": requestIdRef }
+    }
+    if (operation.parameters?.length === 0) delete operation.parameters
+  }
+  for (const unused of ["HttpApiDecodeError", "Issue", "PropertyKey"]) delete spec.components.schemas[unused]
+  spec.components.headers = { "X-Request-Id": headers.requestId }
+  spec.components.responses = {
+    MethodNotAllowed: {
+      description: "A known path with a method it does not serve (no operation answers this)",
+      headers: { Allow: headers.allow, "X-Request-Id": requestIdRef },
+      content: { "application/json": { schema: { $ref: "#/components/schemas/MethodNotAllowed" } } }
+    }
+  }
+  return spec
+}
+
+export const description = `The HTTP contract of the product catalog.
+
+- **Errors** are JSON \`{"error": "<code>", "message": "<for a person>"}\`; each operation lists the statuses it can
+  answer. Besides them, any path answers 404 \`not_found\` when unknown, and a known path with a method it does not
+  serve answers 405 \`method_not_allowed\` with an \`Allow\` header (\`components.responses.MethodNotAllowed\`).
+- **HEAD** is answered wherever GET is (same status and headers, no body), and \`Allow\` lists it.
+- **Request bodies** (POST, PUT) must be \`application/json\` (else 415), at most 1 MiB (else 413), one flat object:
+  an unknown field is refused with 400, never ignored.
+- **Lengths** are in characters, counted as Unicode code points (an emoji is one), as JSON Schema counts them.
+- **Ids** are decimal digits only: \`1e3\` or \`1.0\` are refused even though they name integers.
+- Every answer carries \`X-Request-Id\`: the caller's when it is sane, else one the service made.`
