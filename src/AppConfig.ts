@@ -5,6 +5,10 @@ import * as GoDuration from "./GoDuration.js"
 
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
+// Config.validate reports its error at no path ("Invalid data at : ..."): this one names the variable.
+const validate = <A>(name: string, message: string, validation: (value: A) => boolean) =>
+  Config.mapOrFail((value: A) => (validation(value) ? Either.right(value) : Either.left(invalid(name, message))))
+
 const goDuration = (name: string, fallback: string) =>
   Config.string(name).pipe(
     Config.withDefault(fallback),
@@ -26,7 +30,7 @@ export const cacheTtl = goDuration("CACHE_TTL", "5m")
 /** Key prefix (`CACHE_PREFIX`). */
 export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
   Config.withDefault("product:"),
-  Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) })
+  validate("CACHE_PREFIX", "must not be empty or contain spaces", (p: string) => /^\S+$/.test(p))
 )
 
 /** `redis` (default) or `memory`, for running with no Redis at hand. */
@@ -66,7 +70,7 @@ export const redisConnection = Config.option(redisUrl).pipe(
 /** SQLite file (`DB_PATH`); its folder is created at start. */
 export const dbPath = Config.string("DB_PATH").pipe(
   Config.withDefault("./products.db"),
-  Config.validate({ message: "must not be empty", validation: (p) => p.trim() !== "" })
+  validate("DB_PATH", "must not be empty", (p: string) => p.trim() !== "")
 )
 
 /** Listening port (`HTTP_PORT`). */
@@ -123,16 +127,16 @@ export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefaul
 /** `WORKERS=N` serves with N processes on one port (Node's cluster module); 1, the default, is one process. */
 export const workers = Config.integer("WORKERS").pipe(
   Config.withDefault(1),
-  Config.validate({ message: "must be an integer from 1 to 64", validation: (n) => n >= 1 && n <= 64 })
+  validate("WORKERS", "must be an integer from 1 to 64", (n: number) => n >= 1 && n <= 64)
 )
 
 /** The two together: separate processes can only share a cache that lives outside them. */
 const workersWithSharedCache = Config.all([workers, cacheBackend]).pipe(
-  Config.validate({
-    message:
-      "WORKERS above 1 needs CACHE_BACKEND=redis: an in-memory cache is per process, so invalidations would not reach the others",
-    validation: ([count, backend]) => count === 1 || backend === "redis"
-  })
+  validate(
+    "WORKERS",
+    "WORKERS above 1 needs CACHE_BACKEND=redis: an in-memory cache is per process, so invalidations would not reach the others",
+    ([count, backend]: readonly [number, "redis" | "memory"]) => count === 1 || backend === "redis"
+  )
 )
 
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
