@@ -10,22 +10,26 @@ import * as GoDuration from "./GoDuration.js"
 const invalid = (name: string, message: string) => ConfigError.InvalidData([name], message)
 
 /** A Go-style duration of at least 1ms; `text` is the variable's value, with its default if it has one. */
-const durationOf = (name: string, text: Config.Config<string>) =>
-  text.pipe(
-    Config.mapOrFail((text) =>
-      Option.match(GoDuration.parse(text), {
-        onNone: () =>
-          Either.left(invalid(name, `must be a duration such as 300ms, 30s, 5m or 1h30m, got ${JSON.stringify(text)}`)),
-        onSome: (duration) =>
-          Duration.toMillis(duration) >= 1
-            ? Either.right(duration)
-            : Either.left(invalid(name, `must be at least 1ms, got ${JSON.stringify(text)}`))
-      })
-    )
-  )
+/** A Go-style duration of at least 1ms, or the error naming `name`. */
+const parseDuration = (name: string, text: string): Either.Either<Duration.Duration, ConfigError.ConfigError> =>
+  Option.match(GoDuration.parse(text), {
+    onNone: () =>
+      Either.left(invalid(name, `must be a duration such as 300ms, 30s, 5m or 1h30m, got ${JSON.stringify(text)}`)),
+    onSome: (duration) =>
+      Duration.toMillis(duration) >= 1
+        ? Either.right(duration)
+        : Either.left(invalid(name, `must be at least 1ms, got ${JSON.stringify(text)}`))
+  })
+
+/** A check after a default or across variables: `Config.validate` would report it at no path ("Invalid data at :"). */
+const validateNamed = <A>(name: string, message: string, validation: (value: A) => boolean) =>
+  Config.mapOrFail((value: A) => (validation(value) ? Either.right(value) : Either.left(invalid(name, message))))
 
 const goDuration = (name: string, fallback: string) =>
-  durationOf(name, Config.string(name).pipe(Config.withDefault(fallback)))
+  Config.string(name).pipe(
+    Config.withDefault(fallback),
+    Config.mapOrFail((text) => parseDuration(name, text))
+  )
 
 /** Entry lifetime (`CACHE_TTL`, Go-style duration). */
 export const cacheTtl = goDuration("CACHE_TTL", "5m")
@@ -92,7 +96,11 @@ export const dbPath = Config.string("DB_PATH").pipe(
  * answers 503. Capped at a minute: the client is held for that long.
  */
 export const dbBusyTimeout = goDuration("DB_BUSY_TIMEOUT", "3s").pipe(
-  Config.validate({ message: "must be at most 1m", validation: (duration) => Duration.toMillis(duration) <= 60_000 })
+  validateNamed(
+    "DB_BUSY_TIMEOUT",
+    "must be at most 1m",
+    (duration: Duration.Duration) => Duration.toMillis(duration) <= 60_000
+  )
 )
 
 /** Listening port (`HTTP_PORT`). */
@@ -130,18 +138,23 @@ export const requestTimeout = goDuration("REQUEST_TIMEOUT", "30s")
  */
 export const clientTimeouts = Config.all({
   requestTimeout,
-  headersTimeout: Config.option(durationOf("HEADERS_TIMEOUT", Config.string("HEADERS_TIMEOUT")))
+  headersTimeout: Config.option(Config.string("HEADERS_TIMEOUT"))
 }).pipe(
-  Config.mapOrFail(({ headersTimeout, requestTimeout }) =>
-    Option.match(headersTimeout, {
+  Config.mapOrFail(({ headersTimeout: given, requestTimeout }) =>
+    Option.match(given, {
       onNone: () =>
         Either.right({ requestTimeout, headersTimeout: Duration.min(Duration.seconds(10), requestTimeout) }),
-      onSome: (headersTimeout) =>
-        Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
-          ? Either.right({ requestTimeout, headersTimeout })
-          : Either.left(
-              invalid("HEADERS_TIMEOUT", `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`)
-            )
+      onSome: (text) =>
+        Either.flatMap(parseDuration("HEADERS_TIMEOUT", text), (headersTimeout) =>
+          Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
+            ? Either.right({ requestTimeout, headersTimeout })
+            : Either.left(
+                invalid(
+                  "HEADERS_TIMEOUT",
+                  `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`
+                )
+              )
+        )
     })
   )
 )
@@ -225,11 +238,11 @@ export const workers = Config.string("WORKERS").pipe(
 
 /** The two together: separate processes can only share a cache that lives outside them. */
 const workersWithSharedCache = Config.all([workers, cacheBackend]).pipe(
-  Config.validate({
-    message:
-      "WORKERS above 1 needs CACHE_BACKEND=redis: an in-memory cache is per process, so invalidations would not reach the others",
-    validation: ([count, backend]) => count === 1 || backend === "redis"
-  })
+  validateNamed(
+    "WORKERS",
+    "WORKERS above 1 needs CACHE_BACKEND=redis: an in-memory cache is per process, so invalidations would not reach the others",
+    ([count, backend]: readonly [number, "redis" | "memory"]) => count === 1 || backend === "redis"
+  )
 )
 
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Duration, Effect, Layer, TestClock } from "effect"
+import { Clock, ConfigProvider, Context, Duration, Effect, Layer, TestClock } from "effect"
 import type { Scope } from "effect"
 import { Cache } from "../src/Cache.js"
-import type { Lookup, Slot } from "../src/Cache.js"
+import type { CacheError, Lookup, Slot } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as RedisCache from "../src/Cache/Redis.js"
 import * as CacheKeys from "../src/CacheKeys.js"
@@ -16,24 +16,32 @@ interface Backend {
   readonly cache: Effect.Effect<Cache["Type"], never, Scope.Scope>
   /** Lets `ms` of cache time pass. */
   readonly elapse: (ms: number) => Effect.Effect<void>
+  /** The cache's own time, in milliseconds. */
+  readonly now: Effect.Effect<number>
 }
 
 // Built in the test's scope: the service must not outlive its layer (the Redis connection closes with it).
 const build = <E>(layer: Layer.Layer<Cache, E>) => Effect.orDie(Effect.map(Layer.build(layer), Context.get(Cache)))
 
-const redisLayer = (url: string) =>
-  RedisCache.layer.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["REDIS_URL", url]])))))
+const redisLayer = (url: string, env: Record<string, string> = {}) =>
+  RedisCache.layer.pipe(
+    Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ REDIS_URL: url, ...env })))))
+  )
+
+const liveClock = Clock.make()
 
 const memory: Backend = {
   name: "memory",
   cache: build(MemoryCache.layer),
-  elapse: (ms) => TestClock.adjust(Duration.millis(ms))
+  elapse: (ms) => TestClock.adjust(Duration.millis(ms)),
+  now: Clock.currentTimeMillis
 }
 
 const redis: Backend = {
   name: "redis",
   cache: Effect.flatMap(RedisServer.make(), (server) => build(redisLayer(server.url))),
-  elapse: (ms) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+  elapse: (ms) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms))),
+  now: Effect.sync(() => Date.now())
 }
 
 const keys = CacheKeys.make("p:")
@@ -86,6 +94,21 @@ for (const backend of [memory, redis]) {
         expect(miss(yield* cache.lookup(product(1))).lease).toBeNull()
         yield* backend.elapse(1_100)
         expect(miss(yield* cache.lookup(product(1))).lease).not.toBeNull()
+      })
+    )
+
+    it.scoped("a lease taken under a stamp that a write has since moved is taken over, not waited for", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const holder = miss(yield* cache.lookup(product(1)))
+        expect(holder.lease).not.toBeNull()
+        yield* cache.invalidate([product(1).key], [product(1).guard]) // the holder's fill is void from here on
+        const next = miss(yield* cache.lookup(product(1)))
+        expect(next.stamp).not.toBe(holder.stamp)
+        expect(next.lease).not.toBeNull()
+        // The old holder's late fill neither stores nor frees the new lease.
+        expect(yield* cache.fill(product(1), { ...holder, value: "old", ttl })).toBe(false)
+        expect(miss(yield* cache.lookup(product(1))).lease).toBeNull()
       })
     )
 
@@ -176,14 +199,24 @@ for (const backend of [memory, redis]) {
       })
     )
 
-    it.scoped("an entry expires after its ttl", () =>
+    // Checked against the backend's clock, read before the fill and after each lookup, so a slow machine cannot fail
+    // it: a miss that answered sooner than the ttl after the fill began is an early expiry, and a lookup that
+    // answered within the ttl of that moment must have hit.
+    it.scoped("an entry lives for its ttl, then expires", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache
-        yield* put(cache, product(1), "v1")
-        yield* backend.elapse(150)
-        expect((yield* cache.lookup(product(1)))._tag).toBe("Hit")
-        yield* backend.elapse(250)
-        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
+        const lifetime = 1_000
+        const started = yield* backend.now
+        yield* put(cache, product(1), "v1", Duration.millis(lifetime))
+        const first = yield* cache.lookup(product(1))
+        if ((yield* backend.now) - started < lifetime) expect(first._tag).toBe("Hit")
+        let found = first
+        for (let step = 0; step < 100 && found._tag === "Hit"; step++) {
+          yield* backend.elapse(50)
+          found = yield* cache.lookup(product(1))
+        }
+        expect(found._tag).toBe("Miss")
+        expect((yield* backend.now) - started).toBeGreaterThanOrEqual(lifetime)
       })
     )
 
@@ -250,25 +283,32 @@ describe("Cache contract: redis specifics", () => {
     })
   )
 
-  it.scoped("a stopped Redis makes every operation fail fast with a CacheError", () =>
-    Effect.gen(function* () {
-      const server = yield* RedisServer.make()
-      const cache = yield* build(redisLayer(server.url))
-      yield* server.stop
-      const started = Date.now()
-      const results = yield* Effect.all(
-        [
-          Effect.flip(cache.lookup(product(1))),
-          Effect.flip(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
-          Effect.flip(cache.invalidate(["k"], ["g"])),
-          Effect.flip(cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)),
-          Effect.flip(cache.ping)
-        ],
-        { concurrency: "unbounded" }
-      )
-      expect(results.map((error) => error._tag)).toEqual(Array(5).fill("CacheError"))
-      expect(results.map((error) => error.op)).toEqual(["lookup", "fill", "invalidate", "invalidate", "ping"])
-      expect(Date.now() - started).toBeLessThan(1000)
-    })
+  it.scoped(
+    "a stopped Redis makes every operation fail fast with a CacheError, without waiting for CACHE_TIMEOUT",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.make()
+        const cache = yield* build(redisLayer(server.url, { CACHE_TIMEOUT: "5s" }))
+        yield* server.stop
+        const timed = <A>(operation: Effect.Effect<A, CacheError>) =>
+          Effect.map(Effect.timed(Effect.flip(operation)), ([elapsed, error]) => ({
+            millis: Duration.toMillis(elapsed),
+            error
+          }))
+        const results = yield* Effect.all(
+          [
+            timed(cache.lookup(product(1))),
+            timed(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
+            timed(cache.invalidate(["k"], ["g"])),
+            timed(cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)),
+            timed(cache.ping)
+          ],
+          { concurrency: "unbounded" }
+        ).pipe(Effect.withClock(liveClock))
+        expect(results.map(({ error }) => error._tag)).toEqual(Array(5).fill("CacheError"))
+        expect(results.map(({ error }) => error.op)).toEqual(["lookup", "fill", "invalidate", "invalidate", "ping"])
+        // A fraction of the timeout: the bound tells failing at once from waiting for the timeout.
+        for (const { error, millis } of results) expect(millis, error.op).toBeLessThan(1000)
+      })
   )
 })

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Duration, Effect, Layer, TestClock } from "effect"
-import { Cache } from "../src/Cache.js"
+import { ConfigProvider, Context, Duration, Effect, Either, Layer, TestClock } from "effect"
+import { Cache, CircuitOpen } from "../src/Cache.js"
 import * as CircuitBreaker from "../src/Cache/CircuitBreaker.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
+import { RedisLive } from "../src/CacheLive.js"
 import { makeSwitchableCache } from "./support/Fakes.js"
+import * as RedisServer from "./support/RedisServer.js"
 
 const options: CircuitBreaker.CircuitBreakerOptions = {
   failureThreshold: 3,
@@ -88,6 +90,45 @@ describe("CircuitBreaker", () => {
       yield* TestClock.adjust(Duration.millis(1))
       yield* breaker.cache.ping
       expect(breaker.state()).toBe("closed")
+    })
+  )
+})
+
+describe("the circuit breaker as production wires it (RedisLive, CircuitBreaker.defaults)", () => {
+  const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+
+  it.scoped("opens after 5 failures in a row, probes after 500 ms, doubling to at most 2 s, closes on a success", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      yield* server.stop
+      const config = ConfigProvider.fromMap(new Map([["REDIS_URL", server.url]]))
+      const cache = yield* Effect.map(
+        Layer.build(RedisLive.pipe(Layer.provide(Layer.setConfigProvider(config)))),
+        Context.get(Cache)
+      )
+      // true when the ping reached Redis (and failed there), false when the open circuit skipped it.
+      const reached = Effect.map(Effect.flip(cache.ping), (error) => !(error.cause instanceof CircuitOpen))
+
+      for (let failure = 1; failure <= 5; failure++) expect(yield* reached, `failure ${failure}`).toBe(true)
+      expect(yield* reached).toBe(false)
+      for (const cooldown of [500, 1_000, 2_000, 2_000]) {
+        yield* TestClock.adjust(Duration.millis(cooldown - 1))
+        expect(yield* reached, `${cooldown - 1} ms into a ${cooldown} ms cooldown`).toBe(false)
+        yield* TestClock.adjust(Duration.millis(1))
+        expect(yield* reached, `the probe after ${cooldown} ms`).toBe(true)
+        expect(yield* reached, `after the probe of ${cooldown} ms failed`).toBe(false)
+      }
+
+      // Redis is back once ioredis has reconnected, in its own (real) time; a probe every cooldown finds out.
+      yield* server.start
+      let closed = false
+      for (let probe = 0; probe < 100 && !closed; probe++) {
+        yield* TestClock.adjust(Duration.millis(2_000))
+        closed = Either.isRight(yield* Effect.either(cache.ping))
+        if (!closed) yield* sleep(50)
+      }
+      expect(closed).toBe(true)
+      for (let i = 0; i < 10; i++) yield* cache.ping
     })
   )
 })

@@ -783,6 +783,31 @@ describe("bad input changes nothing", () => {
     )
   )
 
+  it.scopedLive("GET /health is 503 unhealthy when the database fails under the running app", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir()
+      const file = Path.join(dir, "products.db")
+      yield* Effect.gen(function* () {
+        const api = yield* client
+        expect((yield* api.get("/health")).body.checks).toEqual({ database: "up", cache: "up" })
+        // Another connection removes the table under the running app: the file still opens, the catalog is gone.
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
+          Effect.provide(SqliteClient.layer({ filename: file })),
+          Effect.orDie
+        )
+        const before = Date.now()
+        const reply = yield* api.get("/health")
+        const after = Date.now()
+        expect(reply.status, reply.text).toBe(503)
+        expectJson(reply)
+        expect(Object.keys(reply.body)).toEqual(["service", "status", "checks", "timestamp"])
+        expect(reply.body.status).toBe("unhealthy")
+        expect(reply.body.checks).toEqual({ database: "down", cache: "up" })
+        expectIsoBetween(reply.body.timestamp, before, after)
+      }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
+    }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+  )
+
   it.scopedLive("a database failure is 503 unavailable (or 500 internal_error), without SQL or a stack trace", () =>
     Effect.gen(function* () {
       const dir = yield* tempDir()

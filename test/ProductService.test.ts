@@ -1,11 +1,24 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, TestClock } from "effect"
+import {
+  ConfigProvider,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Metric,
+  Option,
+  TestClock
+} from "effect"
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as CacheKeys from "../src/CacheKeys.js"
 import { CacheStats } from "../src/CacheStats.js"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
 import * as Invalidations from "../src/Invalidations.js"
+import { cacheCoalescedLoads } from "../src/Metrics.js"
 import { ProductService } from "../src/ProductService.js"
 import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
@@ -13,10 +26,12 @@ import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
 const laptop: CreateProduct = { name: "Laptop", description: "fast", price: 999.99, stock: 5, category: "Electronics" }
 
-const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", "1m"]])))
+const configWith = (ttl: string) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", ttl]])))
+
+const config = configWith("1m")
 
 /** A service over a fresh fake repo and a switchable in-memory cache, with handles on all of them. */
-const setup = (options: { readonly cacheDown?: boolean } = {}) =>
+const setup = (options: { readonly cacheDown?: boolean; readonly ttl?: string } = {}) =>
   Effect.gen(function* () {
     const fake = yield* makeRepo
     const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))
@@ -24,7 +39,7 @@ const setup = (options: { readonly cacheDown?: boolean } = {}) =>
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
-        Layer.provide(config)
+        Layer.provide(options.ttl === undefined ? config : configWith(options.ttl))
       )
     )
     const stats = Context.get(context, CacheStats)
@@ -36,6 +51,18 @@ const setup = (options: { readonly cacheDown?: boolean } = {}) =>
       memory
     }
   })
+
+/** Yields until `done` holds: forked fibers run on yields, not on the test clock. */
+const waitUntil = (done: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    for (let turn = 0; turn < 10_000; turn++) {
+      if (yield* done) return
+      yield* Effect.yieldNow()
+    }
+    return yield* Effect.dieMessage("condition not reached")
+  })
+
+const coalesced = Effect.map(Metric.value(cacheCoalescedLoads), (state) => state.count)
 
 const counts = (snapshot: { hits: number; misses: number; sets: number; deletes: number; errors: number }) => ({
   hits: snapshot.hits,
@@ -70,6 +97,26 @@ describe("ProductService reads", () => {
       expect(counts(yield* stats())).toEqual({ hits: 0, misses: 1, sets: 0, deletes: 0, errors: 0 })
     })
   )
+
+  // min(CACHE_TTL / 10, 5 s): the first row is held by the cap, the second by the tenth.
+  for (const [ttl, remembered] of [
+    ["1m", 5_000],
+    ["10s", 1_000]
+  ] as const) {
+    it.scoped(`with CACHE_TTL=${ttl} a "not found" is remembered for ${remembered} ms, then looked up again`, () =>
+      Effect.gen(function* () {
+        const { fake, service } = yield* setup({ ttl })
+        const notFound = Effect.flip(service.getById(7 as ProductId))
+        yield* notFound
+        yield* TestClock.adjust(Duration.millis(remembered - 1))
+        expect((yield* notFound)._tag).toBe("ProductNotFound")
+        expect(fake.reads.findById).toBe(1)
+        yield* TestClock.adjust(Duration.millis(1))
+        expect((yield* notFound)._tag).toBe("ProductNotFound")
+        expect(fake.reads.findById).toBe(2)
+      })
+    )
+  }
 
   it.scoped("list pages are cached per offset and limit, as {products,total}", () =>
     Effect.gen(function* () {
@@ -113,30 +160,56 @@ describe("ProductService reads", () => {
     })
   )
 
-  it.scoped("concurrent reads of one cold key cause one database load and one fill; each counts a miss", () =>
+  // The held load keeps every reader a miss. Every reader but the first must join the load in flight; one that did
+  // not would wait on the lease, and past the lease wait (the clock is moved beyond it) load for itself.
+  const coldReads = <A>(options: {
+    readonly readers: number
+    readonly read: Effect.Effect<A, unknown>
+    readonly setup: Effect.Effect.Success<ReturnType<typeof setup>>
+  }) =>
     Effect.gen(function* () {
-      const { fake, service, stats } = yield* setup()
-      const product = yield* service.create(laptop)
+      const { fake, stats } = options.setup
       const release = yield* Deferred.make<void>()
       yield* fake.holdReadsWith(Deferred.await(release))
-      const readers = yield* Effect.fork(
+      const before = (yield* stats()).misses
+      const joinedBefore = yield* coalesced
+      // A daemon: were single flight broken, the readers would sleep on the test clock in uninterruptible loads, and
+      // the failed expectation below must not wait for them.
+      const readers = yield* Effect.forkDaemon(
         Effect.all(
-          Array.from({ length: 200 }, () => service.getById(product.id)),
+          Array.from({ length: options.readers }, () => options.read),
           { concurrency: "unbounded" }
         )
       )
-      yield* TestClock.adjust(Duration.millis(10))
+      yield* waitUntil(Effect.map(stats(), (snapshot) => snapshot.misses - before === options.readers))
+      expect((yield* coalesced) - joinedBefore, "readers that joined the load in flight").toBe(options.readers - 1)
+      yield* TestClock.adjust(Duration.millis(250))
       yield* Deferred.succeed(release, undefined)
-      const reads = yield* Fiber.join(readers)
+      yield* fake.holdReadsWith(Effect.void)
+      return yield* Fiber.join(readers)
+    })
+
+  it.scoped("concurrent reads of one cold key cause one database load and one fill; each counts a miss", () =>
+    Effect.gen(function* () {
+      const context = yield* setup()
+      const { fake, service, stats } = context
+      const product = yield* service.create(laptop)
+      const reads = yield* coldReads({ readers: 200, read: service.getById(product.id), setup: context })
       expect(new Set(reads.map((read) => read.json))).toEqual(new Set([JSON.stringify(product)]))
       expect(fake.reads.findById).toBe(1)
       expect(counts(yield* stats())).toEqual({ hits: 0, misses: 200, sets: 1, deletes: 0, errors: 0 })
-      const pages = yield* Effect.all(
-        Array.from({ length: 50 }, () => service.list(0, 20)),
-        { concurrency: "unbounded" }
-      )
-      expect(pages.every((page) => page.json === pages[0]!.json)).toBe(true)
+    })
+  )
+
+  it.scoped("concurrent reads of one cold list page cause one database load and one fill; each counts a miss", () =>
+    Effect.gen(function* () {
+      const context = yield* setup()
+      const { fake, service, stats } = context
+      yield* service.create(laptop)
+      const pages = yield* coldReads({ readers: 50, read: service.list(0, 20), setup: context })
+      expect(new Set(pages.map((page) => page.json)).size).toBe(1)
       expect(fake.reads.page).toBe(1)
+      expect(counts(yield* stats())).toEqual({ hits: 0, misses: 50, sets: 1, deletes: 0, errors: 0 })
     })
   )
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer, Logger } from "effect"
 import { RedisLive } from "../../src/CacheLive.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
-import { App } from "../support/TestApp.js"
+import { App, eventually, replyBoundMillis, timed } from "../support/TestApp.js"
 
 // The real app on a real Redis (our own redis-server, never the machine's) and a real SQLite file.
 
@@ -18,7 +18,8 @@ const withApp = <A, E>(
     )
   })
 
-const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+// Above the reply margin, so that a request that waits on Redis once more than it should cannot pass.
+const cacheTimeout = 500
 
 const keys = (server: RedisServer.RedisServer, pattern: string) =>
   Effect.map(server.command("KEYS", pattern), (found) => [...(found as Array<string>)].sort())
@@ -113,82 +114,148 @@ describe("with a real Redis", () => {
   it.scopedLive(
     "Redis killed mid-test: answers stay correct, errors are counted, health is degraded; it returns by itself",
     () =>
-      withApp((server) =>
-        Effect.gen(function* () {
-          const app = yield* App
-          const product = yield* create("Laptop", 100)
-          yield* app.get(`/api/v1/products/${product.id}`)
-          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.from_cache).toBe(true)
-          yield* app.request("POST", "/api/v1/cache/stats/reset")
+      withApp(
+        (server) =>
+          Effect.gen(function* () {
+            const app = yield* App
+            const product = yield* create("Laptop", 100)
+            yield* app.get(`/api/v1/products/${product.id}`)
+            expect((yield* app.get(`/api/v1/products/${product.id}`)).body.from_cache).toBe(true)
+            yield* app.request("POST", "/api/v1/cache/stats/reset")
 
-          yield* server.stop
-          const started = Date.now()
-          const read = yield* app.get(`/api/v1/products/${product.id}`)
-          expect(read.status).toBe(200)
-          expect(read.body.from_cache).toBe(false)
-          expect(read.headers.get("x-cache")).toBe("MISS")
-          const updated = yield* app.request("PUT", `/api/v1/products/${product.id}`, { json: { price: 50 } })
-          expect(updated.body.product.price).toBe(50)
-          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(50)
-          const list = yield* app.get("/api/v1/products")
-          expect(list.body.products[0].price).toBe(50)
-          expect(Date.now() - started).toBeLessThan(3000)
+            yield* server.stop
+            const read = yield* timed(app.get(`/api/v1/products/${product.id}`))
+            expect(read.reply.status).toBe(200)
+            expect(read.reply.body.from_cache).toBe(false)
+            expect(read.reply.headers.get("x-cache")).toBe("MISS")
+            const update = yield* timed(app.request("PUT", `/api/v1/products/${product.id}`, { json: { price: 50 } }))
+            expect(update.reply.body.product.price).toBe(50)
+            const reread = yield* timed(app.get(`/api/v1/products/${product.id}`))
+            expect(reread.reply.body.product.price).toBe(50)
+            const list = yield* timed(app.get("/api/v1/products"))
+            expect(list.reply.body.products[0].price).toBe(50)
+            // A dead Redis fails at once; this checks no request waited on it more than its commands' timeouts allow.
+            for (const [label, { millis }, commands] of [
+              ["read", read, 1],
+              ["update", update, 2],
+              ["read after update", reread, 1],
+              ["list", list, 1]
+            ] as const) {
+              expect(millis, label).toBeLessThan(replyBoundMillis(cacheTimeout, commands))
+            }
+            const health = yield* app.get("/health")
+            expect(health.status).toBe(200)
+            expect(health.body.status).toBe("degraded")
+            expect(health.body.checks).toEqual({ database: "up", cache: "down" })
+            const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+            expect(stats.hits + stats.misses).toBe(0)
+            expect(stats.errors).toBeGreaterThanOrEqual(5)
 
-          const health = yield* app.get("/health")
-          expect(health.status).toBe(200)
-          expect(health.body.status).toBe("degraded")
-          expect(health.body.checks).toEqual({ database: "up", cache: "down" })
-          const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
-          expect(stats.hits + stats.misses).toBe(0)
-          expect(stats.errors).toBeGreaterThanOrEqual(5)
-
-          // Redis comes back empty (no persistence here). The service reconnects on its own and caches again.
-          yield* server.start
-          let healthy = false
-          for (let attempt = 0; attempt < 50 && !healthy; attempt++) {
-            healthy = (yield* app.get("/health")).body.status === "healthy"
-            if (!healthy) yield* sleep(100)
-          }
-          expect(healthy).toBe(true)
-          const first = yield* app.get(`/api/v1/products/${product.id}`)
-          const second = yield* app.get(`/api/v1/products/${product.id}`)
-          expect([first.body.from_cache, second.body.from_cache]).toEqual([false, true])
-          expect(second.body.product.price).toBe(50)
-        })
+            // Redis comes back empty (no persistence here). The service reconnects on its own and caches again.
+            yield* server.start
+            expect(yield* eventually(Effect.map(app.get("/health"), (reply) => reply.body.status === "healthy"))).toBe(
+              true
+            )
+            const first = yield* app.get(`/api/v1/products/${product.id}`)
+            const second = yield* app.get(`/api/v1/products/${product.id}`)
+            expect([first.body.from_cache, second.body.from_cache]).toEqual([false, true])
+            expect(second.body.product.price).toBe(50)
+          }),
+        { CACHE_TIMEOUT: `${cacheTimeout}ms` }
       )
   )
 
-  it.scopedLive("a frozen Redis costs a few requests the command timeout, then the circuit opens and skips it", () =>
-    withApp(
-      (server) =>
-        Effect.gen(function* () {
-          const app = yield* App
-          const product = yield* create("Laptop")
-          yield* app.request("POST", "/api/v1/cache/stats/reset")
-          const skipped = Effect.map(app.get("/metrics"), (reply) =>
-            Number(/cache_operations_total\{operation="lookup",outcome="skipped"\} (\d+)/.exec(reply.text)?.[1] ?? 0)
-          )
-          const skippedBefore = yield* skipped
-          yield* server.freeze
-          const started = Date.now()
-          for (let i = 0; i < 30; i++) {
-            const read = yield* app.get(`/api/v1/products/${product.id}`)
-            expect(read.status).toBe(200)
-            expect(read.body.product.name).toBe("Laptop")
-          }
-          const health = yield* app.get("/health")
-          const elapsed = Date.now() - started
-          yield* server.thaw
-          expect(health.body.status).toBe("degraded")
-          // 30 reads at the full 150 ms timeout would take 4.5 s; the breaker skips Redis after the first few.
-          expect((yield* skipped) - skippedBefore).toBeGreaterThanOrEqual(20)
-          expect(elapsed).toBeLessThan(4000)
-          const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
-          expect(stats.errors).toBe(30)
-          expect(stats.hits + stats.misses).toBe(0)
-        }),
-      { CACHE_TIMEOUT: "150ms" }
+  it.scopedLive(
+    "a frozen Redis costs a request at most CACHE_TIMEOUT; after five, the circuit opens and skips it",
+    () =>
+      withApp(
+        (server) =>
+          Effect.gen(function* () {
+            const app = yield* App
+            const product = yield* create("Laptop")
+            yield* app.request("POST", "/api/v1/cache/stats/reset")
+            const skipped = Effect.map(app.get("/metrics"), (reply) =>
+              Number(/cache_operations_total\{operation="lookup",outcome="skipped"\} (\d+)/.exec(reply.text)?.[1] ?? 0)
+            )
+            const skippedBefore = yield* skipped
+            yield* server.freeze
+            for (let i = 0; i < 30; i++) {
+              const { millis, reply } = yield* timed(app.get(`/api/v1/products/${product.id}`))
+              expect(reply.status).toBe(200)
+              expect(reply.body.product.name).toBe("Laptop")
+              expect(millis, `read ${i + 1}`).toBeLessThan(replyBoundMillis(cacheTimeout, 1))
+            }
+            const health = yield* timed(app.get("/health"))
+            yield* server.thaw
+            expect(health.reply.body.status).toBe("degraded")
+            expect(health.millis).toBeLessThan(replyBoundMillis(cacheTimeout, 1))
+            // Without the breaker every read would wait the full timeout; with it, Redis is skipped after the first five.
+            expect((yield* skipped) - skippedBefore).toBeGreaterThanOrEqual(20)
+            const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+            expect(stats.errors).toBe(30)
+            expect(stats.hits + stats.misses).toBe(0)
+          }),
+        { CACHE_TIMEOUT: `${cacheTimeout}ms` }
+      )
+  )
+})
+
+describe("what the service says and sends to Redis", () => {
+  it.scopedLive("no KEYS command is ever sent: list pages are invalidated with SCAN", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const app = yield* App
+        const products = [yield* create("A"), yield* create("B"), yield* create("C")]
+        for (const round of [1, 2]) {
+          for (const product of products) yield* app.get(`/api/v1/products/${product.id}`)
+          yield* app.get("/api/v1/products")
+          yield* app.get("/api/v1/products?offset=1&limit=2")
+          yield* app.request("PUT", `/api/v1/products/${products[0]!.id}`, { json: { price: round } })
+        }
+        yield* app.request("DELETE", `/api/v1/products/${products[1]!.id}`)
+        yield* create("D")
+        const stats = String(yield* server.command("INFO", "commandstats"))
+        expect(stats).not.toMatch(/cmdstat_keys:/)
+        expect(stats).toMatch(/cmdstat_scan:calls=[1-9]/)
+      })
     )
+  )
+
+  it.scopedLive("Redis down, then up: one warning and one info line each for the connection and the circuit", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const lines: Array<string> = []
+      const capture = Logger.make(({ logLevel, message }) => {
+        const text = String(Array.isArray(message) ? message[0] : message)
+        if (/^cache (unreachable|connected|circuit)/.test(text)) lines.push(`${logLevel.label} ${text}`)
+      })
+      yield* Effect.gen(function* () {
+        const app = yield* App
+        const path = `/api/v1/products/${(yield* create("Laptop")).id}`
+        yield* server.stop
+        // Reads all through the outage: ioredis retries, the circuit opens, and probes (after 500 ms, then 1 s) fail.
+        const until = Date.now() + 1_800
+        while (Date.now() < until) {
+          expect((yield* app.get(path)).status).toBe(200)
+          yield* Effect.sleep("20 millis")
+        }
+        yield* server.start
+        expect(yield* eventually(Effect.map(app.get("/health"), (reply) => reply.body.status === "healthy"))).toBe(true)
+        for (let i = 0; i < 5; i++) yield* app.get(path)
+      }).pipe(
+        Effect.provide(
+          TestApp.layer({ cache: RedisLive, env: { REDIS_URL: server.url } }).pipe(
+            Layer.provide(Logger.replace(Logger.defaultLogger, capture))
+          )
+        )
+      )
+      const count = (prefix: string) => lines.filter((line) => line.startsWith(prefix)).length
+      expect(count("INFO cache connected"), lines.join("\n")).toBe(2) // at start, and once back
+      expect(count("WARN cache unreachable"), lines.join("\n")).toBe(1)
+      expect(count("WARN cache circuit open"), lines.join("\n")).toBe(1)
+      expect(count("INFO cache circuit closed"), lines.join("\n")).toBe(1)
+      expect(lines).toHaveLength(5)
+    })
   )
 })
 
@@ -205,12 +272,12 @@ describe("invalidations lost during an outage, with a real Redis", () => {
         yield* server.start // the old entry is back from the append-only file
         expect(yield* server.command("GET", `product:id:${product.id}`)).toContain('"price":100')
         // Every read, while the service reconnects and after, shows the write.
-        let healthy = false
-        for (let attempt = 0; attempt < 50 && !healthy; attempt++) {
-          expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
-          healthy = (yield* app.get("/health")).body.status === "healthy"
-          if (!healthy) yield* sleep(100)
-        }
+        const healthy = yield* eventually(
+          Effect.gen(function* () {
+            expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
+            return (yield* app.get("/health")).body.status === "healthy"
+          })
+        )
         expect(healthy).toBe(true)
         expect((yield* app.get(`/api/v1/products/${product.id}`)).body.product.price).toBe(1)
         expect(yield* server.command("GET", `product:id:${product.id}`)).not.toContain('"price":100')

@@ -1,13 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer } from "effect"
 import * as Path from "node:path"
+import parsePrometheus from "parse-prometheus-text-format"
 import { Cache } from "../../src/Cache.js"
 import { RedisLive } from "../../src/CacheLive.js"
+import { CacheStats } from "../../src/CacheStats.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { makeSwitchableCache } from "../support/Fakes.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
-import { App } from "../support/TestApp.js"
+import { App, eventually, replyBoundMillis, timed } from "../support/TestApp.js"
 import type { TestApp as Client } from "../support/TestApp.js"
 
 // Two service instances on one Redis and one SQLite file: what one writes, the other must never contradict.
@@ -23,11 +25,17 @@ const slowReads = (repo: ProductRepo): ProductRepo => {
   })
 }
 
-const twoInstancesWith = (extraEnv: Record<string, string>) =>
+const twoInstancesWith = (
+  options: {
+    readonly env?: Record<string, string>
+    readonly repoA?: (repo: ProductRepo) => ProductRepo
+    readonly repoB?: (repo: ProductRepo) => ProductRepo
+  } = {}
+) =>
   Effect.gen(function* () {
     const server = yield* RedisServer.make()
     const dir = yield* TestApp.tempDir()
-    const env = { REDIS_URL: server.url, DB_PATH: Path.join(dir, "shared.db"), ...extraEnv }
+    const env = { REDIS_URL: server.url, DB_PATH: Path.join(dir, "shared.db"), ...options.env }
     // Instance a's link to Redis can be cut on its own, as in a partition that b does not see.
     let cutA: (down: boolean) => Effect.Effect<void> = () => Effect.void
     const cacheA = Layer.effect(
@@ -39,18 +47,40 @@ const twoInstancesWith = (extraEnv: Record<string, string>) =>
       })
     ).pipe(Layer.provide(RedisLive))
     // Built in the test's scope, so both stay up for the whole test; one after the other, as the migration runs once.
-    const instance = (cache: Layer.Layer<Cache, unknown>) =>
-      Effect.map(Layer.build(TestApp.layer({ cache, env, repo: slowReads })), Context.get(App))
-    const a = yield* instance(cacheA)
-    const b = yield* instance(RedisLive)
-    return { server, a, b, partitionA: (down: boolean) => cutA(down) }
+    const instance = (cache: Layer.Layer<Cache, unknown>, repo: (repo: ProductRepo) => ProductRepo) =>
+      Effect.map(Layer.build(TestApp.layer({ cache, env, repo })), (context) => ({
+        app: Context.get(context, App),
+        stats: Context.get(context, CacheStats)
+      }))
+    const a = yield* instance(cacheA, options.repoA ?? slowReads)
+    const b = yield* instance(RedisLive, options.repoB ?? slowReads)
+    return { server, a: a.app, b: b.app, statsA: a.stats, statsB: b.stats, partitionA: (down: boolean) => cutA(down) }
   })
 
-const twoInstances = twoInstancesWith({})
+const twoInstances = twoInstancesWith()
 
 const stats = (app: Client) => Effect.map(app.get("/api/v1/cache/stats"), (reply) => reply.body.cache_stats)
 
+/** Database loads by id so far, from /metrics: both instances run in this process and share its metric registry. */
+const loadsById = (app: Client) =>
+  Effect.map(app.get("/metrics"), (reply) => {
+    const series = parsePrometheus(reply.text)
+      .find((family) => family.name === "db_queries_total")
+      ?.metrics.find((metric) => metric.labels?.query === "findById" && metric.labels?.outcome === "ok")
+    return Number(series?.value ?? 0)
+  })
+
 const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
+
+/** Yields every millisecond until `done` holds, for at most five seconds. */
+const waitFor = (done: Effect.Effect<boolean>) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + 5_000
+    while (!(yield* done)) {
+      if (Date.now() > deadline) return yield* Effect.dieMessage("condition not reached within 5 s")
+      yield* Effect.sleep("1 millis")
+    }
+  })
 
 describe("two instances", () => {
   it.scopedLive("no read returns a value older than the last acknowledged write, by id or in a list page", () =>
@@ -131,49 +161,89 @@ describe("two instances", () => {
   )
 
   it.scopedLive(
-    "Redis paused (CLIENT PAUSE): requests answer from the database within the bound; caching resumes",
+    "Redis paused (CLIENT PAUSE): each request answers from the database within its bound; caching resumes",
     () =>
       Effect.gen(function* () {
-        const { a, b, server } = yield* twoInstances
+        // Above the reply margin, so that a request that waits on Redis once more than it should cannot pass.
+        const cacheTimeout = 500
+        const { a, b, server } = yield* twoInstancesWith({ env: { CACHE_TIMEOUT: `${cacheTimeout}ms` } })
         const created = yield* a.request("POST", "/api/v1/products", { json: { name: "P", price: 1 } })
         const path = `/api/v1/products/${created.body.product.id}`
         yield* a.get(path)
-        yield* server.pause(3000)
-        const started = Date.now()
-        const updated = yield* b.request("PUT", path, { json: { price: 2 } })
-        const read = yield* a.get(path)
-        const elapsed = Date.now() - started
-        expect(updated.status).toBe(200)
-        expect(read.body.product.price).toBe(2)
-        // Well before the pause ends: nobody waited for Redis to come back.
-        expect(elapsed).toBeLessThan(2500)
-        yield* sleep(3100)
-        let hit = false
-        for (let attempt = 0; attempt < 40 && !hit; attempt++) {
-          const again = yield* a.get(path)
-          expect(again.body.product.price).toBe(2)
-          hit = again.body.from_cache === true
-          if (!hit) yield* sleep(100)
-        }
+        const errorsBefore = (yield* stats(b)).errors
+        // Long enough to outlast both requests below on a slow machine: they must not be answered by its end.
+        yield* server.pause(4_000)
+        const update = yield* timed(b.request("PUT", path, { json: { price: 2 } }))
+        const read = yield* timed(a.get(path))
+        expect(update.reply.status).toBe(200)
+        expect(read.reply.body.product.price).toBe(2)
+        // Both of the write's invalidations timed out: the pause was in force.
+        expect((yield* stats(b)).errors - errorsBefore).toBe(2)
+        // The write waits on its two invalidations; the read retries the one that failed, then skips the cache.
+        expect(update.millis, "PUT").toBeLessThan(replyBoundMillis(cacheTimeout, 2))
+        expect(read.millis, "GET").toBeLessThan(replyBoundMillis(cacheTimeout, 1))
+        const hit = yield* eventually(
+          Effect.map(a.get(path), (again) => {
+            expect(again.body.product.price).toBe(2)
+            return again.body.from_cache === true
+          })
+        )
         expect(hit).toBe(true)
       })
   )
 
-  it.scopedLive("concurrent cold reads on both instances: one fill in all", () =>
-    Effect.gen(function* () {
-      // 200 requests at once can starve one event loop past the default command timeout on a busy machine; this
-      // test is about stampedes, not timeouts.
-      const { a, b } = yield* twoInstancesWith({ CACHE_TIMEOUT: "3s" })
-      const created = yield* a.request("POST", "/api/v1/products", { json: { name: "Hot", price: 1 } })
-      const path = `/api/v1/products/${created.body.product.id}`
-      const reads = yield* Effect.all(
-        Array.from({ length: 200 }, (_, i) => (i % 2 === 0 ? a : b).get(path)),
-        { concurrency: "unbounded" }
-      )
-      expect(reads.every((read) => read.status === 200 && read.body.product.name === "Hot")).toBe(true)
-      const [sa, sb] = yield* Effect.all([stats(a), stats(b)])
-      expect(sa.sets + sb.sets).toBe(1)
-      expect(sa.errors + sb.errors).toBe(0)
-    })
+  it.scopedLive(
+    "concurrent cold reads on both instances: b waits on a's fill lease; one load and one fill in all",
+    () =>
+      Effect.gen(function* () {
+        // Database loads by id per instance; a's is held until b has missed, so b cannot simply arrive after the fill.
+        const loads = { a: 0, b: 0 }
+        const release = yield* Deferred.make<void>()
+        const counted =
+          (name: "a" | "b", held: Effect.Effect<void>) =>
+          (repo: ProductRepo): ProductRepo =>
+            ProductRepo.make({
+              ...repo,
+              findById: (id) =>
+                Effect.tap(repo.findById(id), () =>
+                  Effect.zipRight(
+                    Effect.sync(() => loads[name]++),
+                    held
+                  )
+                )
+            })
+        // 200 requests at once can starve one event loop past the default command timeout on a busy machine; this
+        // test is about stampedes, not timeouts.
+        const { a, b, statsB } = yield* twoInstancesWith({
+          env: { CACHE_TIMEOUT: "3s" },
+          repoA: counted("a", Deferred.await(release)),
+          repoB: counted("b", Effect.void)
+        })
+        const created = yield* a.request("POST", "/api/v1/products", { json: { name: "Hot", price: 1 } })
+        const path = `/api/v1/products/${created.body.product.id}`
+        const loadsBefore = yield* loadsById(a)
+        const readAll = (app: Client) =>
+          Effect.fork(
+            Effect.all(
+              Array.from({ length: 100 }, () => app.get(path)),
+              { concurrency: "unbounded" }
+            )
+          )
+
+        const readsA = yield* readAll(a)
+        yield* waitFor(Effect.sync(() => loads.a === 1)) // a holds the lease and has loaded
+        const readsB = yield* readAll(b)
+        yield* waitFor(Effect.map(statsB.snapshot, (snapshot) => snapshot.misses > 0)) // b missed: the lease is a's
+        yield* Deferred.succeed(release, undefined)
+        const reads = [...(yield* Fiber.join(readsA)), ...(yield* Fiber.join(readsB))]
+
+        expect(reads.every((read) => read.status === 200 && read.body.product.name === "Hot")).toBe(true)
+        const [sa, sb] = yield* Effect.all([stats(a), stats(b)])
+        expect(sb.misses).toBeGreaterThan(0)
+        expect(loads).toEqual({ a: 1, b: 0 })
+        expect({ a: sa.sets, b: sb.sets }).toEqual({ a: 1, b: 0 })
+        expect((yield* loadsById(a)) - loadsBefore).toBe(1)
+        expect(sa.errors + sb.errors).toBe(0)
+      })
   )
 })

@@ -12,7 +12,8 @@ import type { Scope } from "effect"
 // The real service as a child process (`node --import tsx src/main.ts`), killed with its scope whatever happens.
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-const READY_TIMEOUT_MS = 15_000
+// A safety net, not a measure: on two cores shared with other starting processes, tsx alone can take seconds.
+const READY_TIMEOUT_MS = 40_000
 
 export interface Exited {
   readonly code: number | null

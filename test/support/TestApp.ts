@@ -1,5 +1,5 @@
 import { HttpServer } from "@effect/platform"
-import { ConfigProvider, Context, Effect, Layer } from "effect"
+import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
@@ -105,3 +105,34 @@ export const layer = (options: {
 
 export const memoryApp = (env?: Record<string, string>) =>
   layer({ cache: MemoryCache.layer, ...(env === undefined ? {} : { env }) })
+
+/**
+ * The longest a reply may take while Redis does not answer: CACHE_TIMEOUT for each Redis command the request waits
+ * on in turn (a read one, before it answers from the database; a write two, its invalidations), plus a margin for
+ * everything else on a loaded two-core machine, where the test's client shares an event loop with the app. Tests
+ * that check it set CACHE_TIMEOUT above the margin, so a request that waits once too often cannot pass.
+ */
+export const replyBoundMillis = (cacheTimeoutMillis: number, commandsWaitedOn: number) =>
+  cacheTimeoutMillis * commandsWaitedOn + replyMarginMillis
+
+export const replyMarginMillis = 300
+
+/** Runs a request and measures it: the reply, and how long it took in milliseconds of wall-clock time. */
+export const timed = <A, E, R>(request: Effect.Effect<A, E, R>) =>
+  Effect.map(Effect.timed(request.pipe(Effect.withClock(liveClock))), ([elapsed, reply]) => ({
+    reply,
+    millis: Duration.toMillis(elapsed)
+  }))
+
+const liveClock = Clock.make()
+
+/** Polls `check` every 50 ms until it holds, for at most `timeoutMillis` of wall-clock time; false if it never did. */
+export const eventually = <E, R>(check: Effect.Effect<boolean, E, R>, timeoutMillis = 10_000) =>
+  Effect.gen(function* () {
+    const deadline = Date.now() + timeoutMillis
+    for (;;) {
+      if (yield* check) return true
+      if (Date.now() > deadline) return false
+      yield* Effect.promise(() => new Promise((resolve) => setTimeout(resolve, 50)))
+    }
+  })

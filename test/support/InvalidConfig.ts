@@ -1,0 +1,53 @@
+// One bad value for every variable src/AppConfig.ts reads, with the variable its error must name. A variable added
+// there needs a row here: test/AppConfig.test.ts fails until it has one.
+
+export interface InvalidConfig {
+  /** The variable the error must name: `Invalid data at <name>: ...`. */
+  readonly name: string
+  /** What is set; usually just `name`, sometimes a combination that is wrong only together. */
+  readonly env: Record<string, string>
+}
+
+export const rows: ReadonlyArray<InvalidConfig> = [
+  { name: "CACHE_TTL", env: { CACHE_TTL: "5minutes" } },
+  { name: "CACHE_PREFIX", env: { CACHE_PREFIX: "two words" } },
+  { name: "CACHE_BACKEND", env: { CACHE_BACKEND: "disk" } },
+  { name: "CACHE_TIMEOUT", env: { CACHE_TIMEOUT: "0" } },
+  { name: "REDIS_ADDR", env: { REDIS_ADDR: "nohost" } },
+  { name: "REDIS_URL", env: { REDIS_URL: "http://cache:6379" } },
+  { name: "DB_PATH", env: { DB_PATH: "" } },
+  { name: "HTTP_PORT", env: { HTTP_PORT: "abc" } },
+  { name: "LOG_FORMAT", env: { LOG_FORMAT: "xml" } },
+  { name: "LOG_LEVEL", env: { LOG_LEVEL: "loud" } },
+  { name: "LOG_REQUESTS", env: { LOG_REQUESTS: "maybe" } },
+  { name: "WORKERS", env: { WORKERS: "0" } },
+  { name: "WORKERS", env: { WORKERS: "2", CACHE_BACKEND: "memory" } },
+  { name: "OTEL_EXPORTER_OTLP_ENDPOINT", env: { OTEL_EXPORTER_OTLP_ENDPOINT: "ftp://collector" } },
+  { name: "CACHE_MAX_PAGES", env: { CACHE_MAX_PAGES: "0" } },
+  { name: "DB_BUSY_TIMEOUT", env: { DB_BUSY_TIMEOUT: "2m" } },
+  { name: "HOST", env: { HOST: "not a host" } },
+  { name: "REQUEST_TIMEOUT", env: { REQUEST_TIMEOUT: "soon" } },
+  { name: "HEADERS_TIMEOUT", env: { HEADERS_TIMEOUT: "0" } },
+  { name: "MAX_CONNECTIONS", env: { MAX_CONNECTIONS: "none" } }
+]
+
+/** Variables that take any text, so no value of theirs is invalid. */
+export const anyValue: ReadonlyArray<string> = ["SERVICE_NAME"]
+
+/**
+ * The rows packed into few processes, each process given several bad variables at once (every one must be named):
+ * no variable twice in one process, and a row setting WORKERS alone, since main.ts reads WORKERS before the rest
+ * (to decide whether to fork) and a bad one is then the only error reported.
+ */
+export const processes = (all: ReadonlyArray<InvalidConfig> = rows): ReadonlyArray<ReadonlyArray<InvalidConfig>> => {
+  const packed: Array<Array<InvalidConfig>> = []
+  const alone = (row: InvalidConfig) => "WORKERS" in row.env
+  for (const row of all) {
+    const fits = (batch: ReadonlyArray<InvalidConfig>) =>
+      !alone(row) && batch.every((other) => !alone(other) && Object.keys(row.env).every((name) => !(name in other.env)))
+    const batch = packed.find(fits)
+    if (batch === undefined) packed.push([row])
+    else batch.push(row)
+  }
+  return packed
+}
