@@ -138,23 +138,24 @@ export const requestTimeout = goDuration("REQUEST_TIMEOUT", "30s")
  */
 export const clientTimeouts = Config.all({
   requestTimeout,
-  headersTimeout: Config.option(Config.string("HEADERS_TIMEOUT"))
+  // Parsed on its own, so a bad value is reported also when REQUEST_TIMEOUT is bad too.
+  headersTimeout: Config.string("HEADERS_TIMEOUT").pipe(
+    Config.withDefault(""),
+    Config.mapOrFail((text) =>
+      text === "" ? Either.right(Option.none()) : Either.map(parseDuration("HEADERS_TIMEOUT", text), Option.some)
+    )
+  )
 }).pipe(
   Config.mapOrFail(({ headersTimeout: given, requestTimeout }) =>
     Option.match(given, {
       onNone: () =>
         Either.right({ requestTimeout, headersTimeout: Duration.min(Duration.seconds(10), requestTimeout) }),
-      onSome: (text) =>
-        Either.flatMap(parseDuration("HEADERS_TIMEOUT", text), (headersTimeout) =>
-          Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
-            ? Either.right({ requestTimeout, headersTimeout })
-            : Either.left(
-                invalid(
-                  "HEADERS_TIMEOUT",
-                  `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`
-                )
-              )
-        )
+      onSome: (headersTimeout) =>
+        Duration.lessThanOrEqualTo(headersTimeout, requestTimeout)
+          ? Either.right({ requestTimeout, headersTimeout })
+          : Either.left(
+              invalid("HEADERS_TIMEOUT", `must not be longer than REQUEST_TIMEOUT (${Duration.format(requestTimeout)})`)
+            )
     })
   )
 )
