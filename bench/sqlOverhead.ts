@@ -61,7 +61,7 @@ const program = Effect.gen(function* () {
   yield* time("  step: the connection semaphore (withPermits)", () => semaphore.withPermits(1)(Effect.void))
   yield* time("  step: the prepared-statement Cache.get", () => statements.get(text))
   yield* time("  step: the sql.execute span (tracer off)", () =>
-    Effect.useSpan("sql.execute", { kind: "client" }, () => Effect.void)
+    Effect.useSpan("sql.execute", { kind: "client", captureStackTrace: false }, () => Effect.void)
   )
 }).pipe(Effect.provide(SqliteClient.layer({ filename })), Effect.withTracerEnabled(false))
 
