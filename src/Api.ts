@@ -1,7 +1,14 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import * as ApiDocument from "./ApiDocument.js"
-import { CreateProduct, Product, ProductIdFromString, Timestamp, UpdateProduct } from "./Domain/Product.js"
+import {
+  CreateProduct,
+  exampleProduct,
+  Product,
+  ProductIdFromString,
+  Timestamp,
+  UpdateProduct
+} from "./Domain/Product.js"
 
 // Errors a client sees: `{"error":"<code>","message":"..."}` exactly, so plain classes with a literal `error` field
 // (a TaggedError would add `_tag` to the body).
@@ -91,16 +98,7 @@ const DurationMs = Schema.Number.pipe(Schema.nonNegative()).annotations({
 })
 const FromCache = Schema.Boolean.annotations({ description: "Whether the answer came from the cache" })
 
-const example = Product.make({
-  id: 1 as Product["id"],
-  name: "Laptop",
-  description: "High-performance laptop",
-  price: 999.99,
-  stock: 50,
-  category: "Electronics",
-  created_at: "2026-11-25T10:30:00.000Z",
-  updated_at: "2026-11-25T10:30:00.000Z"
-})
+const example = Product.make(exampleProduct)
 
 const ProductRead = Schema.Struct({ product: Product, from_cache: FromCache, duration_ms: DurationMs }).annotations({
   identifier: "ProductRead",

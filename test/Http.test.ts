@@ -1,5 +1,3 @@
-import { SqlClient } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
 import * as Http from "node:http"
@@ -7,7 +5,7 @@ import * as Path from "node:path"
 import { Cache } from "../src/Cache.js"
 import * as OpenApiCheck from "./support/OpenApiCheck.js"
 import type { Reply } from "./support/TestApp.js"
-import { App, memoryApp, tempDir } from "./support/TestApp.js"
+import { App, dropProductsTable, memoryApp, tempDir } from "./support/TestApp.js"
 
 // The contract of ../shared/spec/API.md, exercised over HTTP against the real app (in-memory cache, SQLite file).
 // Every test gets a fresh app, so the database is empty and the cache statistics start at zero.
@@ -791,10 +789,7 @@ describe("bad input changes nothing", () => {
         const api = yield* client
         expect((yield* api.get("/health")).body.checks).toEqual({ database: "up", cache: "up" })
         // Another connection removes the table under the running app: the file still opens, the catalog is gone.
-        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
-          Effect.provide(SqliteClient.layer({ filename: file })),
-          Effect.orDie
-        )
+        yield* dropProductsTable(file)
         const before = Date.now()
         const reply = yield* api.get("/health")
         const after = Date.now()
@@ -816,10 +811,7 @@ describe("bad input changes nothing", () => {
         const api = yield* client
         const existing = yield* api.create({ name: "Existing", price: 1 })
         // Another connection removes the table under the running app.
-        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
-          Effect.provide(SqliteClient.layer({ filename: file })),
-          Effect.orDie
-        )
+        yield* dropProductsTable(file)
         const failures = [
           yield* api.get(products),
           yield* api.get(`${products}/${existing.id}`),
@@ -1074,10 +1066,7 @@ describe("the lean path for GET by id and of a list page", () => {
       yield* Effect.gen(function* () {
         const api = yield* client
         const existing = yield* api.create({ name: "Existing", price: 1 })
-        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
-          Effect.provide(SqliteClient.layer({ filename: file })),
-          Effect.orDie
-        )
+        yield* dropProductsTable(file)
         const byId = yield* bothWays(`${products}/${existing.id}`, `${products}/0${existing.id}`)
         expect(byId.status).toBe(503)
         const page = yield* bothWays(`${products}?offset=0&limit=5`, `${products}?limit=5&offset=0`)

@@ -1,6 +1,4 @@
 import { HttpMiddleware } from "@effect/platform"
-import { SqlClient } from "@effect/sql"
-import { SqliteClient } from "@effect/sql-sqlite-node"
 import { describe, expect, it } from "@effect/vitest"
 import {
   ConfigProvider,
@@ -326,10 +324,7 @@ describe("request id and request log", () => {
       const file = Path.join(yield* TestApp.tempDir(), "products.db")
       yield* Effect.gen(function* () {
         const app = yield* App
-        yield* Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
-          Effect.provide(SqliteClient.layer({ filename: file })),
-          Effect.orDie
-        )
+        yield* TestApp.dropProductsTable(file)
         for (const [path, requestId] of [
           [`${products}/1`, "failed-lean"],
           [`${products}/01`, "failed-routed"]

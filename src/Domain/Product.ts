@@ -23,6 +23,18 @@ export const Timestamp = Schema.String.annotations({
   jsonSchema: { type: "string", format: "date-time", examples: ["2026-11-25T10:30:00.000Z"] }
 })
 
+/** The product every example in the OpenAPI document shows. */
+export const exampleProduct = {
+  id: 1 as ProductId,
+  name: "Laptop",
+  description: "High-performance laptop",
+  price: 999.99,
+  stock: 50,
+  category: "Electronics",
+  created_at: "2026-11-25T10:30:00.000Z",
+  updated_at: "2026-11-25T10:30:00.000Z"
+}
+
 // Field order here is the order of the JSON a client sees.
 export const Product = Schema.Struct({
   id: ProductId.annotations({ jsonSchema: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } }),
@@ -35,18 +47,7 @@ export const Product = Schema.Struct({
   updated_at: Timestamp
 }).annotations({
   identifier: "Product",
-  examples: [
-    {
-      id: 1 as ProductId,
-      name: "Laptop",
-      description: "High-performance laptop",
-      price: 999.99,
-      stock: 50,
-      category: "Electronics",
-      created_at: "2026-11-25T10:30:00.000Z",
-      updated_at: "2026-11-25T10:30:00.000Z"
-    }
-  ]
+  examples: [exampleProduct]
 })
 export type Product = typeof Product.Type
 

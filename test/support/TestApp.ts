@@ -1,4 +1,6 @@
 import { HttpServer } from "@effect/platform"
+import { SqlClient } from "@effect/sql"
+import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as Fs from "node:fs/promises"
@@ -13,6 +15,13 @@ import * as Invalidations from "../../src/Invalidations.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { ProductService } from "../../src/ProductService.js"
 import * as Server from "../../src/Server.js"
+
+/** Removes the products table through a second connection, under the running app: from then on its database fails. */
+export const dropProductsTable = (file: string) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE products`).pipe(
+    Effect.provide(SqliteClient.layer({ filename: file })),
+    Effect.orDie
+  )
 
 /** A folder removed with its scope, for SQLite files. */
 export const tempDir = (prefix = "catalog-test-"): Effect.Effect<string, never, Scope.Scope> =>
