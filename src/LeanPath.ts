@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from "node:http"
 import { defaultLimit } from "./Api.js"
 import type { ProductId } from "./Domain/Product.js"
 import * as HttpObservability from "./HttpObservability.js"
+import { activeRequests } from "./Metrics.js"
 import { ProductService } from "./ProductService.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 
@@ -118,6 +119,7 @@ export const make = (options: LeanPathOptions) =>
         }
       })
       response.once("close", () => {
+        activeRequests.count--
         if (!response.writableEnded) cancel()
       })
       return true

@@ -40,10 +40,14 @@ const ServeLive = Layer.scopedDiscard(
       HttpObservability.observe(lastResort(app), logRequests)
     )
     const lean = yield* LeanPath.make({ logRequests, headers: securityHeaders })
+    const ended = () => activeRequests.count--
+    // The lean path counts its requests out in the one `close` listener it needs anyway: a listener per request was a
+    // measurable share of a hit.
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
       activeRequests.count++
-      response.once("close", () => activeRequests.count--)
-      if (!lean(request, response)) platform(request, settleEndOnClose(response))
+      if (lean(request, response)) return
+      response.once("close", ended)
+      platform(request, settleEndOnClose(response))
     }
     const { drain, server } = yield* NodeServerHandle
     server.on("request", dispatch)
