@@ -42,7 +42,8 @@ export const make = (options: LeanPathOptions) =>
     const runtime = yield* Effect.runtime<never>()
     const run = Runtime.runCallback(runtime)
     const runFork = Runtime.runFork(runtime)
-    const { headers: extraHeaders, logRequests } = options
+    const { logRequests } = options
+    const extraPairs = Object.entries(options.headers).flat()
 
     const readOf = (url: string): [string, Effect.Effect<ReadAnswers.ReadAnswer>] | undefined => {
       const byId = canonicalGet.exec(url)
@@ -106,13 +107,18 @@ export const make = (options: LeanPathOptions) =>
             status = 500
             body = internalErrorBody
           }
-          const headers: Record<string, string | number> = {
-            ...extraHeaders,
-            "content-type": "application/json",
-            "content-length": Buffer.byteLength(body),
-            "x-request-id": requestId
-          }
-          if (xCache !== undefined) headers["x-cache"] = xCache
+          // Node's flat-array form, built without an object spread: measured, spreading the extra headers into an
+          // object literal cost a hit about a quarter of its CPU (the README's benchmark section).
+          const headers = [
+            "content-type",
+            "application/json",
+            "content-length",
+            String(Buffer.byteLength(body)),
+            "x-request-id",
+            requestId
+          ]
+          for (const pair of extraPairs) headers.push(pair)
+          if (xCache !== undefined) headers.push("x-cache", xCache)
           response.writeHead(status, headers)
           response.end(body)
           finish(status, xCache)
