@@ -56,6 +56,12 @@ export class Unavailable extends errorClass(
   "The database is unavailable; try again later"
 ) {}
 
+// The words of the errors the handlers answer themselves, in one place: the lean path and the HttpApi routes send
+// the same bodies.
+export const productNotFound = (id: number) => new NotFound({ message: `product ${id} not found` })
+export const databaseUnavailable = new Unavailable({ message: "the database is unavailable, try again later" })
+export const unexpectedError = new InternalError({ message: "an unexpected error occurred" })
+
 /** Rejects a POST/PUT whose body is not `application/json` before the body is read. */
 export class RequireJson extends HttpApiMiddleware.Tag<RequireJson>()("RequireJson", {
   failure: UnsupportedMediaType

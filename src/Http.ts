@@ -1,6 +1,6 @@
 import { HttpApiBuilder, HttpApiSwagger, HttpServerResponse } from "@effect/platform"
 import { Clock, Effect, Layer } from "effect"
-import { Api, InternalError, NotFound, Unavailable } from "./Api.js"
+import { Api, databaseUnavailable, productNotFound, unexpectedError } from "./Api.js"
 import * as AppConfig from "./AppConfig.js"
 import { Cache } from "./Cache.js"
 import { CacheStats } from "./CacheStats.js"
@@ -33,14 +33,10 @@ const readResponse = (answer: ReadAnswers.ReadAnswer) =>
 
 const timestamp = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
-const notFound = (error: { readonly id: ProductId }) =>
-  Effect.fail(new NotFound({ message: `product ${error.id} not found` }))
+const notFound = (error: { readonly id: ProductId }) => Effect.fail(productNotFound(error.id))
 
 const unavailable = (error: unknown) =>
-  Effect.zipRight(
-    Effect.logError("database failure", error),
-    Effect.fail(new Unavailable({ message: "the database is unavailable, try again later" }))
-  )
+  Effect.zipRight(Effect.logError("database failure", error), Effect.fail(databaseUnavailable))
 
 const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
   Effect.gen(function* () {
@@ -158,10 +154,7 @@ const MetricsLive = HttpApiBuilder.group(Api, "metrics", (handlers) =>
 )
 
 /** Whatever escaped everything else: logged in full, answered as a bare 500 that reveals nothing. */
-export const internalError = HttpServerResponse.unsafeJson(
-  new InternalError({ message: "an unexpected error occurred" }),
-  { status: 500 }
-)
+export const internalError = HttpServerResponse.unsafeJson(unexpectedError, { status: 500 })
 
 /**
  * The whole API: endpoints, the contract's error shapes, and the OpenAPI document with Swagger UI at /docs.

@@ -1,6 +1,6 @@
 import { Effect, Exit, FiberRef, Runtime } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { defaultLimit } from "./Api.js"
+import { defaultLimit, unexpectedError } from "./Api.js"
 import type { ProductId } from "./Domain/Product.js"
 import * as HttpObservability from "./HttpObservability.js"
 import { activeRequests } from "./Metrics.js"
@@ -15,7 +15,7 @@ const canonicalList = /^\/api\/v1\/products(?:\?offset=(0|[1-9][0-9]{0,14})&limi
 const byIdRoute = "/api/v1/products/:id"
 const listRoute = "/api/v1/products"
 
-const internalErrorBody = JSON.stringify({ error: "internal_error", message: "an unexpected error occurred" })
+const internalErrorBody = JSON.stringify(unexpectedError)
 
 /** Answers a Node request itself and returns `true`, or returns `false` and leaves it to the HttpApi app. */
 export type LeanHandler = (request: IncomingMessage, response: ServerResponse) => boolean

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { maxLimit } from "./Api.js"
+import { databaseUnavailable, maxLimit, productNotFound } from "./Api.js"
 import type { ProductId } from "./Domain/Product.js"
 import type { ProductService } from "./ProductService.js"
 
@@ -22,13 +22,10 @@ const elapsedSince = (started: number) => Math.round((performance.now() - starte
 
 const notFound = (error: { readonly id: ProductId }): ReadAnswer => ({
   status: 404,
-  body: JSON.stringify({ error: "not_found", message: `product ${error.id} not found` })
+  body: JSON.stringify(productNotFound(error.id))
 })
 
-const unavailableBody = JSON.stringify({
-  error: "unavailable",
-  message: "the database is unavailable, try again later"
-})
+const unavailableBody = JSON.stringify(databaseUnavailable)
 
 const unavailable = (failure: unknown) => Effect.succeed<ReadAnswer>({ status: 503, body: unavailableBody, failure })
 
