@@ -153,7 +153,7 @@ export const trackQuery =
 // The CPU counter must only grow; it is advanced to the process's own total at each scrape.
 let cpuSecondsRecorded = 0
 
-/** Requests in progress, counted by the server's dispatcher; read into `http_requests_active` at scrape time. */
+/** Requests in progress: counted in by the dispatcher (Server.ts), out on `close`; read into `http_requests_active` at scrape time. */
 export const activeRequests = { count: 0 }
 
 /** Reads the process figures into their gauges; called at scrape time, so they cost nothing between scrapes. */

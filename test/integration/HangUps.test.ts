@@ -110,6 +110,17 @@ describe("clients that hang up", () => {
     Effect.gen(function* () {
       const app = yield* App
       const port = Number(new URL(app.url).port)
+      // The page as soon as it satisfies `done`, or as it still is 5 s on: a skipped invalidation leaves it as it
+      // was until CACHE_TTL (5 minutes), so waiting on the condition tells the two apart without a fixed sleep.
+      const pageOnceItShows = (done: (products: ReadonlyArray<{ id: number; name: string }>) => boolean) =>
+        Effect.gen(function* () {
+          for (let waited = 0; ; waited += 25) {
+            const page = yield* app.get("/api/v1/products")
+            const products: ReadonlyArray<{ id: number; name: string }> = page.body.products
+            if (done(products) || waited >= 5_000) return products
+            yield* Effect.promise(() => sleep(25))
+          }
+        })
       const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Old", price: 1 } })
       const id = created.body.product.id as number
       const second = yield* app.request("POST", "/api/v1/products", { json: { name: "Other", price: 1 } })
@@ -121,19 +132,16 @@ describe("clients that hang up", () => {
       const body = JSON.stringify({ name: "New" })
       const put = `PUT /api/v1/products/${id} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
       yield* Effect.promise(() => hangUp(port, put, "reset"))
-      // The repository holds each committed write for 150 ms (below): wait until the row shows the change.
-      yield* Effect.promise(() => sleep(400))
-
-      const page = yield* app.get("/api/v1/products")
-      expect(page.body.products[0].name).toBe("New")
+      // The repository holds each committed write for 150 ms (below) before its invalidations run.
+      const updated = yield* pageOnceItShows((products) => products[0]?.name === "New")
+      expect(updated[0]?.name).toBe("New")
 
       // The same for a delete: the page must not keep the deleted product.
       const del = `DELETE /api/v1/products/${id} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
       expect((yield* app.get("/api/v1/products")).body.from_cache).toBe(true)
       yield* Effect.promise(() => hangUp(port, del, "reset"))
-      yield* Effect.promise(() => sleep(400))
-      const after = yield* app.get("/api/v1/products")
-      expect(after.body.products.map((product: { id: number }) => product.id)).not.toContain(id)
+      const after = yield* pageOnceItShows((products) => products.every((product) => product.id !== id))
+      expect(after.map((product) => product.id)).not.toContain(id)
     }).pipe(
       Effect.provide(
         TestApp.layer({
