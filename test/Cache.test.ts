@@ -225,6 +225,43 @@ for (const backend of [memory, redis]) {
 }
 
 describe("Cache contract: redis specifics", () => {
+  // The hits of one turn go out as one read; every lookup still gets its own answer, and one that is not a plain hit
+  // still goes through the lookup script (stamp, lease). Counted by Redis itself.
+  it.scoped("lookups made in one turn share one read: one MGET for products, one script for pages", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const ids = Array.from({ length: 30 }, (_, index) => index + 1)
+      for (const id of ids) yield* put(cache, product(id), id === 7 ? null : `value ${id}`, Duration.seconds(60))
+      for (const offset of [0, 1, 2]) yield* put(cache, keys.page(offset, 10), `page ${offset}`, Duration.seconds(60))
+      const calls = (command: string) =>
+        Effect.map(server.command("INFO", "commandstats"), (info) => {
+          const found = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(info))
+          return found === null ? 0 : Number(found[1])
+        })
+      const before = { mget: yield* calls("mget"), scripts: yield* calls("evalsha") }
+      const found = yield* Effect.all(
+        [
+          ...ids.map((id) => cache.lookup(product(id))),
+          cache.lookup(product(3)),
+          cache.lookup(product(31)),
+          ...[0, 1, 2, 0].map((offset) => cache.lookup(keys.page(offset, 10)))
+        ],
+        { concurrency: "unbounded" }
+      )
+      const expected = [
+        ...ids.map((id) => (id === 7 ? { _tag: "Absent" } : { _tag: "Hit", value: `value ${id}` })),
+        { _tag: "Hit", value: "value 3" }
+      ]
+      expect(found.slice(0, 31)).toEqual(expected)
+      expect(miss(found[31]!).lease).not.toBeNull()
+      expect(found.slice(32)).toEqual(["page 0", "page 1", "page 2", "page 0"].map((value) => ({ _tag: "Hit", value })))
+      // One MGET; one script for the pages, one for the miss of product 31.
+      expect((yield* calls("mget")) - before.mget).toBe(1)
+      expect((yield* calls("evalsha")) - before.scripts).toBe(2)
+    })
+  )
+
   it.scoped("keys are plain Redis strings with a PX ttl no longer than asked; guards and leases expire too", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()

@@ -2,7 +2,8 @@ import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Lookup } from "../Cache.js"
+import type { Lookup, Slot } from "../Cache.js"
+import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
 
@@ -27,6 +28,16 @@ if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then return {0, stam
 local lease = stamp .. "|" .. ARGV[1]
 redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
+
+// KEYS: the index, then entries it may name. Replies with each entry's value, or false where the entry is missing or
+// the index does not name it (the lookup script then decides). The hits of many list reads in one step.
+const peekIndexedScript = `
+local values = {}
+for i = 2, #KEYS do
+  local value = redis.call("GET", KEYS[i])
+  values[i - 1] = value and redis.call("ZSCORE", KEYS[1], KEYS[i]) and value or false
+end
+return values`
 
 // KEYS: target (entry or absent), guard, lease[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if none)[,
 // index capacity]. The index is a sorted set scored by expiry time: a full index evicts the entry that expires first
@@ -75,7 +86,10 @@ interface ScriptedRedis extends Redis {
   cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
   cacheInvalidateIndexed(guard: string, index: string, stamp: string, guardTtl: number): Promise<number>
+  cachePeekIndexed(keyCount: number, ...keys: Array<string>): Promise<Array<string | null>>
 }
+
+const absent: Lookup = { _tag: "Absent" }
 
 const connect = Effect.gen(function* () {
   const url = yield* AppConfig.redisConnection
@@ -100,6 +114,7 @@ const connect = Effect.gen(function* () {
   redis.defineCommand("cacheFill", { lua: fillScript })
   redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
   redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+  redis.defineCommand("cachePeekIndexed", { lua: peekIndexedScript })
 
   // One log line per transition, not one per failed request.
   let up = false
@@ -152,33 +167,68 @@ export const make = Effect.gen(function* () {
   const attempt = <A>(op: string, run: () => Promise<A>) =>
     Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, cause }) })
 
-  return Cache.of({
-    lookup: (slot) => {
-      const token = freshStamp()
-      // A page names its index where a product names its remembered absence; none has both.
-      const fourth = slot.index?.key ?? slot.absent
-      const role = slot.index === undefined ? "absent" : "index"
-      const run =
-        fourth === undefined
-          ? () => redis.cacheLookup(3, slot.key, slot.guard, slot.lease, token, guardTtlMillis, leaseTtlMillis)
-          : () =>
-              redis.cacheLookup(
-                4,
-                slot.key,
-                slot.guard,
-                slot.lease,
-                fourth,
-                token,
-                guardTtlMillis,
-                leaseTtlMillis,
-                role
-              )
-      return Effect.map(attempt("lookup", run), ([found, payload, leased]): Lookup => {
-        if (found === 1) return { _tag: "Hit", value: payload! }
-        if (found === 2) return { _tag: "Absent" }
-        return { _tag: "Miss", stamp: payload!, lease: leased ?? null }
+  const lookupScripted = (slot: Slot) => {
+    const token = freshStamp()
+    // A page names its index where a product names its remembered absence; none has both.
+    const fourth = slot.index?.key ?? slot.absent
+    const role = slot.index === undefined ? "absent" : "index"
+    const run =
+      fourth === undefined
+        ? () => redis.cacheLookup(3, slot.key, slot.guard, slot.lease, token, guardTtlMillis, leaseTtlMillis)
+        : () =>
+            redis.cacheLookup(4, slot.key, slot.guard, slot.lease, fourth, token, guardTtlMillis, leaseTtlMillis, role)
+    return Effect.map(attempt("lookup", run), ([found, payload, leased]): Lookup => {
+      if (found === 1) return { _tag: "Hit", value: payload! }
+      if (found === 2) return absent
+      return { _tag: "Miss", stamp: payload!, lease: leased ?? null }
+    })
+  }
+
+  const failedLookup = (cause: unknown) => new CacheError({ op: "lookup", cause })
+
+  // A hit needs none of the lookup script's bookkeeping, so the hits of one turn are read together (TurnBatch): a
+  // product's value and remembered absence with one MGET, pages with one script that checks their index. Whatever
+  // is not a plain hit there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
+  const peekProduct = TurnBatch.make({
+    keyOf: (slot: Slot) => slot.key,
+    fetch: async (slots) => {
+      const values = await redis.mget(slots.flatMap((slot) => [slot.key, slot.absent!]))
+      return slots.map((_, index): Lookup | undefined => {
+        const value = values[2 * index]
+        if (value !== null && value !== undefined) return { _tag: "Hit", value }
+        return values[2 * index + 1] == null ? undefined : absent
       })
     },
+    onError: failedLookup
+  })
+  const peekPages = new Map<string, (slot: Slot) => Effect.Effect<Lookup | undefined, CacheError>>()
+  const peekPage = (slot: Slot) => {
+    const index = slot.index!.key
+    let peek = peekPages.get(index)
+    if (peek === undefined) {
+      peek = TurnBatch.make({
+        keyOf: (slot: Slot) => slot.key,
+        fetch: async (slots) => {
+          const values = await redis.cachePeekIndexed(1 + slots.length, index, ...slots.map((slot) => slot.key))
+          return values.map((value): Lookup | undefined => (value === null ? undefined : { _tag: "Hit", value }))
+        },
+        onError: failedLookup
+      })
+      peekPages.set(index, peek)
+    }
+    return peek(slot)
+  }
+
+  return Cache.of({
+    lookup: (slot) =>
+      Effect.flatMap(
+        slot.index !== undefined
+          ? peekPage(slot)
+          : slot.absent !== undefined
+            ? peekProduct(slot)
+            : Effect.succeed(undefined),
+        (found) => (found !== undefined ? Effect.succeed(found) : lookupScripted(slot))
+      ),
     fill: (slot, { lease, stamp, ttl, value }) => {
       const target = value === null ? slot.absent : slot.key
       if (target === undefined) return Effect.succeed(false)
