@@ -70,6 +70,11 @@ export class Cache extends Context.Tag("Cache")<
   {
     /** Reads the slot; on a miss, returns the guard's stamp (creating one if needed) and tries to take the lease. */
     readonly lookup: (slot: Slot) => Effect.Effect<Lookup, CacheError>
+    /**
+     * The values of the slots that a lookup would find as a hit now, `undefined` for the others, in one step and
+     * without the bookkeeping of a miss: for serving many reads at once, each of which not found here then looks up.
+     */
+    readonly peek: (slots: ReadonlyArray<Slot>) => Effect.Effect<ReadonlyArray<string | undefined>, CacheError>
     /** Stores the value if the guard still holds the stamp (`false` when a write got there first); frees the lease. */
     readonly fill: (slot: Slot, fill: Fill) => Effect.Effect<boolean, CacheError>
     /** Moves every guard to a fresh stamp, then deletes the keys; returns how many keys existed. */
@@ -91,6 +96,7 @@ export const aroundEach = (
 ): Cache["Type"] =>
   Cache.of({
     lookup: (slot) => around("lookup", cache.lookup(slot)),
+    peek: (slots) => around("lookup", cache.peek(slots)),
     fill: (slot, fill) => around("fill", cache.fill(slot, fill)),
     invalidate: (keys, guards) => around("invalidate", cache.invalidate(keys, guards)),
     invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),

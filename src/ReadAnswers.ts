@@ -1,7 +1,8 @@
 import { Effect } from "effect"
 import { databaseUnavailable, maxLimit, productNotFound } from "./Api.js"
-import type { ProductId } from "./Domain/Product.js"
-import type { ProductService } from "./ProductService.js"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { ProductId, ProductNotFound } from "./Domain/Product.js"
+import type { ProductService, Served } from "./ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
 // HttpApi routes (Http.ts) and the lean path (LeanPath.ts), so the two can never disagree.
@@ -36,18 +37,26 @@ const unavailable = (failure: unknown) => Effect.succeed<ReadAnswer>({ status: 5
 export const logFailure = (answer: ReadAnswer) =>
   answer.failure === undefined ? Effect.void : Effect.logError("database failure", answer.failure)
 
-/** GET /api/v1/products/:id */
-export const product = (products: ProductService, id: ProductId): Effect.Effect<ReadAnswer> => {
-  const started = performance.now()
-  return products.getById(id).pipe(
-    Effect.map(({ fromCache, json }): ReadAnswer => ({
-      status: 200,
-      body: `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-      xCache: fromCache ? "HIT" : "MISS"
-    })),
+/** The answer of GET /api/v1/products/:id that found the product, for a read begun at `started`. */
+export const productFound = ({ fromCache, json }: Served, started: number): ReadAnswer => ({
+  status: 200,
+  body: `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
+  xCache: fromCache ? "HIT" : "MISS"
+})
+
+/** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getByIds` handed over). */
+export const productBy = (
+  read: Effect.Effect<Served, ProductNotFound | SqlError>,
+  started = performance.now()
+): Effect.Effect<ReadAnswer> =>
+  read.pipe(
+    Effect.map((served) => productFound(served, started)),
     Effect.catchTags({ ProductNotFound: (error) => Effect.succeed(notFound(error)), SqlError: unavailable })
   )
-}
+
+/** GET /api/v1/products/:id */
+export const product = (products: ProductService, id: ProductId, started = performance.now()) =>
+  productBy(products.getById(id), started)
 
 /** GET /api/v1/products: the cached page is `{"products":[...],"total":N}`, extended in place instead of parsed. */
 export const page = (products: ProductService, offset: number, requestedLimit: number): Effect.Effect<ReadAnswer> => {

@@ -432,8 +432,32 @@ describe("traces", () => {
         const hit = under(spans.find((s) => s.name === "ProductService.getById")!)
         expect(hit.map((s) => s.name)).toEqual(["Cache.lookup"])
         expect(hit[0]!.attributes.get("cache.outcome")).toBe("hit")
-      }).pipe(Effect.provide(observedApp()))
+      }).pipe(Effect.provide(TestApp.layer({ cache: MemoryLive, tracing: true })))
   )
+
+  // The lean path with tracing on: each read runs alone (no batch), under a server span of its own.
+  it.live("over HTTP a read by id is an http.server GET span with ProductService.getById under it", () => {
+    const { spans, tracer, under } = recorder()
+    return Effect.gen(function* () {
+      const app = yield* App
+      const created = (yield* app.request("POST", "/api/v1/products", { json: laptop })).body.product
+      spans.length = 0
+      for (const xCache of ["MISS", "HIT"]) {
+        const reply = yield* app.get(`/api/v1/products/${created.id}`)
+        expect(reply.headers.get("x-cache")).toBe(xCache)
+      }
+      const servers = spans.filter((span) => span.name === "http.server GET")
+      expect(servers.map((span) => span.attributes.get("http.route"))).toEqual([
+        "/api/v1/products/:id",
+        "/api/v1/products/:id"
+      ])
+      for (const server of servers) {
+        const reads = spans.filter((span) => span.parentId === server.spanId)
+        expect(reads.map((span) => span.name)).toEqual(["ProductService.getById"])
+      }
+      expect(under(servers[1]!).map((span) => span.name)).toEqual(["Cache.lookup"])
+    }).pipe(Effect.provide(TestApp.layer({ cache: MemoryLive, tracer })))
+  })
 
   it.effect("a failed cache operation's span says error, one the open circuit refused says skipped", () =>
     Effect.gen(function* () {

@@ -68,6 +68,7 @@ export const make = Effect.gen(function* () {
         const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
         return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) } as const
       }),
+    peek: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => read(slot.key, now))),
     fill: (slot, { lease, stamp, ttl, value }) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         if (lease !== null && read(slot.lease, now) === lease) store.delete(slot.lease)

@@ -25,6 +25,12 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
         .pipe(
           span("Cache.lookup", { "cache.key": slot.key }, (found) => ({ "cache.outcome": found._tag.toLowerCase() }))
         ),
+    peek: (slots) =>
+      cache.peek(slots).pipe(
+        span("Cache.peek", { "cache.keys": slots.length }, (values) => ({
+          "cache.hits": values.filter((value) => value !== undefined).length
+        }))
+      ),
     fill: (slot, fill) =>
       cache.fill(slot, fill).pipe(
         span("Cache.fill", { "cache.key": fill.value === null ? slot.absent : slot.key }, (stored) => ({

@@ -186,16 +186,46 @@ export const make = Effect.gen(function* () {
 
   const failedLookup = (cause: unknown) => new CacheError({ op: "lookup", cause })
 
-  // A hit needs none of the lookup script's bookkeeping, so the hits of one turn are read together (TurnBatch): a
-  // product's value and remembered absence with one MGET, pages with one script that checks their index. Whatever
-  // is not a plain hit there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
+  // Values of plain hits only: a page's value counts only while its index names it (see the lookup script).
+  const pageValues = (index: string, keys: ReadonlyArray<string>) =>
+    redis.cachePeekIndexed(1 + keys.length, index, ...keys)
+
+  const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<string | undefined>> => {
+    const values = new Array<string | undefined>(slots.length)
+    const byIndex = new Map<string, Array<number>>()
+    const plain: Array<number> = []
+    slots.forEach((slot, position) => {
+      if (slot.index === undefined) return void plain.push(position)
+      const positions = byIndex.get(slot.index.key)
+      if (positions === undefined) byIndex.set(slot.index.key, [position])
+      else positions.push(position)
+    })
+    const read = (positions: ReadonlyArray<number>, found: ReadonlyArray<string | null>) =>
+      positions.forEach((position, at) => void (values[position] = found[at] ?? undefined))
+    await Promise.all([
+      plain.length === 0
+        ? undefined
+        : redis.mget(plain.map((at) => slots[at]!.key)).then((found) => read(plain, found)),
+      ...Array.from(byIndex, ([index, positions]) =>
+        pageValues(
+          index,
+          positions.map((at) => slots[at]!.key)
+        ).then((found) => read(positions, found))
+      )
+    ])
+    return values
+  }
+
+  // A hit needs none of the lookup script's bookkeeping, so the lookups of one turn first read together
+  // (TurnBatch): products' values and remembered absences with one MGET, pages with one script per index. Whatever
+  // is not found there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
   const peekProduct = TurnBatch.make({
     keyOf: (slot: Slot) => slot.key,
     fetch: async (slots) => {
       const values = await redis.mget(slots.flatMap((slot) => [slot.key, slot.absent!]))
       return slots.map((_, index): Lookup | undefined => {
         const value = values[2 * index]
-        if (value !== null && value !== undefined) return { _tag: "Hit", value }
+        if (value != null) return { _tag: "Hit", value }
         return values[2 * index + 1] == null ? undefined : absent
       })
     },
@@ -204,19 +234,22 @@ export const make = Effect.gen(function* () {
   const peekPages = new Map<string, (slot: Slot) => Effect.Effect<Lookup | undefined, CacheError>>()
   const peekPage = (slot: Slot) => {
     const index = slot.index!.key
-    let peek = peekPages.get(index)
-    if (peek === undefined) {
-      peek = TurnBatch.make({
+    let peekOne = peekPages.get(index)
+    if (peekOne === undefined) {
+      peekOne = TurnBatch.make({
         keyOf: (slot: Slot) => slot.key,
         fetch: async (slots) => {
-          const values = await redis.cachePeekIndexed(1 + slots.length, index, ...slots.map((slot) => slot.key))
+          const values = await pageValues(
+            index,
+            slots.map((slot) => slot.key)
+          )
           return values.map((value): Lookup | undefined => (value === null ? undefined : { _tag: "Hit", value }))
         },
         onError: failedLookup
       })
-      peekPages.set(index, peek)
+      peekPages.set(index, peekOne)
     }
-    return peek(slot)
+    return peekOne(slot)
   }
 
   return Cache.of({
@@ -229,6 +262,7 @@ export const make = Effect.gen(function* () {
             : Effect.succeed(undefined),
         (found) => (found !== undefined ? Effect.succeed(found) : lookupScripted(slot))
       ),
+    peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
     fill: (slot, { lease, stamp, ttl, value }) => {
       const target = value === null ? slot.absent : slot.key
       if (target === undefined) return Effect.succeed(false)

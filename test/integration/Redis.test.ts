@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger } from "effect"
+import * as Net from "node:net"
 import { RedisLive } from "../../src/CacheLive.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
@@ -31,6 +32,47 @@ const create = (name: string, price = 10) =>
       return reply.body.product as { id: number; name: string; price: number }
     })
   )
+
+interface RawReply {
+  readonly status: number
+  readonly headers: Record<string, string>
+  readonly body: any
+}
+
+/** Sends every GET in one write on one connection (HTTP/1.1 pipelining) and reads the answers in order. */
+const pipelined = (url: string, paths: ReadonlyArray<string>) =>
+  Effect.async<Array<RawReply>>((resume) => {
+    const { hostname, port } = new URL(url)
+    const socket = Net.connect(Number(port), hostname)
+    let buffered = Buffer.alloc(0)
+    const replies: Array<RawReply> = []
+    socket.on("data", (chunk) => {
+      buffered = Buffer.concat([buffered, chunk])
+      for (;;) {
+        const end = buffered.indexOf("\r\n\r\n")
+        if (end === -1) break
+        const [statusLine, ...lines] = buffered.subarray(0, end).toString("latin1").split("\r\n")
+        const headers = Object.fromEntries(
+          lines.map((line) => [
+            line.slice(0, line.indexOf(":")).toLowerCase(),
+            line.slice(line.indexOf(":") + 1).trim()
+          ])
+        )
+        const length = Number(headers["content-length"])
+        if (buffered.length < end + 4 + length) break
+        const body = JSON.parse(buffered.subarray(end + 4, end + 4 + length).toString("utf8"))
+        replies.push({ status: Number(statusLine!.split(" ")[1]), headers, body })
+        buffered = buffered.subarray(end + 4 + length)
+      }
+      if (replies.length === paths.length) {
+        socket.destroy()
+        resume(Effect.succeed(replies))
+      }
+    })
+    socket.on("error", (error) => resume(Effect.die(error)))
+    socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`).join(""))
+    return Effect.sync(() => socket.destroy())
+  })
 
 describe("with a real Redis", () => {
   it.scopedLive("reads fill product:id:<id> and product:list:<offset>:<limit> with CACHE_TTL", () =>
@@ -201,6 +243,44 @@ describe("with a real Redis", () => {
 })
 
 describe("what the service says and sends to Redis", () => {
+  // Requests pipelined on one connection are parsed in one turn, so they reach the lean path together: the batch
+  // answers its hits with one MGET, and each of the others (here a miss and an unknown id) as if it came alone.
+  it.scopedLive("reads by id that arrive together share one cache read, and each gets its own answer", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const app = yield* App
+        const products: Array<{ id: number; name: string; price: number }> = []
+        for (let n = 0; n < 30; n++) products.push(yield* create(`Item ${n}`, n + 1))
+        for (const product of products.slice(1)) yield* app.get(`/api/v1/products/${product.id}`)
+        yield* app.request("POST", "/api/v1/cache/stats/reset")
+        const mgets = Effect.map(server.command("INFO", "commandstats"), (info) =>
+          Number(/cmdstat_mget:calls=(\d+)/.exec(String(info))?.[1] ?? 0)
+        )
+        const before = yield* mgets
+        const ids = [...products.map((product) => product.id), 999_999, products[5]!.id]
+        const replies = yield* pipelined(
+          app.url,
+          ids.map((id) => `/api/v1/products/${id}`)
+        )
+        expect(replies.map((reply) => reply.status)).toEqual([...products.map(() => 200), 404, 200])
+        replies.slice(0, 30).forEach((reply, at) => {
+          expect(reply.body.product).toEqual(products[at])
+          expect(reply.headers["x-cache"]).toBe(at === 0 ? "MISS" : "HIT")
+          expect(reply.body.from_cache).toBe(at !== 0)
+        })
+        expect(replies[30]!.body).toEqual({ error: "not_found", message: "product 999999 not found" })
+        const stats = (yield* app.get("/api/v1/cache/stats")).body.cache_stats
+        expect({ hits: stats.hits, misses: stats.misses, errors: stats.errors }).toEqual({
+          hits: 30,
+          misses: 2,
+          errors: 0
+        })
+        // One for the batch, one for the lookups of the two it could not answer (a turn of their own).
+        expect((yield* mgets) - before).toBe(2)
+      })
+    )
+  )
+
   it.scopedLive("no KEYS (nor SCAN) command is ever sent: list pages are invalidated through their index", () =>
     withApp((server) =>
       Effect.gen(function* () {

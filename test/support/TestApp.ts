@@ -2,7 +2,7 @@ import { HttpServer } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
-import type { Scope } from "effect"
+import type { Scope, Tracer } from "effect"
 import * as Fs from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
@@ -15,6 +15,7 @@ import * as Invalidations from "../../src/Invalidations.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { ProductService } from "../../src/ProductService.js"
 import * as Server from "../../src/Server.js"
+import * as Tracing from "../../src/Tracing.js"
 
 /** Removes the products table through a second connection, under the running app: from then on its database fails. */
 export const dropProductsTable = (file: string) =>
@@ -80,6 +81,9 @@ export const layer = (options: {
   readonly env?: Record<string, string>
   /** Wraps the real repository, e.g. to slow its reads down. */
   readonly repo?: (repo: ProductRepo) => ProductRepo
+  /** Spans made, and recorded by `tracer` if given; by default tracing is off, as main.ts runs without an endpoint. */
+  readonly tracing?: boolean
+  readonly tracer?: Tracer.Tracer
 }): Layer.Layer<App | CacheStats | ProductService | Cache> =>
   Layer.unwrapScoped(
     Effect.gen(function* () {
@@ -105,8 +109,16 @@ export const layer = (options: {
           return client(`http://127.0.0.1:${address.port}`)
         })
       )
+      // Tracing as main.ts sets it up unless asked for, so the HTTP tests run the paths production runs.
       return Layer.mergeAll(AppClient.pipe(Layer.provide(Served)), Services).pipe(
         Layer.provide(Services),
+        Layer.provide(
+          options.tracer !== undefined
+            ? Layer.merge(Layer.setTracerEnabled(true), Layer.setTracer(options.tracer))
+            : options.tracing === true
+              ? Layer.setTracerEnabled(true)
+              : Tracing.layer
+        ),
         Layer.provide(config)
       ) as Layer.Layer<App | CacheStats | ProductService | Cache>
     })
