@@ -76,7 +76,7 @@ export const make = (options: LeanPathOptions) =>
 
       const finish = (status: number, xCache: string | undefined) => {
         const elapsedMillis = performance.now() - started
-        HttpObservability.record(route, "GET", status, elapsedMillis)
+        HttpObservability.record(route, "GET", status, elapsedMillis, request.url!, xCache)
         if (logRequests) {
           runFork(
             HttpObservability.logRequest({ method: "GET", route, status, elapsedMillis, requestId, xCache }).pipe(
