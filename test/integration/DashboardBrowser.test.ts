@@ -85,12 +85,14 @@ layer(Live, { timeout: Duration.seconds(60) })("the dashboard in chromium", (it)
         yield* Effect.promise(() => page.emulateMedia({ colorScheme: "dark" }))
         expect(yield* Effect.promise(background)).not.toBe(light)
         yield* Effect.promise(() => page.setViewportSize({ width: 390, height: 844 }))
-        const overflow = yield* Effect.promise(() =>
-          page.evaluate(() =>
-            Number((globalThis as any).document.documentElement.scrollWidth - (globalThis as any).innerWidth)
+        // The charts follow their panels' width once the page has laid itself out again.
+        yield* Effect.promise(() =>
+          page.waitForFunction(
+            () => (globalThis as any).document.documentElement.scrollWidth <= (globalThis as any).innerWidth,
+            undefined,
+            { timeout: 3_000 }
           )
         )
-        expect(overflow).toBeLessThanOrEqual(0)
 
         expect(problems).toEqual([])
         expect(elsewhere).toEqual([])
@@ -133,6 +135,43 @@ layer(Live, { timeout: Duration.seconds(60) })("the dashboard in chromium", (it)
       yield* Effect.promise(() => page.waitForTimeout(2_500))
       yield* Effect.promise(() => page.screenshot({ path: screenshotPath, fullPage: true }))
       expect(problems).toEqual([])
+    })
+  )
+
+  it.scoped("a product named like markup shows as text, in the product list and the recent requests", () =>
+    Effect.gen(function* () {
+      const service = yield* Service
+      const { page, problems } = yield* open(service)
+      const name = `<img src=x onerror=alert(1)>`
+      yield* Effect.promise(() => page.fill("#new-name", name))
+      yield* Effect.promise(() => page.click("#create-product"))
+      yield* Effect.promise(() => page.waitForSelector("#product-result:has-text('created')"))
+      const cells = yield* Effect.promise(() => page.locator("#products tbody td:nth-child(2)").allTextContents())
+      expect(cells).toContain(name)
+      // A path is user input too.
+      yield* call(service.port, "GET", "/api/v1/products/%3Cb%3Ebold%3C%2Fb%3E")
+      yield* Effect.promise(() => page.waitForSelector(`#recent td:has-text("%3Cb%3E")`))
+      yield* Effect.promise(() => page.waitForTimeout(300))
+      const injected = yield* Effect.promise(() => page.locator("main img, main b").count())
+      expect(injected).toBe(0)
+      expect(problems).toEqual([])
+    })
+  )
+
+  it.scoped("Redis stopped: the badge turns degraded within seconds, and healthy again once Redis is back", () =>
+    Effect.gen(function* () {
+      const service = yield* Service
+      const redis = yield* RedisServer.TestRedis
+      const { page } = yield* open(service)
+      yield* Effect.promise(() => page.waitForSelector("#badge[data-status='healthy']"))
+      const stoppedAt = performance.now()
+      yield* redis.stop
+      yield* Effect.promise(() => page.waitForSelector("#badge[data-status='degraded']", { timeout: 5_000 }))
+      expect(performance.now() - stoppedAt).toBeLessThan(5_000)
+      expect(yield* Effect.promise(() => page.textContent("#health-detail"))).toContain("cache down")
+      yield* redis.start
+      yield* Effect.promise(() => page.waitForSelector("#badge[data-status='healthy']", { timeout: 10_000 }))
+      expect(yield* Effect.promise(() => page.textContent("#circuit"))).toBe("circuit closed")
     })
   )
 })

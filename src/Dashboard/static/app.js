@@ -293,16 +293,16 @@
     })
     if (!reply.response.ok) return result(errorText(reply), "status-error")
     $("product-id").value = String(reply.json.product.id)
-    result(`created #${reply.json.product.id} ${reply.json.product.name}`)
     await listProducts()
+    result(`created #${reply.json.product.id} ${reply.json.product.name}`)
   }
 
   const deleteProduct = async () => {
     const id = productId()
     const reply = await api("DELETE", `/api/v1/products/${id}`)
     if (!reply.response.ok) return result(errorText(reply), "status-error")
-    result(`deleted #${id}: its cache entry and the cached lists were invalidated`)
     await listProducts()
+    result(`deleted #${id}: its cache entry and the cached lists were invalidated`)
   }
 
   // N reads of the product in the id field, a few at a time, so the charts move without a terminal.
