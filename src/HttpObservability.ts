@@ -2,6 +2,7 @@ import { HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from 
 import { Effect, FiberRef, HashMap, LogLevel } from "effect"
 import type { Exit } from "effect"
 import { randomUUID } from "node:crypto"
+import * as Dashboard from "./Dashboard.js"
 import * as Activity from "./Dashboard/Activity.js"
 import { docsPaths } from "./Http.js"
 import type { Labels } from "./Metrics.js"
@@ -13,7 +14,15 @@ import * as SecurityHeaders from "./SecurityHeaders.js"
 // last-resort 500. The router does not tell it which route matched, so the template is found again here from the
 // same HttpApi: one map lookup for static paths, one regex per path with a parameter (there is one).
 
-const templates = [...new Set([...endpoints.map((route) => route.template), docsPaths.ui, docsPaths.document])]
+const templates = [
+  ...new Set([
+    ...endpoints.map((route) => route.template),
+    docsPaths.ui,
+    docsPaths.document,
+    Dashboard.path,
+    `${Dashboard.path}/:file`
+  ])
+]
 const staticRoutes = new Set(templates.filter((template) => !template.includes(":")))
 const paramRoutes = templates
   .filter((template) => template.includes(":"))
