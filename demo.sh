@@ -329,6 +329,8 @@ if ! curl -s -o "$TMP/health" --max-time 5 "$BASE/health" 2>/dev/null; then
 fi
 setup_redis_view
 say "${D}$REDIS_NOTE${N}"
+say "Watch it live in a browser: ${B}$BASE/dashboard${N}"
+say "${D}(each step's requests appear in its recent-requests table; the counters, hit rate and request rate follow)${N}"
 RUN=$(date +%H%M%S)-$$
 
 # ---------------------------------------------------------------- the tour

@@ -297,12 +297,27 @@ export class MetricsApi extends HttpApiGroup.make("metrics")
   )
   .annotate(OpenApi.Description, "For Prometheus") {}
 
+/** The feed the dashboard (`/dashboard`) draws; read-only. The handler writes the stream itself (Dashboard/Feed.ts). */
+export class DashboardApi extends HttpApiGroup.make("dashboard")
+  .add(
+    HttpApiEndpoint.get("events", "/api/v1/cache/events")
+      .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
+      .annotateContext(
+        OpenApi.annotations({
+          summary: "Live cache activity (Server-Sent Events)",
+          description: ApiDocument.eventsDescription
+        })
+      )
+  )
+  .annotate(OpenApi.Description, "The live view of the cache at /dashboard") {}
+
 /** The contract of `../shared/spec/API.md` as an HttpApi: routes, schemas, statuses and the OpenAPI document. */
 export class Api extends HttpApi.make("catalog")
   .add(ProductsApi)
   .add(CacheApi)
   .add(HealthApi)
   .add(MetricsApi)
+  .add(DashboardApi)
   // Any operation may give these: the contract middleware refuses a body over 1 MiB whatever the route, and the
   // last-resort answer (Server.ts) is a 500.
   .addError(PayloadTooLarge)

@@ -97,3 +97,18 @@ export const description = `The HTTP contract of the product catalog.
 - **Lengths** are in characters, counted as Unicode code points (an emoji is one), as JSON Schema counts them.
 - **Ids** are decimal digits only: \`1e3\` or \`1.0\` are refused even though they name integers.
 - Every answer carries \`X-Request-Id\`: the caller's when it is sane, else one the service made.`
+
+export const eventsDescription = `A stream that stays open: one \`data:\` line of JSON a second (and sooner after a
+request when something changed), until the client leaves or the service shuts down. Each event holds:
+
+- \`stats\`: the counters of \`/api/v1/cache/stats\` (summed over the workers, like it);
+- \`rates\`: requests per second since the previous event, by kind: \`hit\`, \`miss\` (reads answered with
+  \`X-Cache\`), \`write\` (POST, PUT, DELETE) and \`error\` (answers of 400 or more, a 404 aside, and every 5xx);
+- \`latency_ms\`: \`hit\` and \`miss\`, each \`{"p50", "p99", "count"}\` over that interval, or \`null\` when
+  there were none;
+- \`health\`: \`status\`, \`database\`, \`cache\` as \`/health\` reports them, and \`circuit\`, the cache circuit
+  breaker (\`closed\`, \`half-open\`, \`open\`);
+- \`recent\`: the last requests (\`at\`, \`method\`, \`path\`, \`status\`, \`x_cache\`, \`duration_ms\`), the
+  dashboard's own aside.
+
+Requests are recorded only while a feed is open, so nothing is counted before the first event.`

@@ -65,6 +65,49 @@ function onTotal(message: unknown) {
 
 export const isWorker = () => cluster.isWorker
 
+/**
+ * Messages of a gathering: a worker asks the primary for every worker's part of a `topic`; the primary only relays,
+ * so what a part holds (and how parts combine) stays with the application.
+ */
+type GatherMessage =
+  | { readonly type: "gather:ask"; readonly id: number; readonly topic: string }
+  | { readonly type: "gather:collect"; readonly id: number; readonly topic: string }
+  | { readonly type: "gather:part"; readonly id: number; readonly part: unknown }
+  | { readonly type: "gather:all"; readonly id: number; readonly parts: ReadonlyArray<unknown> }
+
+const isGatherMessage = (message: unknown): message is GatherMessage =>
+  typeof message === "object" && message !== null && String((message as { type?: unknown }).type).startsWith("gather:")
+
+/** In a worker: answers the primary's gatherings of `topic` with this worker's part. */
+export const answerGathers = (topic: string, part: () => unknown) => {
+  if (!cluster.isWorker) return
+  process.on("message", (message: unknown) => {
+    if (!isGatherMessage(message) || message.type !== "gather:collect" || message.topic !== topic) return
+    process.send?.({ type: "gather:part", id: message.id, part: part() } satisfies GatherMessage)
+  })
+}
+
+let gatherings = 0
+let gatherListening = false
+const gatherWaiting = new Map<number, (parts: ReadonlyArray<unknown>) => void>()
+
+/** In a worker: every worker's part of `topic` (this one's included), through the primary. */
+export const gather = (topic: string): Effect.Effect<ReadonlyArray<unknown>> =>
+  Effect.async<ReadonlyArray<unknown>>((resume) => {
+    if (!gatherListening) {
+      gatherListening = true
+      process.on("message", (message: unknown) => {
+        if (!isGatherMessage(message) || message.type !== "gather:all") return
+        gatherWaiting.get(message.id)?.(message.parts)
+        gatherWaiting.delete(message.id)
+      })
+    }
+    const id = ++gatherings
+    gatherWaiting.set(id, (parts) => resume(Effect.succeed(parts)))
+    process.send?.({ type: "gather:ask", id, topic } satisfies GatherMessage)
+    return Effect.sync(() => gatherWaiting.delete(id))
+  })
+
 // A worker that does not answer a collection in time (busy, or dying) is left out of that one answer.
 const collectMillis = 1_000
 // A worker that crashes is replaced, but not in a tight loop if it crashes at start.
@@ -103,11 +146,33 @@ export const supervise = (count: number) =>
       }
     }
 
+    const relayGather = (asker: Worker, ask: { readonly id: number; readonly topic: string }) => {
+      const id = ++collections
+      const parts: Array<unknown> = []
+      const expected = [...workers].filter((worker) => worker.isConnected())
+      const finish = () => {
+        clearTimeout(timer)
+        for (const worker of expected) worker.off("message", onPart)
+        if (asker.isConnected()) asker.send({ type: "gather:all", id: ask.id, parts } satisfies GatherMessage)
+      }
+      const onPart = (message: unknown) => {
+        if (!isGatherMessage(message) || message.type !== "gather:part" || message.id !== id) return
+        parts.push(message.part)
+        if (parts.length === expected.length) finish()
+      }
+      const timer = setTimeout(finish, collectMillis)
+      for (const worker of expected) {
+        worker.on("message", onPart)
+        worker.send({ type: "gather:collect", id, topic: ask.topic } satisfies GatherMessage)
+      }
+    }
+
     const fork = () => {
       const worker = cluster.fork()
       workers.add(worker)
       worker.on("message", (message: unknown) => {
         if (isStatsMessage(message) && message.type === "stats:ask") relay(worker, message)
+        else if (isGatherMessage(message) && message.type === "gather:ask") relayGather(worker, message)
       })
       worker.once("exit", (code, signal) => {
         workers.delete(worker)

@@ -1,3 +1,4 @@
+import { Context } from "effect"
 import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import type { Socket } from "node:net"
 
@@ -7,7 +8,15 @@ export interface GracefulServer {
   readonly server: Server
   /** Stops accepting and resolves once every request already sent has been answered and every connection closed. */
   readonly drain: () => Promise<void>
+  /**
+   * Calls `listener` once when the drain begins; returns a function that forgets it. For answers that never end by
+   * themselves (an event stream), which the drain would otherwise wait on until its grace runs out.
+   */
+  readonly onDrain: (listener: () => void) => () => void
 }
+
+/** The `onDrain` of the server the app is served on. */
+export class Draining extends Context.Tag("Draining")<Draining, GracefulServer["onDrain"]>() {}
 
 export interface DrainOptions {
   /** Accepting stops only after no connection has arrived for this long: the kernel's backlog is drained first. */
@@ -52,6 +61,15 @@ export const make = (server: Server, options: DrainOptions = defaults): Graceful
   let handler: Listener | undefined
   const early: Array<[IncomingMessage, ServerResponse]> = []
   const sockets = new Set<Socket>()
+  const drainListeners = new Set<() => void>()
+  const onDrain = (listener: () => void) => {
+    if (draining) {
+      listener()
+      return () => {}
+    }
+    drainListeners.add(listener)
+    return () => void drainListeners.delete(listener)
+  }
 
   const track: Listener = (request, response) => {
     if (draining && !response.headersSent) response.setHeader("connection", "close")
@@ -74,6 +92,8 @@ export const make = (server: Server, options: DrainOptions = defaults): Graceful
     new Promise<void>((resolve) => {
       if (!server.listening) return resolve()
       draining = true
+      for (const listener of drainListeners) listener()
+      drainListeners.clear()
       const started = Date.now()
       const seen = new Map<Socket, Seen>()
 
@@ -114,5 +134,5 @@ export const make = (server: Server, options: DrainOptions = defaults): Graceful
       }, 10)
     })
 
-  return { server, drain }
+  return { server, drain, onDrain }
 }

@@ -2,13 +2,12 @@ import { HttpApiBuilder, HttpApiSwagger, HttpServerResponse } from "@effect/plat
 import { Clock, Effect, Layer } from "effect"
 import { Api, databaseUnavailable, productNotFound, unexpectedError } from "./Api.js"
 import * as AppConfig from "./AppConfig.js"
-import { Cache } from "./Cache.js"
 import { CacheStats } from "./CacheStats.js"
 import type { CacheStatsSnapshot } from "./CacheStats.js"
-import { Database } from "./Database.js"
 import type { ProductId } from "./Domain/Product.js"
+import * as Dashboard from "./Dashboard.js"
+import * as HealthCheck from "./HealthCheck.js"
 import { ContractLive, RequireJsonLive } from "./HttpContract.js"
-import { ProductRepo } from "./ProductRepo.js"
 import * as PrometheusText from "./PrometheusText.js"
 import { ProductService } from "./ProductService.js"
 import * as ReadAnswers from "./ReadAnswers.js"
@@ -109,37 +108,20 @@ const CacheLive = HttpApiBuilder.group(Api, "cache", (handlers) =>
 
 const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
   Effect.gen(function* () {
-    const cache = yield* Cache
-    const repo = yield* ProductRepo
-    const database = yield* Database
+    const check = yield* HealthCheck.make
     const service = yield* AppConfig.serviceName
-    const cacheTimeout = yield* AppConfig.cacheTimeout
-    // Both checks are bounded, so /health answers promptly even while Redis hangs.
-    const up = <E>(check: Effect.Effect<void, E>) =>
-      check.pipe(
-        Effect.timeout(cacheTimeout),
-        Effect.as("up" as const),
-        Effect.orElseSucceed(() => "down" as const)
-      )
-    // Writes held up by another process's lock, or failing (a full disk), while the products can still be read: the
-    // database is "up" (the contract's "down" means 503, and an orchestrator would restart an instance that cannot
-    // help it), the answer is "degraded", and `database_writes` says why.
     return handlers.handle("health", () =>
-      Effect.all([up(repo.ping), up(cache.ping), database.writes, timestamp], { concurrency: 2 }).pipe(
-        Effect.map(([reads, cacheCheck, writes, at]) => {
-          const status =
-            reads === "down" ? "unhealthy" : cacheCheck === "down" || writes !== "ok" ? "degraded" : "healthy"
-          return json(
-            JSON.stringify({
-              service,
-              status,
-              checks: { database: reads, cache: cacheCheck },
-              timestamp: at,
-              ...(writes === "ok" ? {} : { database_writes: writes })
-            }),
-            reads === "down" ? 503 : 200
-          )
-        })
+      Effect.map(Effect.zip(check, timestamp), ([health, at]) =>
+        json(
+          JSON.stringify({
+            service,
+            status: health.status,
+            checks: { database: health.database, cache: health.cache },
+            timestamp: at,
+            ...(health.writes === "ok" ? {} : { database_writes: health.writes })
+          }),
+          health.database === "down" ? 503 : 200
+        )
       )
     )
   })
@@ -161,7 +143,7 @@ export const internalError = HttpServerResponse.unsafeJson(unexpectedError, { st
  * It needs the services (ProductService, ProductRepo, CacheStats, Cache), which main.ts or a test provides.
  */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([ProductsLive, CacheLive, HealthLive, MetricsLive]),
+  Layer.provide([ProductsLive, CacheLive, HealthLive, MetricsLive, Dashboard.FeedLive]),
   Layer.provide(RequireJsonLive)
 )
 
@@ -173,4 +155,4 @@ export const DocsLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: docsPaths.document })
 ).pipe(Layer.provide(ApiLive))
 
-export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, ContractLive)
+export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, Dashboard.PageLive, ContractLive)

@@ -2,6 +2,8 @@ import { HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from 
 import { Effect, FiberRef, HashMap, LogLevel } from "effect"
 import type { Exit } from "effect"
 import { randomUUID } from "node:crypto"
+import * as Dashboard from "./Dashboard.js"
+import * as Activity from "./Dashboard/Activity.js"
 import { docsPaths } from "./Http.js"
 import type { Labels } from "./Metrics.js"
 import { httpRequestDuration, httpRequests, labels } from "./Metrics.js"
@@ -12,7 +14,15 @@ import * as SecurityHeaders from "./SecurityHeaders.js"
 // last-resort 500. The router does not tell it which route matched, so the template is found again here from the
 // same HttpApi: one map lookup for static paths, one regex per path with a parameter (there is one).
 
-const templates = [...new Set([...endpoints.map((route) => route.template), docsPaths.ui, docsPaths.document])]
+const templates = [
+  ...new Set([
+    ...endpoints.map((route) => route.template),
+    docsPaths.ui,
+    docsPaths.document,
+    Dashboard.path,
+    `${Dashboard.path}/:file`
+  ])
+]
 const staticRoutes = new Set(templates.filter((template) => !template.includes(":")))
 const paramRoutes = templates
   .filter((template) => template.includes(":"))
@@ -53,11 +63,20 @@ const acceptableId = /^[\x21-\x7e]{1,128}$/
 export const requestIdOf = (given: string | undefined) =>
   given !== undefined && acceptableId.test(given) ? given : `${bootId}-${(++sequence).toString(36)}`
 
-/** Counts and times one answered (or, as 499, abandoned) request. */
-export const record = (route: string, method: string, status: number, elapsedMillis: number) => {
+/** Counts and times one answered (or, as 499, abandoned) request; shows it on the dashboard while one watches. */
+export const record = (
+  route: string,
+  method: string,
+  status: number,
+  elapsedMillis: number,
+  path: string,
+  xCache: string | undefined
+) => {
   const series = seriesOf(route, knownMethods.has(method) ? method : "OTHER", status)
   httpRequests.unsafeUpdate(1, series.requests)
   httpRequestDuration.unsafeUpdate(elapsedMillis / 1000, series.duration)
+  if (Activity.recording.on)
+    Activity.note(knownMethods.has(method) ? method : "OTHER", path, status, xCache, elapsedMillis)
 }
 
 /** The `LOG_REQUESTS` line; checked first so a level above info skips building its annotations, not just printing. */
@@ -94,7 +113,7 @@ const finish = (
   Effect.suspend(() => {
     const elapsedMillis = performance.now() - started
     const route = routeOf(request.url)
-    record(route, request.method, response.status, elapsedMillis)
+    record(route, request.method, response.status, elapsedMillis, request.url, response.headers["x-cache"])
     if (!logRequests) return Effect.void
     return logRequest({
       method: request.method,

@@ -70,7 +70,7 @@ export const make = (options: LeanPathOptions) =>
 
     const finish = (read: Read, status: number, xCache: string | undefined) => {
       const elapsedMillis = performance.now() - read.started
-      HttpObservability.record(read.route, "GET", status, elapsedMillis)
+      HttpObservability.record(read.route, "GET", status, elapsedMillis, read.url, xCache)
       if (logRequests) {
         const { requestId, route } = read
         runFork(

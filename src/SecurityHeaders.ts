@@ -36,10 +36,11 @@ export const htmlPolicy = (html: string) => {
 // The pages are built once (Swagger UI's at start), so their policies are computed once per body.
 const htmlHeaders = new WeakMap<Uint8Array, Readonly<Record<string, string>>>()
 
-/** The headers an answer gets: `securityHeaders`, and for an HTML page its policy. */
+/** The headers an answer gets: `securityHeaders`, and for an HTML page its policy unless it brings its own. */
 export const forResponse = (response: HttpServerResponse.HttpServerResponse): Readonly<Record<string, string>> => {
   const body = response.body
   if (body._tag !== "Uint8Array" || !body.contentType.startsWith("text/html")) return securityHeaders
+  if (response.headers["content-security-policy"] !== undefined) return securityHeaders
   let headers = htmlHeaders.get(body.body)
   if (headers === undefined) {
     const policy = htmlPolicy(new TextDecoder().decode(body.body))

@@ -61,9 +61,10 @@ const ServeLive = Layer.scopedDiscard(
 /** A Node HTTP server on `port` (0: any free port) with its handle; Node's defaults where `options` say nothing. */
 export const nodeServer = (port: number, options: NodeServer.Options = {}) => {
   const graceful = GracefulServer.make(NodeServer.make(options))
-  return Layer.merge(
+  return Layer.mergeAll(
     NodeHttpServer.layer(() => graceful.server, options.host === undefined ? { port } : { port, host: options.host }),
-    Layer.succeed(NodeServerHandle, graceful)
+    Layer.succeed(NodeServerHandle, graceful),
+    Layer.succeed(GracefulServer.Draining, graceful.onDrain)
   )
 }
 

@@ -123,7 +123,8 @@ describe("the served OpenAPI document", () => {
           "get /api/v1/cache/stats": "200 413 500",
           "post /api/v1/cache/stats/reset": "200 413 500",
           "get /health": "200 413 500 503",
-          "get /metrics": "200 413 500"
+          "get /metrics": "200 413 500",
+          "get /api/v1/cache/events": "200 413 500"
         })
         const text = JSON.stringify(document)
         expect(text).not.toContain("HttpApiDecodeError")

@@ -1,0 +1,192 @@
+// What the dashboard shows of the requests themselves: how many of each kind, the latency of hits and misses, and
+// the last few. Recorded only while someone watches (a dashboard connected to this process, or, under WORKERS=N,
+// to another worker that collects from this one): otherwise the request path pays one boolean test.
+
+/** How a request counts on the dashboard. */
+export type Kind = "hit" | "miss" | "write" | "error" | "other"
+
+export interface RecentRequest {
+  /** Epoch milliseconds when it was answered. */
+  readonly at: number
+  readonly method: string
+  readonly path: string
+  readonly status: number
+  readonly x_cache: string | null
+  readonly duration_ms: number
+}
+
+/** Cumulative counts since recording began in this process: listeners difference two of them. */
+export interface Totals {
+  readonly counts: Record<Kind, number>
+  /** Latency histograms (`bucketOf`) of the reads answered with X-Cache HIT and MISS. */
+  readonly hitBuckets: ReadonlyArray<number>
+  readonly missBuckets: ReadonlyArray<number>
+  readonly recent: ReadonlyArray<RecentRequest>
+}
+
+// Log-spaced buckets, 10 % wide, from 10 µs to 10 s: a percentile read from them is within 5 % of the true value,
+// and histograms of several workers (or two instants) add and subtract bucket by bucket.
+const smallestMillis = 0.01
+const growth = 1.1
+export const bucketCount = Math.ceil(Math.log(1_000_000) / Math.log(growth)) + 1
+
+export const bucketOf = (millis: number) =>
+  millis <= smallestMillis
+    ? 0
+    : Math.min(bucketCount - 1, Math.floor(Math.log(millis / smallestMillis) / Math.log(growth)))
+
+/** The middle of a bucket, geometrically: what a percentile falling in it reports. */
+export const bucketMillis = (bucket: number) => smallestMillis * Math.pow(growth, bucket + 0.5)
+
+/** The `q` quantile (0–1) of a histogram, or `null` when it is empty. */
+export const quantile = (buckets: ReadonlyArray<number>, q: number): number | null => {
+  let total = 0
+  for (const count of buckets) total += count
+  if (total === 0) return null
+  const rank = Math.max(1, Math.ceil(q * total))
+  let seen = 0
+  for (let bucket = 0; bucket < buckets.length; bucket++) {
+    seen += buckets[bucket]!
+    if (seen >= rank) return bucketMillis(bucket)
+  }
+  return bucketMillis(buckets.length - 1)
+}
+
+export const recentLimit = 20
+const pathLimit = 200
+
+// The dashboard's own traffic (its page, assets and feed) would crowd out what it is there to show.
+const ownPaths = /^\/(?:dashboard(?:\/|$)|api\/v1\/cache\/events(?:\?|$)|favicon\.ico$|$)/
+
+const writes = new Set(["POST", "PUT", "PATCH", "DELETE"])
+
+export const kindOf = (method: string, status: number, xCache: string | undefined): Kind => {
+  if (status >= 500) return "error"
+  if (xCache === "HIT") return "hit"
+  if (xCache === "MISS") return "miss"
+  if (status >= 400 && status !== 404) return "error"
+  return writes.has(method) ? (status < 400 ? "write" : "error") : "other"
+}
+
+const counts: Record<Kind, number> = { hit: 0, miss: 0, write: 0, error: 0, other: 0 }
+const hitBuckets = new Array<number>(bucketCount).fill(0)
+const missBuckets = new Array<number>(bucketCount).fill(0)
+const recent: Array<RecentRequest> = []
+
+/** Read on every request: `true` only while a dashboard watches this process. */
+export const recording = { on: false }
+
+let localListeners = 0
+let remoteUntil = 0
+let remoteTimer: NodeJS.Timeout | undefined
+
+const update = () => {
+  recording.on = localListeners > 0 || Date.now() < remoteUntil
+}
+
+/** A dashboard feed in this process starts; the returned function ends it. */
+export const listen = () => {
+  localListeners++
+  update()
+  let done = false
+  return () => {
+    if (done) return
+    done = true
+    localListeners--
+    update()
+  }
+}
+
+// Another worker's feed collects every second; a few missed collections (that feed closed) stop the recording.
+const remoteMillis = 3_000
+
+/** Another worker's dashboard collected from this one: keep recording for a while. */
+export const collectedRemotely = () => {
+  remoteUntil = Date.now() + remoteMillis
+  update()
+  clearTimeout(remoteTimer)
+  remoteTimer = setTimeout(update, remoteMillis + 10)
+  remoteTimer.unref()
+}
+
+const changeListeners = new Set<() => void>()
+
+/** Calls `listener` after each request the dashboard shows; returns a function that forgets it. */
+export const onChange = (listener: () => void) => {
+  changeListeners.add(listener)
+  return () => void changeListeners.delete(listener)
+}
+
+/** Notes one answered request; callers test `recording.on` first. */
+export const note = (method: string, path: string, status: number, xCache: string | undefined, millis: number) => {
+  const kind = kindOf(method, status, xCache)
+  counts[kind]++
+  if (kind === "hit") hitBuckets[bucketOf(millis)]!++
+  else if (kind === "miss") missBuckets[bucketOf(millis)]!++
+  if (ownPaths.test(path)) return
+  if (recent.length === recentLimit) recent.shift()
+  recent.push({
+    at: Date.now(),
+    method,
+    path: path.length > pathLimit ? path.slice(0, pathLimit) + "…" : path,
+    status,
+    x_cache: xCache ?? null,
+    duration_ms: Math.round(millis * 1000) / 1000
+  })
+  for (const listener of changeListeners) listener()
+}
+
+export const totals = (): Totals => ({
+  counts: { ...counts },
+  hitBuckets: [...hitBuckets],
+  missBuckets: [...missBuckets],
+  recent: [...recent]
+})
+
+export const emptyTotals = (): Totals => ({
+  counts: { hit: 0, miss: 0, write: 0, error: 0, other: 0 },
+  hitBuckets: new Array<number>(bucketCount).fill(0),
+  missBuckets: new Array<number>(bucketCount).fill(0),
+  recent: []
+})
+
+const addBuckets = (into: Array<number>, from: ReadonlyArray<number>) => {
+  for (let i = 0; i < into.length; i++) into[i]! += from[i] ?? 0
+}
+
+/** The totals of several processes as one. */
+export const sum = (parts: ReadonlyArray<Totals>): Totals => {
+  const total = emptyTotals()
+  const counts = total.counts
+  const hits = total.hitBuckets as Array<number>
+  const misses = total.missBuckets as Array<number>
+  for (const part of parts) {
+    for (const kind of Object.keys(counts) as Array<Kind>) counts[kind] += part.counts[kind] ?? 0
+    addBuckets(hits, part.hitBuckets)
+    addBuckets(misses, part.missBuckets)
+  }
+  const recent = parts
+    .flatMap((part) => part.recent)
+    .sort((a, b) => a.at - b.at)
+    .slice(-recentLimit)
+  return { ...total, recent }
+}
+
+const nonNegative = (n: number) => (n > 0 ? n : 0)
+
+/**
+ * What happened between two totals. A worker replaced in between starts again from zero, so a count that went down
+ * is taken as zero rather than negative.
+ */
+export const since = (before: Totals, now: Totals): Totals => ({
+  counts: {
+    hit: nonNegative(now.counts.hit - before.counts.hit),
+    miss: nonNegative(now.counts.miss - before.counts.miss),
+    write: nonNegative(now.counts.write - before.counts.write),
+    error: nonNegative(now.counts.error - before.counts.error),
+    other: nonNegative(now.counts.other - before.counts.other)
+  },
+  hitBuckets: now.hitBuckets.map((count, i) => nonNegative(count - (before.hitBuckets[i] ?? 0))),
+  missBuckets: now.missBuckets.map((count, i) => nonNegative(count - (before.missBuckets[i] ?? 0))),
+  recent: now.recent
+})
