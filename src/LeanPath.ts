@@ -93,8 +93,9 @@ export const make = (options: LeanPathOptions) =>
           let status: number
           let body: string
           let xCache: string | undefined
+          let age: number | undefined
           if (Exit.isSuccess(exit)) {
-            ;({ body, status, xCache } = exit.value)
+            ;({ age, body, status, xCache } = exit.value)
             if (exit.value.failure !== undefined) {
               runFork(ReadAnswers.logFailure(exit.value).pipe(Effect.annotateLogs("request_id", requestId)))
             }
@@ -119,6 +120,7 @@ export const make = (options: LeanPathOptions) =>
           ]
           for (const pair of extraPairs) headers.push(pair)
           if (xCache !== undefined) headers.push("x-cache", xCache)
+          if (age !== undefined) headers.push("age", String(age))
           response.writeHead(status, headers)
           response.end(body)
           finish(status, xCache)

@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { databaseUnavailable, maxLimit, productNotFound } from "./Api.js"
 import type { ProductId } from "./Domain/Product.js"
-import type { ProductService } from "./ProductService.js"
+import type { ProductService, Served } from "./ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
 // HttpApi routes (Http.ts) and the lean path (LeanPath.ts), so the two can never disagree.
@@ -13,7 +13,9 @@ export interface ReadAnswer {
   readonly status: 200 | 404 | 503
   readonly body: string
   /** `X-Cache`, on the answers that came through the cache. */
-  readonly xCache?: "HIT" | "MISS"
+  readonly xCache?: "HIT" | "MISS" | "STALE"
+  /** `Age` in seconds, on a STALE answer only. */
+  readonly age?: number
   /** What made the database unavailable: logged in full by the caller, never shown to the client. */
   readonly failure?: unknown
 }
@@ -36,15 +38,26 @@ const unavailable = (failure: unknown) => Effect.succeed<ReadAnswer>({ status: 5
 export const logFailure = (answer: ReadAnswer) =>
   answer.failure === undefined ? Effect.void : Effect.logError("database failure", answer.failure)
 
+/** A fallback copy answered because the database failed (CACHE_GRACE): the failure is still logged. */
+const staleAnswer = (body: string, served: Served): ReadAnswer => ({
+  status: 200,
+  body,
+  xCache: "STALE",
+  age: Math.floor(served.age! / 1000),
+  failure: served.failure
+})
+
 /** GET /api/v1/products/:id */
 export const product = (products: ProductService, id: ProductId): Effect.Effect<ReadAnswer> => {
   const started = performance.now()
   return products.getById(id).pipe(
-    Effect.map(({ fromCache, json }): ReadAnswer => ({
-      status: 200,
-      body: `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-      xCache: fromCache ? "HIT" : "MISS"
-    })),
+    Effect.map((served): ReadAnswer => {
+      const { fromCache, json } = served
+      const body = `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
+      return served.age === undefined
+        ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
+        : staleAnswer(body, served)
+    }),
     Effect.catchTags({ ProductNotFound: (error) => Effect.succeed(notFound(error)), SqlError: unavailable })
   )
 }
@@ -54,11 +67,13 @@ export const page = (products: ProductService, offset: number, requestedLimit: n
   const started = performance.now()
   const limit = Math.min(requestedLimit, maxLimit)
   return products.list(offset, limit).pipe(
-    Effect.map(({ fromCache, json }): ReadAnswer => ({
-      status: 200,
-      body: `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-      xCache: fromCache ? "HIT" : "MISS"
-    })),
+    Effect.map((served): ReadAnswer => {
+      const { fromCache, json } = served
+      const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
+      return served.age === undefined
+        ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
+        : staleAnswer(body, served)
+    }),
     Effect.catchTags({ SqlError: unavailable })
   )
 }

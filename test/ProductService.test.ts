@@ -26,12 +26,15 @@ import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
 const laptop: CreateProduct = { name: "Laptop", description: "fast", price: 999.99, stock: 5, category: "Electronics" }
 
-const configWith = (ttl: string) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", ttl]])))
+const configWith = (ttl: string, env: Record<string, string> = {}) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ CACHE_TTL: ttl, ...env }))))
 
 const config = configWith("1m")
 
 /** A service over a fresh fake repo and a switchable in-memory cache, with handles on all of them. */
-const setup = (options: { readonly cacheDown?: boolean; readonly ttl?: string } = {}) =>
+const setup = (
+  options: { readonly cacheDown?: boolean; readonly ttl?: string; readonly env?: Record<string, string> } = {}
+) =>
   Effect.gen(function* () {
     const fake = yield* makeRepo
     const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))
@@ -39,7 +42,7 @@ const setup = (options: { readonly cacheDown?: boolean; readonly ttl?: string } 
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
-        Layer.provide(options.ttl === undefined ? config : configWith(options.ttl))
+        Layer.provide(configWith(options.ttl ?? "1m", options.env))
       )
     )
     const stats = Context.get(context, CacheStats)
@@ -369,6 +372,76 @@ describe("ProductService under races and outages", () => {
       const updated = yield* service.update(product.id, { price: 2 })
       expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
       expect((yield* stats()).errors).toBe(3)
+    })
+  )
+})
+
+describe("ProductService with a grace period (CACHE_GRACE)", () => {
+  const graceful = () => setup({ ttl: "10s", env: { CACHE_GRACE: "1m" } })
+
+  it.scoped("a read whose load fails answers the expired entry's fallback copy, with its age, counted as stale", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* TestClock.adjust(Duration.seconds(25))
+      yield* fake.failReads(true)
+      const read = yield* service.getById(product.id)
+      expect(read).toMatchObject({ json: JSON.stringify(product), fromCache: true, age: 25_000 })
+      expect(read.failure).toMatchObject({ _tag: "SqlError" })
+      expect(JSON.parse((yield* service.list(0, 20)).json).products).toEqual([product])
+      const snapshot = yield* stats()
+      expect(snapshot.stale).toBe(2)
+      // Each was a miss first: the entry had expired.
+      expect(counts(snapshot)).toMatchObject({ hits: 0, misses: 4 })
+      // Past the grace period the copy is gone too, and the failure stands.
+      yield* TestClock.adjust(Duration.seconds(50))
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+    })
+  )
+
+  it.scoped("a database that answers is always preferred: the copy is only for failures", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* TestClock.adjust(Duration.seconds(25))
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect((yield* stats()).stale).toBe(0)
+    })
+  )
+
+  it.scoped("after a write the copy is gone: a failing load answers the failure, never the replaced value", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* service.update(product.id, { price: 5 })
+      yield* fake.failReads(true)
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+      expect((yield* stats()).stale).toBe(0)
+    })
+  )
+
+  it.scoped("a write whose invalidation was lost forbids the copy, and applying it later removes the copy", () =>
+    Effect.gen(function* () {
+      const { cache, fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* cache.setDown(true)
+      yield* service.update(product.id, { price: 5 }) // both invalidations fail: pending
+      yield* cache.setDown(false)
+      yield* TestClock.adjust(Duration.seconds(25))
+      yield* fake.failReads(true)
+      // The read applies the pending invalidation (copy removed with the entry), then its load fails.
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+      expect((yield* stats()).stale).toBe(0)
     })
   )
 })
