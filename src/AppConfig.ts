@@ -47,6 +47,12 @@ export const cacheGrace = Config.string("CACHE_GRACE").pipe(
   )
 )
 
+/**
+ * Refresh ahead (`CACHE_REFRESH_AHEAD`, default true): a hit on an entry close to expiry may reload it in the
+ * background (XFetch), so a hot key does not miss when its TTL ends. `false` leaves every entry to expire.
+ */
+export const cacheRefreshAhead = Config.boolean("CACHE_REFRESH_AHEAD").pipe(Config.withDefault(true))
+
 /** Key prefix (`CACHE_PREFIX`). */
 export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
   Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) }),
@@ -263,6 +269,7 @@ const workersWithSharedCache = Config.all([workers, cacheBackend]).pipe(
 export const all = Config.all([
   cacheTtl,
   cacheGrace,
+  cacheRefreshAhead,
   cachePrefix,
   cacheBackend,
   cacheTimeout,

@@ -9,6 +9,7 @@ import { Invalidations } from "./Invalidations.js"
 import { cacheCoalescedLoads, cacheRefreshes, noLabels } from "./Metrics.js"
 import type { CreateProduct, Product, ProductId, UpdateProduct } from "./Domain/Product.js"
 import { ProductNotFound } from "./Domain/Product.js"
+import * as ProductLoader from "./ProductLoader.js"
 import { ProductRepo } from "./ProductRepo.js"
 import * as Tracing from "./Tracing.js"
 
@@ -56,8 +57,12 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const ttl = yield* AppConfig.cacheTtl
     const grace = yield* AppConfig.cacheGrace
     const graceOn = Duration.toMillis(grace) > 0
+    // Off, no entry's load time makes a hit reload it.
+    const reach = (yield* AppConfig.cacheRefreshAhead) ? refreshBeta * refreshReach : 0
     const clock = yield* Effect.clock
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Misses for different ids in one turn of the event loop load in one query.
+    const loadProduct = ProductLoader.make(repo, runFork)
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
     const traced = yield* Tracing.spans
 
@@ -239,7 +244,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
               case "Hit":
                 // XFetch: -beta * delta * ln(random) >= ttl, with delta in µs and ttl in ms.
                 if (
-                  found.ttl * 1000 < found.load * refreshBeta * refreshReach &&
+                  found.ttl * 1000 < found.load * reach &&
                   -found.load * refreshBeta * Math.log(Math.random()) >= found.ttl * 1000
                 ) {
                   refreshAhead(slot, load)
@@ -279,7 +284,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         Effect.suspend(() => invalidateSlot(slot)),
         Effect.suspend(() =>
           Effect.map(
-            repo.findById(id),
+            loadProduct(id),
             Option.map((product) => JSON.stringify(product))
           )
         ),

@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger } from "effect"
+import parsePrometheus from "parse-prometheus-text-format"
 import { RedisLive } from "../../src/CacheLive.js"
+import type { ProductId } from "../../src/Domain/Product.js"
+import { ProductService } from "../../src/ProductService.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
 import { App, eventually, replyBoundMillis, timed } from "../support/TestApp.js"
@@ -8,7 +11,7 @@ import { App, eventually, replyBoundMillis, timed } from "../support/TestApp.js"
 // The real app on a real Redis (our own redis-server, never the machine's) and a real SQLite file.
 
 const withApp = <A, E>(
-  test: (server: RedisServer.RedisServer) => Effect.Effect<A, E, App>,
+  test: (server: RedisServer.RedisServer) => Effect.Effect<A, E, App | ProductService>,
   env: Record<string, string> = {}
 ) =>
   Effect.gen(function* () {
@@ -32,7 +35,48 @@ const create = (name: string, price = 10) =>
     })
   )
 
+/** Database loads by id so far (single-row and batched queries), from /metrics. */
+const loadQueries = Effect.flatMap(App, (app) =>
+  Effect.map(app.get("/metrics"), (reply) => {
+    const family = parsePrometheus(reply.text).find((family) => family.name === "db_queries_total")
+    const count = (query: string) =>
+      Number(
+        family?.metrics.find((metric) => metric.labels?.query === query && metric.labels?.outcome === "ok")?.value ?? 0
+      )
+    return { findById: count("findById"), findByIds: count("findByIds") }
+  })
+)
+
 describe("with a real Redis", () => {
+  it.scopedLive("a burst of misses for distinct ids loads in one IN query on SQLite, through the real Redis", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const products = yield* ProductService
+        const created = yield* Effect.forEach(
+          Array.from({ length: 40 }, (_, i) => i),
+          (i) => create(`P${i}`, i + 1)
+        )
+        yield* server.command("FLUSHDB")
+        const before = yield* loadQueries
+        // Issued together, as requests arriving in one turn of the event loop are: their lookups go to Redis in one
+        // pipeline, the misses come back together, and their loads wait for the end of that turn.
+        const reads = yield* Effect.all(
+          created.map((product) => products.getById(product.id as ProductId)),
+          { concurrency: "unbounded" }
+        )
+        const after = yield* loadQueries
+        for (const [i, read] of reads.entries()) {
+          expect(read.fromCache).toBe(false)
+          expect(JSON.parse(read.json)).toEqual(created[i])
+        }
+        expect({ findById: after.findById - before.findById, findByIds: after.findByIds - before.findByIds }).toEqual({
+          findById: 0,
+          findByIds: 1
+        })
+      })
+    )
+  )
+
   it.scopedLive("reads fill product:id:<id> and product:list:<offset>:<limit> with CACHE_TTL", () =>
     withApp(
       (server) =>

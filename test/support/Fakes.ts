@@ -11,7 +11,7 @@ import { ProductRepo } from "../../src/ProductRepo.js"
 export const makeRepo = Effect.sync(() => {
   const rows = new Map<number, Product>()
   let nextId = 1
-  const reads = { findById: 0, page: 0 }
+  const reads = { findById: 0, findByIds: 0, page: 0 }
   let afterRead: Effect.Effect<void> = Effect.void
   let readsFail = false
   // As a real database that has gone away fails a read: a typed SqlError (the service answers 503 or a grace copy).
@@ -27,6 +27,17 @@ export const makeRepo = Effect.sync(() => {
       Effect.sync(() => {
         reads.findById++
         return Option.fromNullable(rows.get(id))
+      }).pipe(
+        Effect.tap(() => afterRead),
+        Effect.zipLeft(failing)
+      ),
+    findByIds: (ids) =>
+      Effect.sync(() => {
+        reads.findByIds++
+        return ids.flatMap((id) => {
+          const row = rows.get(id)
+          return row === undefined ? [] : [row]
+        })
       }).pipe(
         Effect.tap(() => afterRead),
         Effect.zipLeft(failing)
