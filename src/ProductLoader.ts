@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Option, Request, RequestResolver } from "effect"
+import { Context, Effect, Option, Request, RequestResolver, Tracer } from "effect"
 import type { Exit } from "effect"
 import type { NonEmptyArray } from "effect/Array"
 import type { Product, ProductId } from "./Domain/Product.js"
@@ -40,6 +40,9 @@ export const resolver = (repo: ProductRepo) =>
 interface Waiting {
   readonly request: GetProduct
   readonly resume: (exit: Exit.Exit<Option.Option<Product>, SqlError>) => void
+  /** The asking read's span and tracer: the batch's query spans go under the first one's, to its tracer. */
+  readonly parent: Option.Option<Tracer.AnySpan>
+  readonly tracer: Tracer.Tracer
 }
 
 /**
@@ -52,20 +55,27 @@ export const make = (repo: ProductRepo, runFork: <A, E>(effect: Effect.Effect<A,
   const flush = () => {
     const batch = waiting!
     waiting = undefined
+    const run = Effect.forEach(
+      batch,
+      ({ request, resume }) => Effect.map(Effect.exit(Effect.request(request, batched)), resume),
+      { batching: true, discard: true }
+    ).pipe(Effect.withRequestCaching(false))
+    const traced = batch.find((waiting) => Option.isSome(waiting.parent))
     runFork(
-      Effect.forEach(
-        batch,
-        ({ request, resume }) => Effect.map(Effect.exit(Effect.request(request, batched)), resume),
-        { batching: true, discard: true }
-      ).pipe(Effect.withRequestCaching(false))
+      traced === undefined
+        ? run
+        : Effect.withTracer(Effect.withParentSpan(run, Option.getOrThrow(traced.parent)), traced.tracer)
     )
   }
   return (id: ProductId): Effect.Effect<Option.Option<Product>, SqlError> =>
-    Effect.async((resume) => {
-      if (waiting === undefined) {
-        waiting = []
-        setImmediate(flush)
-      }
-      waiting.push({ request: GetProduct({ id }), resume })
-    })
+    Effect.withFiberRuntime((fiber) =>
+      Effect.async((resume) => {
+        if (waiting === undefined) {
+          waiting = []
+          setImmediate(flush)
+        }
+        const parent = Context.getOption(fiber.currentContext, Tracer.ParentSpan)
+        waiting.push({ request: GetProduct({ id }), resume, parent, tracer: fiber.currentTracer })
+      })
+    )
 }
