@@ -11,7 +11,8 @@
 // machine), the servers under test on the other; targets alternate A B A B within every round so drift hits all of
 // them alike. Figures are ratios measured side by side.
 //
-// Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede.
+// Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede, refresh-ahead,
+// batched-miss.
 // scale-workers is the cache hit by id (hit.lua) against more instances of the service, WORKERS=1, WORKERS=2 and
 // WORKERS=auto (cluster mode; own SQLite copies and key prefixes; a build that refuses auto runs without that row),
 // reported as the ratio of each to 1 worker with the CPU of each instance's whole process tree. Those are pinned to
@@ -19,6 +20,9 @@
 // the second worker competes with them and the ratio shows less than two workers give where there are cores to spare.
 // stampede: 200 simultaneous GETs of a freshly invalidated id; the service's database loads are the change in its
 // /metrics db_queries_total{query="findById"}, and anything but exactly 1 fails the run.
+// refresh-ahead: one hot key read by wrk (10 connections) on two instances with CACHE_TTL=2s, CACHE_REFRESH_AHEAD
+// false and true: misses per expiry (10 s a round, 3 s in a smoke). batched-miss: the miss scenario (CACHE_TTL=1ms,
+// random ids, 50 connections) with the database queries per miss, from /metrics (the baseline counts its own).
 //
 // Targets (at 50 connections, service over baseline): hit-id >= 0.7 (aim 0.8), list-hit >= 0.7 (aim 0.8),
 // miss-id >= 0.5, mixed-95-5 >= 0.6; and the service's hit-id p99/p50 <= 3 (aim). Each gets a `target:` line that
@@ -46,6 +50,13 @@ import { clockTicks, freePort, pinning, serverCpu, stopAll, versionOf, wrkCpu } 
 import { fixed, printTable, render, resultsDir, writeLatest } from "./lib/report.mjs"
 import { runOnce, selection, stampede, summarize, warmUp } from "./lib/scenarios.mjs"
 import { printStampedes, runStampedes } from "./lib/stampedeRounds.mjs"
+import {
+  cacheRoundFailures,
+  printBatchedMiss,
+  printRefreshAhead,
+  runBatchedMiss,
+  runRefreshAhead
+} from "./lib/cacheRounds.mjs"
 import { checkBuild, gitInfo, redisServer, startRedis, targetSpecs } from "./lib/servers.mjs"
 import { productCount, readSettings, UsageError } from "./lib/settings.mjs"
 import { ensureWrk } from "./lib/wrk.mjs"
@@ -125,7 +136,9 @@ const main = async (settings, state) => {
     return 0
   }
   const { smoke } = settings
-  const { only, chosen, stampede: runStampede } = selection()
+  const { only, chosen, stampede: runStampede, extras } = selection()
+  const runAhead = extras.some((e) => e.name === "refresh-ahead")
+  const runBatched = extras.some((e) => e.name === "batched-miss")
   checkBuild()
   ensureWrk()
   const tmp = (state.tmp = mkdtempSync(join(tmpdir(), "bench-")))
@@ -145,7 +158,7 @@ const main = async (settings, state) => {
 
   // The service is always started: the others' databases are copies of the one seeded through it.
   const keys = ["service"]
-  for (const scenario of [...chosen, ...(runStampede ? [stampede] : [])]) {
+  for (const scenario of [...chosen, ...(runStampede ? [stampede] : []), ...extras]) {
     for (const key of scenario.targets) if (!keys.includes(key)) keys.push(key)
   }
   const redis = (state.redis = await startRedis({ taken, tmp }))
@@ -170,11 +183,16 @@ const main = async (settings, state) => {
 
   const runs = await runScenarios(chosen, targets, settings, redis.child.pid)
   const stampedes = runStampede ? await runStampedes(targets, settings.rounds) : []
+  // Fewer rounds than the ratios: each refresh-ahead round is 10 s per instance, and these figures barely vary.
+  const cacheRounds = Math.min(settings.rounds, 3)
+  const refreshAhead = runAhead ? await runRefreshAhead(targets, { ...settings, rounds: cacheRounds }) : []
+  const batchedMiss = runBatched ? await runBatchedMiss(targets, { ...settings, rounds: cacheRounds }) : []
 
   const rows = summarize(runs)
   const finishedAt = new Date()
   const loadAfter = loadavg()[0]
   const { failures, notes, verdicts, ...judged } = judge(rows, stampedes, settings)
+  failures.push(...cacheRoundFailures(refreshAhead, batchedMiss))
   warnings.push(...judged.warnings)
   if (loadBefore > busyBefore || loadAfter > busyAfter(workersRun)) {
     warnings.push(
@@ -185,6 +203,8 @@ const main = async (settings, state) => {
   console.log("")
   if (rows.length > 0) printTable(rows)
   if (runStampede) printStampedes(stampedes)
+  if (runAhead) printRefreshAhead(refreshAhead)
+  if (runBatched) printBatchedMiss(batchedMiss)
   console.log("")
   for (const note of notes) console.log(`check: ${note}`)
   // One cold second per target says nothing about speed: a smoke checks correctness only.
@@ -225,6 +245,8 @@ const main = async (settings, state) => {
     summary: rows,
     verdicts: smoke ? [] : verdicts,
     stampede: stampedes,
+    refresh_ahead: refreshAhead,
+    batched_miss: batchedMiss,
     load_average: { before: loadBefore, after: loadAfter },
     failures,
     warnings,

@@ -139,9 +139,14 @@ export const CacheStatsBody = Schema.Struct({
   deletes: NonNegativeInt,
   errors: NonNegativeInt,
   hit_rate: Schema.Number.pipe(Schema.between(0, 1)).annotations({ description: "hits / total_gets; 0 when none" }),
-  total_gets: NonNegativeInt.annotations({ description: "hits + misses" })
+  total_gets: NonNegativeInt.annotations({ description: "hits + misses" }),
+  stale: NonNegativeInt.annotations({
+    description:
+      "Reads answered with a fallback copy (`X-Cache: STALE`) because the database failed; each was also a miss. " +
+      "Always 0 without CACHE_GRACE"
+  })
 }).annotations({ identifier: "CacheStats" })
-const zeroStats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, hit_rate: 0, total_gets: 0 }
+const zeroStats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0, hit_rate: 0, total_gets: 0, stale: 0 }
 
 const healthBody = <const Status extends string, const Database extends string>(
   identifier: string,
@@ -190,7 +195,7 @@ export class ProductsApi extends HttpApiGroup.make("products")
         OpenApi.annotations({
           summary: "List products",
           description: "A page of products in id order, read through the cache.",
-          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache } })
+          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache, Age: X.age } })
         })
       )
   )
@@ -204,7 +209,7 @@ export class ProductsApi extends HttpApiGroup.make("products")
         OpenApi.annotations({
           summary: "Get a product",
           description: "One product, read through the cache (a recent 404 may be remembered, until a write).",
-          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache } })
+          transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache, Age: X.age } })
         })
       )
   )

@@ -13,9 +13,16 @@ interface Header {
 
 export const headers = {
   xCache: {
-    description: "Whether the answer came from the cache (HIT) or the database (MISS)",
+    description:
+      "Whether the answer came from the cache (HIT) or the database (MISS), or, with CACHE_GRACE, from a fallback " +
+      "copy of an expired entry because the database failed (STALE; no write has replaced it)",
     required: true,
-    schema: { type: "string", enum: ["HIT", "MISS"] }
+    schema: { type: "string", enum: ["HIT", "MISS", "STALE"] }
+  },
+  age: {
+    description: "Only with X-Cache: STALE: whole seconds since the answer's value was loaded from the database",
+    required: false,
+    schema: { type: "integer", minimum: 0 }
   },
   location: {
     description: "The new product's path",

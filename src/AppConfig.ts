@@ -34,6 +34,25 @@ const goDuration = (name: string, fallback: string) =>
 /** Entry lifetime (`CACHE_TTL`, Go-style duration). */
 export const cacheTtl = goDuration("CACHE_TTL", "5m")
 
+/**
+ * How long an entry's fallback copy outlives it (`CACHE_GRACE`, Go-style duration): a read whose database load fails
+ * answers with that copy (`X-Cache: STALE`) rather than a 503. Unset, empty, `0` or `off`: no copy is kept.
+ */
+export const cacheGrace = Config.string("CACHE_GRACE").pipe(
+  Config.withDefault("off"),
+  Config.mapOrFail((text) =>
+    text.trim() === "" || text.trim() === "off" || text.trim() === "0"
+      ? Either.right(Duration.zero)
+      : parseDuration("CACHE_GRACE", text.trim())
+  )
+)
+
+/**
+ * Refresh ahead (`CACHE_REFRESH_AHEAD`, default true): a hit on an entry close to expiry may reload it in the
+ * background (XFetch), so a hot key does not miss when its TTL ends. `false` leaves every entry to expire.
+ */
+export const cacheRefreshAhead = Config.boolean("CACHE_REFRESH_AHEAD").pipe(Config.withDefault(true))
+
 /** Key prefix (`CACHE_PREFIX`). */
 export const cachePrefix = Config.string("CACHE_PREFIX").pipe(
   Config.validate({ message: "must not be empty or contain spaces", validation: (p) => /^\S+$/.test(p) }),
@@ -249,6 +268,8 @@ const workersWithSharedCache = Config.all([workers, cacheBackend]).pipe(
 /** Every variable at once, so a bad value stops the start before any connection is opened, each one reported. */
 export const all = Config.all([
   cacheTtl,
+  cacheGrace,
+  cacheRefreshAhead,
   cachePrefix,
   cacheBackend,
   cacheTimeout,

@@ -26,18 +26,24 @@ export class CircuitOpen extends Error {
 export interface Index {
   readonly key: string
   readonly capacity: number
+  /** How the names of entries and of their shadows begin: a shadow's name is its entry's with the one swapped for the other. */
+  readonly entries: string
+  readonly shadows: string
 }
 
 /**
  * Where one cached answer lives. `key` holds the value; `guard` holds the stamp that fills must show (one guard per
- * product, one shared by all list pages); `lease` names the reader that loads it after a miss; `absent`, where
- * given, remembers that there is nothing to load; `index`, where given, names the entry in the same atomic step
- * as its fill, and an entry it does not name is never served.
+ * product, one shared by all list pages); `lease` names the reader that loads it after a miss; `shadow` holds when
+ * the value was loaded and how long that took (for refresh ahead) and, with a grace period, a fallback copy of it
+ * that outlives the entry by that period; `absent`, where given, remembers that there is nothing to load; `index`,
+ * where given, names the entry in the same atomic step as its fill, and an entry it does not name is never served
+ * (nor is its fallback copy).
  */
 export interface Slot {
   readonly key: string
   readonly guard: string
   readonly lease: string
+  readonly shadow: string
   readonly absent?: string
   readonly index?: Index
 }
@@ -48,9 +54,19 @@ export interface Slot {
  * this reader's token when it is the one to load; `null` when another reader (maybe in another process) holds it.
  */
 export type Lookup =
-  | { readonly _tag: "Hit"; readonly value: string }
+  | {
+      readonly _tag: "Hit"
+      readonly value: string
+      /** Milliseconds the entry has left to live. */
+      readonly ttl: number
+      /** Microseconds its load took when it was filled (0 when unknown): what refresh ahead weighs `ttl` against. */
+      readonly load: number
+    }
   | { readonly _tag: "Absent" }
   | { readonly _tag: "Miss"; readonly stamp: string; readonly lease: string | null }
+
+/** What a peek finds: a lookup's answer that needs no bookkeeping. */
+export type Peeked = Exclude<Lookup, { readonly _tag: "Miss" }>
 
 export interface Fill {
   readonly stamp: string
@@ -58,6 +74,22 @@ export interface Fill {
   readonly value: string | null
   readonly ttl: Duration.Duration
   /** The lease token to give back, if this reader held it. */
+  readonly lease: string | null
+  /** Microseconds the load of `value` took, kept in the shadow for refresh ahead. */
+  readonly load?: number
+  /** How long the shadow keeps a fallback copy of `value` after the entry expires; none when absent or zero. */
+  readonly grace?: Duration.Duration
+}
+
+/** A fallback copy found in a shadow, and how long ago (milliseconds) its value was loaded. */
+export interface Stale {
+  readonly value: string
+  readonly age: number
+}
+
+/** A refresh's right to load and fill: the guard's stamp, and the lease if no other reader holds it. */
+export interface Claim {
+  readonly stamp: string
   readonly lease: string | null
 }
 
@@ -71,19 +103,31 @@ export class Cache extends Context.Tag("Cache")<
     /** Reads the slot; on a miss, returns the guard's stamp (creating one if needed) and tries to take the lease. */
     readonly lookup: (slot: Slot) => Effect.Effect<Lookup, CacheError>
     /**
-     * The values of the slots that a lookup would find as a hit now, `undefined` for the others, in one step and
-     * without the bookkeeping of a miss: for serving many reads at once, each of which not found here then looks up.
+     * What lookups of the slots would find now where it is a hit or a remembered absence, `undefined` where it is a
+     * miss, in one step and without a miss's bookkeeping (stamp, lease): for serving many reads at once, each of
+     * which not answered here then looks up on its own.
      */
-    readonly peek: (slots: ReadonlyArray<Slot>) => Effect.Effect<ReadonlyArray<string | undefined>, CacheError>
+    readonly peek: (slots: ReadonlyArray<Slot>) => Effect.Effect<ReadonlyArray<Peeked | undefined>, CacheError>
     /** Stores the value if the guard still holds the stamp (`false` when a write got there first); frees the lease. */
     readonly fill: (slot: Slot, fill: Fill) => Effect.Effect<boolean, CacheError>
-    /** Moves every guard to a fresh stamp, then deletes the keys; returns how many keys existed. */
+    /**
+     * Moves every guard to a fresh stamp, then deletes the keys, and the `also` keys (shadows: bookkeeping, so not
+     * counted); returns how many `keys` existed.
+     */
     readonly invalidate: (
       keys: ReadonlyArray<string>,
-      guards: ReadonlyArray<string>
+      guards: ReadonlyArray<string>,
+      also?: ReadonlyArray<string>
     ) => Effect.Effect<number, CacheError>
-    /** Moves the guard, then deletes every entry the index names and the index; returns how many entries existed. */
-    readonly invalidateIndexed: (index: string, guard: string) => Effect.Effect<number, CacheError>
+    /**
+     * Moves the guard, then deletes every entry the index names, their shadows, and the index; returns how many
+     * entries existed.
+     */
+    readonly invalidateIndexed: (index: Index, guard: string) => Effect.Effect<number, CacheError>
+    /** The slot's fallback copy, if its shadow still holds one (and, for an indexed slot, the index names it). */
+    readonly stale: (slot: Slot) => Effect.Effect<Stale | null, CacheError>
+    /** Reads the guard's stamp (making one if needed) and tries to take the lease, as a miss would: for refresh ahead. */
+    readonly claim: (slot: Slot) => Effect.Effect<Claim, CacheError>
     /** Succeeds when the cache answers now; used by /health. */
     readonly ping: Effect.Effect<void, CacheError>
   }
@@ -98,8 +142,10 @@ export const aroundEach = (
     lookup: (slot) => around("lookup", cache.lookup(slot)),
     peek: (slots) => around("lookup", cache.peek(slots)),
     fill: (slot, fill) => around("fill", cache.fill(slot, fill)),
-    invalidate: (keys, guards) => around("invalidate", cache.invalidate(keys, guards)),
+    invalidate: (keys, guards, also) => around("invalidate", cache.invalidate(keys, guards, also)),
     invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),
+    stale: (slot) => around("stale", cache.stale(slot)),
+    claim: (slot) => around("claim", cache.claim(slot)),
     ping: around("ping", cache.ping)
   })
 

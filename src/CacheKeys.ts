@@ -3,8 +3,9 @@ import type { ProductId } from "./Domain/Product.js"
 
 /**
  * Key names. The contract's (`product:id:1`, `product:list:0:20`) hold the values; the service's own bookkeeping
- * (guards, leases, remembered "not found"s, the index of list pages) lives under `<prefix>guard:`, `<prefix>lease:`,
- * `<prefix>absent:` and `<prefix>index:`, so a pattern on the contract's keys never matches it.
+ * (guards, leases, remembered "not found"s, shadows, the index of list pages) lives under `<prefix>guard:`,
+ * `<prefix>lease:`, `<prefix>absent:`, `<prefix>shadow:` and `<prefix>index:`, so a pattern on the contract's keys
+ * never matches it.
  */
 export interface CacheKeys {
   readonly product: (id: ProductId) => Slot
@@ -18,18 +19,25 @@ export interface CacheKeys {
 export const defaultMaxPages = 1_000
 
 export const make = (prefix: string, options: { readonly maxPages?: number } = {}): CacheKeys => {
-  const listIndex: Index = { key: `${prefix}index:list`, capacity: options.maxPages ?? defaultMaxPages }
+  const listIndex: Index = {
+    key: `${prefix}index:list`,
+    capacity: options.maxPages ?? defaultMaxPages,
+    entries: `${prefix}list:`,
+    shadows: `${prefix}shadow:list:`
+  }
   return {
     product: (id) => ({
       key: `${prefix}id:${id}`,
       guard: `${prefix}guard:id:${id}`,
       lease: `${prefix}lease:id:${id}`,
+      shadow: `${prefix}shadow:id:${id}`,
       absent: `${prefix}absent:id:${id}`
     }),
     page: (offset, limit) => ({
       key: `${prefix}list:${offset}:${limit}`,
       guard: `${prefix}guard:list`,
       lease: `${prefix}lease:list:${offset}:${limit}`,
+      shadow: `${prefix}shadow:list:${offset}:${limit}`,
       index: listIndex
     }),
     listIndex,

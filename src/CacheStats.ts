@@ -19,6 +19,8 @@ export interface CacheStatsSnapshot {
   readonly errors: number
   readonly hit_rate: number
   readonly total_gets: number
+  /** Reads answered with a fallback copy because the database failed (CACHE_GRACE); each was also a miss. */
+  readonly stale: number
 }
 
 /**
@@ -37,12 +39,22 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
     let sets = 0
     let deletes = 0
     let errors = 0
+    let stale = 0
     const snapshot = (): CacheStatsSnapshot => {
       const total = hits + misses
-      return { hits, misses, sets, deletes, errors, hit_rate: total === 0 ? 0 : hits / total, total_gets: total }
+      return {
+        hits,
+        misses,
+        sets,
+        deletes,
+        errors,
+        hit_rate: total === 0 ? 0 : hits / total,
+        total_gets: total,
+        stale
+      }
     }
     const reset = () => {
-      hits = misses = sets = deletes = errors = 0
+      hits = misses = sets = deletes = errors = stale = 0
       return snapshot()
     }
     Cluster.answerCollections((zero) => (zero ? reset() : snapshot()))
@@ -58,6 +70,10 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
       set: Effect.sync(() => {
         sets++
         cacheOperations.unsafeUpdate(1, cacheSeriesOf.set)
+      }),
+      stale: Effect.sync(() => {
+        stale++
+        cacheOperations.unsafeUpdate(1, cacheSeriesOf.stale)
       }),
       deleted: (count: number) =>
         Effect.sync(() => {

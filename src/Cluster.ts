@@ -19,15 +19,17 @@ const isStatsMessage = (message: unknown): message is StatsMessage =>
 
 export const sum = (parts: ReadonlyArray<CacheStatsSnapshot>): CacheStatsSnapshot => {
   const total = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
+  let stale = 0
   for (const part of parts) {
     total.hits += part.hits
     total.misses += part.misses
     total.sets += part.sets
     total.deletes += part.deletes
     total.errors += part.errors
+    stale += part.stale
   }
   const gets = total.hits + total.misses
-  return { ...total, hit_rate: gets === 0 ? 0 : total.hits / gets, total_gets: gets }
+  return { ...total, hit_rate: gets === 0 ? 0 : total.hits / gets, total_gets: gets, stale }
 }
 
 /** In a worker: answers the primary's collections from this worker's own counters. */

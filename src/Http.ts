@@ -28,7 +28,15 @@ const json = (body: string, status = 200, headers?: Record<string, string>) =>
   )
 
 const readResponse = (answer: ReadAnswers.ReadAnswer) =>
-  json(answer.body, answer.status, answer.xCache === undefined ? undefined : { "x-cache": answer.xCache })
+  json(
+    answer.body,
+    answer.status,
+    answer.xCache === undefined
+      ? undefined
+      : answer.age === undefined
+        ? { "x-cache": answer.xCache }
+        : { "x-cache": answer.xCache, age: String(answer.age) }
+  )
 
 const timestamp = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
@@ -86,7 +94,8 @@ const statsBody = (stats: CacheStatsSnapshot) => ({
   deletes: stats.deletes,
   errors: stats.errors,
   hit_rate: stats.hit_rate,
-  total_gets: stats.total_gets
+  total_gets: stats.total_gets,
+  stale: stats.stale
 })
 
 const CacheLive = HttpApiBuilder.group(Api, "cache", (handlers) =>

@@ -98,7 +98,7 @@ export const logRequest = (line: {
             status: line.status,
             duration_ms: Math.round(line.elapsedMillis * 1000) / 1000,
             request_id: line.requestId,
-            ...(line.xCache === undefined ? {} : { from_cache: line.xCache === "HIT" })
+            ...(line.xCache === undefined ? {} : { from_cache: line.xCache !== "MISS" })
           })
         )
   )

@@ -83,7 +83,7 @@ export const make = (options: LeanPathOptions) =>
 
     const respond = (
       read: Read,
-      { body, status, xCache }: Omit<ReadAnswers.ReadAnswer, "status"> & { status: number }
+      { age, body, status, xCache }: Omit<ReadAnswers.ReadAnswer, "status"> & { status: number }
     ) => {
       const { response } = read
       // The client hung up first: nobody to answer (the platform's 499).
@@ -100,6 +100,7 @@ export const make = (options: LeanPathOptions) =>
       ]
       for (const pair of extraPairs) headers.push(pair)
       if (xCache !== undefined) headers.push("x-cache", xCache)
+      if (age !== undefined) headers.push("age", String(age))
       response.writeHead(status, headers)
       response.end(body)
       finish(read, status, xCache)

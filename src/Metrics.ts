@@ -48,6 +48,10 @@ export const cacheCoalescedLoads = Metric.counter("cache_coalesced_loads_total",
   description: "Cache misses that joined another reader's database load instead of starting their own"
 })
 
+export const cacheRefreshes = Metric.counter("cache_refreshes_total", {
+  description: "Background reloads of a hot entry shortly before it expired (refresh ahead, XFetch)"
+})
+
 export const cacheCircuitState = Metric.gauge("cache_circuit_state", {
   description: "The cache circuit breaker: 0 closed, 1 half-open, 2 open"
 })
@@ -80,7 +84,7 @@ export const processUptime = Metric.gauge("process_uptime_seconds", {
   description: "Seconds since the process started"
 })
 
-export type CacheOperation = "lookup" | "fill" | "invalidate" | "ping"
+export type CacheOperation = "lookup" | "fill" | "invalidate" | "ping" | "stale" | "claim"
 
 const cacheSeries = (operation: string, outcome: string) => labels({ operation, outcome })
 
@@ -88,7 +92,9 @@ const perOperation = (outcome: string) => ({
   lookup: cacheSeries("lookup", outcome),
   fill: cacheSeries("fill", outcome),
   invalidate: cacheSeries("invalidate", outcome),
-  ping: cacheSeries("ping", outcome)
+  ping: cacheSeries("ping", outcome),
+  stale: cacheSeries("stale", outcome),
+  claim: cacheSeries("claim", outcome)
 })
 
 /** The series CacheStats counts into; `unknown` where a failure was not seen by the Observed cache wrapper. */
@@ -97,13 +103,21 @@ export const cacheSeriesOf = {
   miss: cacheSeries("lookup", "miss"),
   set: cacheSeries("fill", "set"),
   delete: cacheSeries("invalidate", "delete"),
+  /** A read answered with a fallback copy because the database failed (CACHE_GRACE). */
+  stale: cacheSeries("stale", "hit"),
   error: perOperation("error"),
   skipped: perOperation("skipped"),
   unknownError: cacheSeries("unknown", "error")
 } as const
 
 // Registered up front so a scrape shows every family, at zero, before the first request.
-for (const series of [cacheSeriesOf.hit, cacheSeriesOf.miss, cacheSeriesOf.set, cacheSeriesOf.delete]) {
+for (const series of [
+  cacheSeriesOf.hit,
+  cacheSeriesOf.miss,
+  cacheSeriesOf.set,
+  cacheSeriesOf.delete,
+  cacheSeriesOf.stale
+]) {
   cacheOperations.unsafeValue(series)
 }
 for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
@@ -111,6 +125,7 @@ for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(ca
 }
 for (const metric of [
   cacheCoalescedLoads,
+  cacheRefreshes,
   cacheCircuitState,
   dbBusyRetries,
   httpRequestsActive,

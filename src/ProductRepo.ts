@@ -33,6 +33,17 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
         traced("ProductRepo.findById", { id })
       )
 
+    /**
+     * Several products in one statement (misses batched by ProductLoader), in no particular order; absent ids are
+     * simply not in the answer. Plain `IN (...)`: the same SQL on SQLite and PostgreSQL.
+     */
+    const findByIds = (ids: ReadonlyArray<ProductId>): Effect.Effect<ReadonlyArray<Product>, SqlError> =>
+      sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE ${sql.in("id", ids)}`.pipe(
+        database.read,
+        trackQuery("findByIds"),
+        traced("ProductRepo.findByIds", { count: ids.length })
+      )
+
     // One statement, so the page and its total come from the same snapshot.
     const page = (offset: number, limit: number): Effect.Effect<ProductPage, SqlError> =>
       sql<PageRow>`SELECT ${sql.literal(columns)}, (SELECT COUNT(*) FROM products) AS total FROM products ORDER BY id LIMIT ${limit} OFFSET ${offset}`.pipe(
@@ -87,7 +98,7 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
       trackQuery("ping")
     )
 
-    return { findById, page, insert, update, remove, ping } as const
+    return { findById, findByIds, page, insert, update, remove, ping } as const
   }),
   dependencies: [SqlLive, Database.Default]
 }) {}

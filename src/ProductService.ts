@@ -1,14 +1,15 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Deferred, Duration, Effect, FiberId, Option } from "effect"
+import { Deferred, Duration, Effect, FiberId, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import type { CacheError, Slot } from "./Cache.js"
 import { Cache } from "./Cache.js"
 import * as CacheKeys from "./CacheKeys.js"
 import { CacheStats } from "./CacheStats.js"
 import { Invalidations } from "./Invalidations.js"
-import { cacheCoalescedLoads, noLabels } from "./Metrics.js"
+import { cacheCoalescedLoads, cacheRefreshes, noLabels } from "./Metrics.js"
 import type { CreateProduct, Product, ProductId, UpdateProduct } from "./Domain/Product.js"
 import { ProductNotFound } from "./Domain/Product.js"
+import * as ProductLoader from "./ProductLoader.js"
 import { ProductRepo } from "./ProductRepo.js"
 import * as Tracing from "./Tracing.js"
 
@@ -16,6 +17,12 @@ import * as Tracing from "./Tracing.js"
 export interface Served {
   readonly json: string
   readonly fromCache: boolean
+  /**
+   * Only on a fallback copy (CACHE_GRACE) served because the database failed: milliseconds since its value was
+   * loaded, and the failure, which the answer hides from the client and the log must not.
+   */
+  readonly age?: number
+  readonly failure?: unknown
 }
 
 const fromDatabase = (json: string): Served => ({ json, fromCache: false })
@@ -23,6 +30,16 @@ const fromDatabase = (json: string): Served => ({ json, fromCache: false })
 /** How long a reader that lost the fill lease waits for the holder's fill before loading itself. */
 const leaseWaitMillis = 200
 const leasePollMillis = 10
+
+/**
+ * Refresh ahead (XFetch: Vattani, Chierichetti and Lowenstein, "Optimal Probabilistic Cache Stampede Prevention",
+ * VLDB 2015): a hit reloads its entry in the background with probability exp(-ttl / (beta * delta)), where `ttl` is
+ * the entry's remaining life and `delta` how long its last load took. Beta 1 is the paper's optimum. Beyond
+ * `refreshReach` loads from expiry the probability is below e^-40, so no random number is drawn at all: an ordinary
+ * hit pays one multiplication and one comparison.
+ */
+const refreshBeta = 1
+const refreshReach = 40
 
 /**
  * Cache-aside reads and invalidating writes.
@@ -38,6 +55,14 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const stats = yield* CacheStats
     const invalidations = yield* Invalidations
     const ttl = yield* AppConfig.cacheTtl
+    const grace = yield* AppConfig.cacheGrace
+    const graceOn = Duration.toMillis(grace) > 0
+    // Off, no entry's load time makes a hit reload it.
+    const reach = (yield* AppConfig.cacheRefreshAhead) ? refreshBeta * refreshReach : 0
+    const clock = yield* Effect.clock
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Misses for different ids in one turn of the event loop load in one query.
+    const loadProduct = ProductLoader.make(repo, runFork)
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
     const traced = yield* Tracing.spans
 
@@ -48,8 +73,8 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const absentTtl = Duration.millis(Math.max(1, Math.min(5_000, Math.floor(ttlMillis / 10))))
 
     // What a write removes: a product's value and remembered absence (moving its guard), or every list page.
-    const invalidateSlot = (slot: Slot) => cache.invalidate([slot.key, slot.absent!], [slot.guard])
-    const invalidatePages = cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)
+    const invalidateSlot = (slot: Slot) => cache.invalidate([slot.key, slot.absent!], [slot.guard], [slot.shadow])
+    const invalidatePages = cache.invalidateIndexed(keys.listIndex, keys.listGuard)
 
     // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
     // applied before its entry is used again; until then reads of that entry bypass the cache.
@@ -79,13 +104,15 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), false))
       )
 
-    const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>) =>
+    const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>, load: number) =>
       cache
         .fill(slot, {
           stamp,
           lease,
           value: Option.getOrNull(value),
-          ttl: Option.isSome(value) ? jitteredTtl() : absentTtl
+          ttl: Option.isSome(value) ? jitteredTtl() : absentTtl,
+          load,
+          grace
         })
         .pipe(
           Effect.flatMap((stored) => (stored && Option.isSome(value) ? stats.set : Effect.void)),
@@ -128,7 +155,13 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         }
         const shared: { joined?: Deferred.Deferred<Option.Option<string>, unknown> } = {}
         loading.set(flight, shared)
-        const loadAndFill = Effect.tap(load, (value) => fill(slot, stamp, lease, value))
+        // The load's duration (µs, on the Effect clock so tests can set it) is kept with the entry for refresh ahead.
+        const loadAndFill = Effect.suspend(() => {
+          const started = clock.unsafeCurrentTimeNanos()
+          return Effect.tap(load, (value) =>
+            fill(slot, stamp, lease, value, Number(clock.unsafeCurrentTimeNanos() - started) / 1000)
+          )
+        })
         const run =
           lease !== null
             ? loadAndFill
@@ -146,6 +179,59 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
           Effect.uninterruptible
         )
       })
+
+    /**
+     * With CACHE_GRACE, a read whose database load failed answers with the slot's fallback copy, if a write has not
+     * removed it. A write removes the copy with the entry; one whose removal could not reach the cache is pending, and
+     * a pending invalidation of `pendingKey` (asked again here: it may have been recorded since the read began)
+     * forbids the copy. Otherwise the load's failure stands.
+     */
+    const orStale = <E>(slot: Slot, pendingKey: string, failure: E): Effect.Effect<Served, E> =>
+      Effect.flatMap(invalidations.pending(pendingKey), (generation) =>
+        generation !== undefined
+          ? Effect.fail(failure)
+          : cache.stale(slot).pipe(
+              Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), null)),
+              Effect.flatMap((copy) =>
+                copy === null
+                  ? Effect.fail(failure)
+                  : Effect.as(stats.stale, { json: copy.value, fromCache: true, age: copy.age, failure })
+              )
+            )
+      )
+
+    // Keys with a refresh under way in this process: a hot key's hits must not start one each.
+    const refreshing = new Set<string>()
+
+    /** Reloads `slot` in the background under the fill lease, unless another reader (here or elsewhere) holds it. */
+    const refreshAhead = <E>(slot: Slot, load: Effect.Effect<Option.Option<string>, E>) => {
+      if (refreshing.has(slot.key)) return
+      refreshing.add(slot.key)
+      cacheRefreshes.unsafeUpdate(1, noLabels)
+      runFork(
+        cache.claim(slot).pipe(
+          Effect.flatMap(({ lease, stamp }) =>
+            lease === null ? Effect.void : Effect.asVoid(loadShared(slot, stamp, lease, load))
+          ),
+          Effect.catchAll((error) =>
+            // The entry stays until its TTL; the next miss loads it as usual.
+            Effect.logDebug("refresh ahead failed", error)
+          ),
+          Effect.ensuring(Effect.sync(() => refreshing.delete(slot.key)))
+        )
+      )
+    }
+
+    /** XFetch: -beta * delta * ln(random) >= ttl, with delta (the load time) in µs and ttl in ms. */
+    const refreshIfDue = <E>(
+      slot: Slot,
+      hit: { readonly ttl: number; readonly load: number },
+      load: Effect.Effect<Option.Option<string>, E>
+    ) => {
+      if (hit.ttl * 1000 < hit.load * reach && -hit.load * refreshBeta * Math.log(Math.random()) >= hit.ttl * 1000) {
+        refreshAhead(slot, load)
+      }
+    }
 
     /**
      * The cache-aside read of `slot`. A pending invalidation of `pendingKey` is applied first (`retry`), and while it
@@ -167,14 +253,22 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
           onSuccess: (found): Effect.Effect<Served, E | A> => {
             switch (found._tag) {
               case "Hit":
+                refreshIfDue(slot, found, load)
                 return Effect.as(stats.hit, { json: found.value, fromCache: true })
               case "Absent":
                 return Effect.zipRight(stats.hit, absent())
-              case "Miss":
+              case "Miss": {
+                const loaded = loadShared(slot, found.stamp, found.lease, load)
                 return Effect.zipRight(
                   stats.miss,
-                  Effect.flatMap(loadShared(slot, found.stamp, found.lease, load), served)
+                  graceOn
+                    ? Effect.matchEffect(loaded, {
+                        onFailure: (failure) => orStale(slot, pendingKey, failure),
+                        onSuccess: served
+                      })
+                    : Effect.flatMap(loaded, served)
                 )
+              }
             }
           }
         })
@@ -188,13 +282,13 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
 
     const findJson = (id: ProductId) =>
       Effect.map(
-        repo.findById(id),
+        loadProduct(id),
         Option.map((product) => JSON.stringify(product))
       )
     const notFound = (id: ProductId) => () => Effect.fail(new ProductNotFound({ id }))
 
     /** A product from the database alone. */
-    const loadProduct = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> =>
+    const fromDatabaseAlone = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> =>
       Effect.flatMap(
         findJson(id),
         Option.match({ onNone: notFound(id), onSome: (json) => Effect.succeed(fromDatabase(json)) })
@@ -231,12 +325,18 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
               Effect.map((values) => {
                 let next = 0
                 return ids.map((id, at) => {
-                  const json = pending[at] === undefined ? values[next++] : undefined
-                  return json === undefined ? getById(id) : { json, fromCache: true }
+                  const found = pending[at] === undefined ? values[next++] : undefined
+                  if (found?._tag !== "Hit") return getById(id)
+                  refreshIfDue(
+                    slots[at]!,
+                    found,
+                    Effect.suspend(() => findJson(id))
+                  )
+                  return { json: found.value, fromCache: true }
                 })
               }),
               Effect.catchTag("CacheError", (error) =>
-                Effect.succeed(ids.map((id) => Effect.zipRight(stats.error(error), loadProduct(id))))
+                Effect.succeed(ids.map((id) => Effect.zipRight(stats.error(error), fromDatabaseAlone(id))))
               )
             )
           }),

@@ -14,7 +14,9 @@ export interface ReadAnswer {
   readonly status: 200 | 404 | 503
   readonly body: string
   /** `X-Cache`, on the answers that came through the cache. */
-  readonly xCache?: "HIT" | "MISS"
+  readonly xCache?: "HIT" | "MISS" | "STALE"
+  /** `Age` in seconds, on a STALE answer only. */
+  readonly age?: number
   /** What made the database unavailable: logged in full by the caller, never shown to the client. */
   readonly failure?: unknown
 }
@@ -37,12 +39,23 @@ const unavailable = (failure: unknown) => Effect.succeed<ReadAnswer>({ status: 5
 export const logFailure = (answer: ReadAnswer) =>
   answer.failure === undefined ? Effect.void : Effect.logError("database failure", answer.failure)
 
-/** The answer of GET /api/v1/products/:id that found the product, for a read begun at `started`. */
-export const productFound = ({ fromCache, json }: Served, started: number): ReadAnswer => ({
+/** A fallback copy answered because the database failed (CACHE_GRACE): the failure is still logged. */
+const staleAnswer = (body: string, served: Served): ReadAnswer => ({
   status: 200,
-  body: `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-  xCache: fromCache ? "HIT" : "MISS"
+  body,
+  xCache: "STALE",
+  age: Math.floor(served.age! / 1000),
+  failure: served.failure
 })
+
+/** The answer of GET /api/v1/products/:id that found the product, for a read begun at `started`. */
+export const productFound = (served: Served, started: number): ReadAnswer => {
+  const { fromCache, json } = served
+  const body = `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
+  return served.age === undefined
+    ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
+    : staleAnswer(body, served)
+}
 
 /** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getByIds` handed over). */
 export const productBy = (
@@ -63,11 +76,13 @@ export const page = (products: ProductService, offset: number, requestedLimit: n
   const started = performance.now()
   const limit = Math.min(requestedLimit, maxLimit)
   return products.list(offset, limit).pipe(
-    Effect.map(({ fromCache, json }): ReadAnswer => ({
-      status: 200,
-      body: `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`,
-      xCache: fromCache ? "HIT" : "MISS"
-    })),
+    Effect.map((served): ReadAnswer => {
+      const { fromCache, json } = served
+      const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
+      return served.age === undefined
+        ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
+        : staleAnswer(body, served)
+    }),
     Effect.catchTags({ SqlError: unavailable })
   )
 }

@@ -68,7 +68,7 @@ for (const backend of [memory, redis]) {
       Effect.gen(function* () {
         const cache = yield* backend.cache
         expect(yield* put(cache, product(1), "v1")).toBe(true)
-        expect(yield* cache.lookup(product(1))).toEqual({ _tag: "Hit", value: "v1" })
+        expect(yield* cache.lookup(product(1))).toMatchObject({ _tag: "Hit", value: "v1" })
       })
     )
 
@@ -167,14 +167,14 @@ for (const backend of [memory, redis]) {
         yield* put(cache, other, "other", long)
         const late = miss(yield* cache.lookup(keys.page(999, 20)))
 
-        expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(25)
+        expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(25)
 
         expect((yield* cache.lookup(keys.page(0, 20)))._tag).toBe("Miss")
-        expect(yield* cache.lookup(product(7))).toEqual({ _tag: "Hit", value: "seven" })
-        expect(yield* cache.lookup(other)).toEqual({ _tag: "Hit", value: "other" })
+        expect(yield* cache.lookup(product(7))).toMatchObject({ _tag: "Hit", value: "seven" })
+        expect(yield* cache.lookup(other)).toMatchObject({ _tag: "Hit", value: "other" })
         expect(yield* cache.fill(keys.page(999, 20), { ...late, value: "old", ttl })).toBe(false)
         // The index went with its pages: a second invalidation finds nothing.
-        expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(0)
+        expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(0)
       })
     )
 
@@ -188,14 +188,14 @@ for (const backend of [memory, redis]) {
           expect(yield* put(cache, page(offset), `page ${offset}`, Duration.seconds(10 + offset))).toBe(true)
         }
         expect(yield* tags).toEqual(["Miss", "Miss", "Hit", "Hit", "Hit"])
-        expect(yield* cache.lookup(page(3))).toEqual({ _tag: "Hit", value: "page 3" })
+        expect(yield* cache.lookup(page(3))).toMatchObject({ _tag: "Hit", value: "page 3" })
 
         const { stamp } = miss(yield* cache.lookup(page(0)))
         const again = { stamp, lease: null, value: "page 3 again", ttl: Duration.seconds(20) }
         expect(yield* cache.fill(page(3), again)).toBe(true)
         expect(yield* tags).toEqual(["Miss", "Miss", "Hit", "Hit", "Hit"])
-        expect(yield* cache.lookup(page(3))).toEqual({ _tag: "Hit", value: "page 3 again" })
-        expect(yield* cache.invalidateIndexed(bounded.listIndex.key, bounded.listGuard)).toBe(3)
+        expect(yield* cache.lookup(page(3))).toMatchObject({ _tag: "Hit", value: "page 3 again" })
+        expect(yield* cache.invalidateIndexed(bounded.listIndex, bounded.listGuard)).toBe(3)
       })
     )
 
@@ -220,6 +220,83 @@ for (const backend of [memory, redis]) {
       })
     )
 
+    it.scoped("a hit says how long the entry has left and how long its load took", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const { lease, stamp } = miss(yield* cache.lookup(product(1)))
+        yield* cache.fill(product(1), { stamp, lease, value: "v", ttl: Duration.seconds(10), load: 1234 })
+        const found = yield* cache.lookup(product(1))
+        if (found._tag !== "Hit") throw new Error("expected a hit")
+        expect(found.load).toBe(1234)
+        expect(found.ttl).toBeGreaterThan(9_000)
+        expect(found.ttl).toBeLessThanOrEqual(10_000)
+      })
+    )
+
+    it.scoped("with a grace period the fallback copy outlives its entry, by that period and no longer", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const { lease, stamp } = miss(yield* cache.lookup(product(1)))
+        const grace = Duration.millis(1_500)
+        yield* cache.fill(product(1), { stamp, lease, value: "v1", ttl: Duration.millis(300), grace })
+        // Only after the entry expired is the copy the only place the value lives.
+        yield* backend.elapse(600)
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
+        const copy = yield* cache.stale(product(1))
+        expect(copy?.value).toBe("v1")
+        expect(copy!.age).toBeGreaterThanOrEqual(600)
+        expect(copy!.age).toBeLessThan(1_800)
+        yield* backend.elapse(1_500)
+        expect(yield* cache.stale(product(1))).toBeNull()
+        // Without a grace period there is no copy at all.
+        yield* put(cache, product(2), "v2")
+        expect(yield* cache.stale(product(2))).toBeNull()
+      })
+    )
+
+    it.scoped("a write's invalidation removes the fallback copies too, by id and every page the index names", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const grace = Duration.seconds(60)
+        const fillWithGrace = (slot: Slot, value: string) =>
+          Effect.flatMap(cache.lookup(slot), (found) =>
+            cache.fill(slot, { ...miss(found), value, ttl: Duration.seconds(10), grace })
+          )
+        yield* fillWithGrace(product(1), "one")
+        yield* fillWithGrace(keys.page(0, 20), "page")
+        yield* fillWithGrace(keys.page(20, 20), "page 2")
+        expect((yield* cache.stale(product(1)))?.value).toBe("one")
+        expect((yield* cache.stale(keys.page(0, 20)))?.value).toBe("page")
+        // The product's shadow is bookkeeping: removing it is not counted as a delete.
+        expect(yield* cache.invalidate([product(1).key], [product(1).guard], [product(1).shadow])).toBe(1)
+        expect(yield* cache.stale(product(1))).toBeNull()
+        expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(2)
+        expect(yield* cache.stale(keys.page(0, 20))).toBeNull()
+        expect(yield* cache.stale(keys.page(20, 20))).toBeNull()
+        // A page evicted from a full index takes its copy with it.
+        const page = (offset: number) => bounded.page(offset, 10)
+        for (let offset = 0; offset < 4; offset++) {
+          const found = miss(yield* cache.lookup(page(offset)))
+          yield* cache.fill(page(offset), { ...found, value: `p${offset}`, ttl: Duration.seconds(10 + offset), grace })
+        }
+        expect(yield* cache.stale(page(0))).toBeNull()
+        expect((yield* cache.stale(page(1)))?.value).toBe("p1")
+      })
+    )
+
+    it.scoped("a claim takes the lease as a miss would: one claimant at a time, and a write voids its fill", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        yield* put(cache, product(1), "old")
+        const first = yield* cache.claim(product(1))
+        expect(first.lease).not.toBeNull()
+        expect((yield* cache.claim(product(1))).lease).toBeNull()
+        yield* cache.invalidate([product(1).key], [product(1).guard], [product(1).shadow])
+        expect(yield* cache.fill(product(1), { ...first, value: "late", ttl })).toBe(false)
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
+      })
+    )
+
     it.scoped("ping succeeds while the cache answers", () => Effect.flatMap(backend.cache, (cache) => cache.ping))
   })
 }
@@ -227,7 +304,7 @@ for (const backend of [memory, redis]) {
 describe("Cache contract: redis specifics", () => {
   // The hits of one turn go out as one read; every lookup still gets its own answer, and one that is not a plain hit
   // still goes through the lookup script (stamp, lease). Counted by Redis itself.
-  it.scoped("lookups made in one turn share one read: one MGET for products, one script for pages", () =>
+  it.scoped("lookups made in one turn share one read: one script for the products, one for the pages", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()
       const cache = yield* build(redisLayer(server.url))
@@ -253,12 +330,18 @@ describe("Cache contract: redis specifics", () => {
         ...ids.map((id) => (id === 7 ? { _tag: "Absent" } : { _tag: "Hit", value: `value ${id}` })),
         { _tag: "Hit", value: "value 3" }
       ]
-      expect(found.slice(0, 31)).toEqual(expected)
+      expect(found.slice(0, 31)).toMatchObject(expected)
       expect(miss(found[31]!).lease).not.toBeNull()
-      expect(found.slice(32)).toEqual(["page 0", "page 1", "page 2", "page 0"].map((value) => ({ _tag: "Hit", value })))
-      // One MGET; one script for the pages, one for the miss of product 31.
-      expect((yield* calls("mget")) - before.mget).toBe(1)
-      expect((yield* calls("evalsha")) - before.scripts).toBe(2)
+      expect(found.slice(32)).toMatchObject(
+        ["page 0", "page 1", "page 2", "page 0"].map((value) => ({ _tag: "Hit", value }))
+      )
+      // A hit still says how long its entry has left (for refresh ahead).
+      const hit = found[0] as { ttl: number }
+      expect(hit.ttl).toBeGreaterThan(50_000)
+      expect(hit.ttl).toBeLessThanOrEqual(60_000)
+      // One script for the products' hits, one for the pages', one lookup for the miss of product 31.
+      expect((yield* calls("evalsha")) - before.scripts).toBe(3)
+      expect((yield* calls("mget")) - before.mget).toBe(0)
     })
   )
 
@@ -315,8 +398,8 @@ describe("Cache contract: redis specifics", () => {
       yield* server.command("DEL", "p:index:list")
       expect(yield* server.command("GET", "p:list:0:20")).toBe("old page")
       expect(yield* put(cache, keys.page(0, 20), "new page", Duration.seconds(30))).toBe(true)
-      expect(yield* cache.lookup(keys.page(0, 20))).toEqual({ _tag: "Hit", value: "new page" })
-      expect(yield* cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)).toBe(1)
+      expect(yield* cache.lookup(keys.page(0, 20))).toMatchObject({ _tag: "Hit", value: "new page" })
+      expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(1)
     })
   )
 
@@ -337,7 +420,7 @@ describe("Cache contract: redis specifics", () => {
             timed(cache.lookup(product(1))),
             timed(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
             timed(cache.invalidate(["k"], ["g"])),
-            timed(cache.invalidateIndexed(keys.listIndex.key, keys.listGuard)),
+            timed(cache.invalidateIndexed(keys.listIndex, keys.listGuard)),
             timed(cache.ping)
           ],
           { concurrency: "unbounded" }

@@ -97,7 +97,8 @@ describe("the event feed", () => {
           deletes: 0,
           errors: 0,
           hit_rate: 0,
-          total_gets: 0
+          total_gets: 0,
+          stale: 0
         })
         expect(first.rates).toEqual({ hit: 0, miss: 0, write: 0, error: 0 })
         expect(first.latency_ms).toEqual({ hit: null, miss: null })

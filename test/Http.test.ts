@@ -12,7 +12,7 @@ import { App, dropProductsTable, memoryApp, tempDir } from "./support/TestApp.js
 
 const products = "/api/v1/products"
 const productKeys = ["id", "name", "description", "price", "stock", "category", "created_at", "updated_at"]
-const statsKeys = ["hits", "misses", "sets", "deletes", "errors", "hit_rate", "total_gets"]
+const statsKeys = ["hits", "misses", "sets", "deletes", "errors", "hit_rate", "total_gets", "stale"]
 const isoUtc = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?Z$/
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -179,7 +179,8 @@ const expectStats = (
   expect(body.cache_stats).toEqual({
     ...expected,
     hit_rate: totalGets === 0 ? 0 : expected.hits / totalGets,
-    total_gets: totalGets
+    total_gets: totalGets,
+    stale: 0
   })
 }
 
@@ -1057,6 +1058,40 @@ describe("the lean path for GET by id and of a list page", () => {
         }
       })
     )
+  )
+
+  it.scopedLive("with CACHE_GRACE a database failure answers the same STALE copy both ways, as documented", () =>
+    Effect.gen(function* () {
+      const dir = yield* tempDir()
+      const file = Path.join(dir, "products.db")
+      yield* Effect.gen(function* () {
+        const api = yield* client
+        const kept = yield* api.create({ name: "Kept", price: 1 })
+        yield* api.create({ name: "Other", price: 1 })
+        for (const path of [`${products}/${kept.id}`, `${products}?offset=0&limit=5`]) yield* api.get(path)
+        // The entries expire (CACHE_TTL=300ms); their copies stay for the grace period.
+        yield* Effect.sleep("1200 millis")
+        const byId = yield* api.get(`${products}/${kept.id}`)
+        expect(byId.status).toBe(200)
+        expect(byId.body).toMatchObject({ product: { id: kept.id, name: "Kept" }, from_cache: false })
+        // Caches again: the database answers, so no copy is served. Now the database goes away.
+        yield* Effect.sleep("400 millis")
+        yield* dropProductsTable(file)
+        const stale = yield* bothWays(`${products}/${kept.id}`, `${products}/0${kept.id}`)
+        expect(stale.status).toBe(200)
+        expect(stale.headers.get("x-cache")).toBe("STALE")
+        expect(Number(stale.headers.get("age"))).toBeGreaterThanOrEqual(0)
+        expect(stale.body).toMatchObject({ product: { id: kept.id, name: "Kept" }, from_cache: true })
+        const page = yield* bothWays(`${products}?offset=0&limit=5`, `${products}?limit=5&offset=0`)
+        expect(page.headers.get("x-cache")).toBe("STALE")
+        expect(Number(page.headers.get("age"))).toBeGreaterThanOrEqual(1)
+        expect(page.body).toMatchObject({ total: 2, offset: 0, limit: 5, from_cache: true })
+        // The OpenAPI document describes the STALE answer and its Age header (the checked client validates it).
+        expect((yield* api.get(`${products}/${kept.id}`)).headers.get("x-cache")).toBe("STALE")
+        const stats = (yield* api.get("/api/v1/cache/stats")).body.cache_stats
+        expect(stats.stale).toBe(5)
+      }).pipe(Effect.provide(memoryApp({ DB_PATH: file, CACHE_TTL: "300ms", CACHE_GRACE: "1m" })))
+    }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 
   it.scopedLive("a database failure is the same 503 both ways", () =>

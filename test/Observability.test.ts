@@ -218,7 +218,7 @@ describe("GET /metrics", () => {
       const breaker = CircuitBreaker.make(switchable.cache, { ...CircuitBreaker.defaults, failureThreshold: 2 })
       const cache = breaker.cache
       const stats = yield* CacheStats
-      const slot = { key: "k", guard: "g", lease: "l" }
+      const slot = { key: "k", guard: "g", lease: "l", shadow: "s" }
       const read = (families: ReadonlyArray<Family>) => ({
         error: cacheOps(families, "lookup", "error"),
         skipped: cacheOps(families, "lookup", "skipped")
@@ -466,7 +466,7 @@ describe("traces", () => {
       const breaker = CircuitBreaker.make(switchable.cache, { ...CircuitBreaker.defaults, failureThreshold: 1 })
       const cache = Observed.make(breaker.cache, { spans: true })
       const { spans, tracer } = recorder()
-      const slot = { key: "k", guard: "g", lease: "l" }
+      const slot = { key: "k", guard: "g", lease: "l", shadow: "s" }
       yield* Effect.exit(Effect.withTracer(cache.lookup(slot), tracer))
       yield* Effect.exit(Effect.withTracer(cache.lookup(slot), tracer))
       expect(spans.map((s) => [s.name, s.attributes.get("cache.outcome")])).toEqual([

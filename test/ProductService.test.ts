@@ -18,7 +18,7 @@ import * as CacheKeys from "../src/CacheKeys.js"
 import { CacheStats } from "../src/CacheStats.js"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
 import * as Invalidations from "../src/Invalidations.js"
-import { cacheCoalescedLoads } from "../src/Metrics.js"
+import { cacheCoalescedLoads, cacheRefreshes } from "../src/Metrics.js"
 import { ProductService } from "../src/ProductService.js"
 import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
@@ -26,12 +26,15 @@ import { makeRepo, makeSwitchableCache } from "./support/Fakes.js"
 
 const laptop: CreateProduct = { name: "Laptop", description: "fast", price: 999.99, stock: 5, category: "Electronics" }
 
-const configWith = (ttl: string) => Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_TTL", ttl]])))
+const configWith = (ttl: string, env: Record<string, string> = {}) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ CACHE_TTL: ttl, ...env }))))
 
 const config = configWith("1m")
 
 /** A service over a fresh fake repo and a switchable in-memory cache, with handles on all of them. */
-const setup = (options: { readonly cacheDown?: boolean; readonly ttl?: string } = {}) =>
+const setup = (
+  options: { readonly cacheDown?: boolean; readonly ttl?: string; readonly env?: Record<string, string> } = {}
+) =>
   Effect.gen(function* () {
     const fake = yield* makeRepo
     const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))
@@ -39,7 +42,7 @@ const setup = (options: { readonly cacheDown?: boolean; readonly ttl?: string } 
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
-        Layer.provide(options.ttl === undefined ? config : configWith(options.ttl))
+        Layer.provide(configWith(options.ttl ?? "1m", options.env))
       )
     )
     const stats = Context.get(context, CacheStats)
@@ -369,6 +372,199 @@ describe("ProductService under races and outages", () => {
       const updated = yield* service.update(product.id, { price: 2 })
       expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
       expect((yield* stats()).errors).toBe(3)
+    })
+  )
+})
+
+describe("ProductService batched loads", () => {
+  it.scoped("concurrent misses for distinct ids load in one query; each reader gets its own product", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup()
+      const created = yield* Effect.forEach(
+        Array.from({ length: 20 }, (_, i) => i),
+        (i) => service.create({ ...laptop, name: `P${i}` })
+      )
+      // Two readers per id (single flight joins them), and one id that does not exist.
+      const ids = [...created.map((product) => product.id), 999 as ProductId]
+      const reads = yield* Effect.all(
+        [...ids, ...ids].map((id) => Effect.either(service.getById(id))),
+        { concurrency: "unbounded" }
+      )
+      expect(fake.reads).toMatchObject({ findById: 0, findByIds: 1 })
+      for (const [i, read] of reads.entries()) {
+        const id = ids[i % ids.length]!
+        if (id === 999) expect(read).toMatchObject({ _tag: "Left", left: { _tag: "ProductNotFound", id: 999 } })
+        else expect(JSON.parse((read as { right: { json: string } }).right.json).id).toBe(id)
+      }
+      expect(counts(yield* stats())).toMatchObject({ misses: 42, sets: 20 })
+      // All cached now: no query at all.
+      yield* Effect.all(
+        created.map((product) => service.getById(product.id)),
+        { concurrency: "unbounded" }
+      )
+      expect(fake.reads).toMatchObject({ findById: 0, findByIds: 1 })
+    })
+  )
+
+  it.scoped("a lone miss runs the single-row query; a failed batch fails each of its readers", () =>
+    Effect.gen(function* () {
+      const { fake, service } = yield* setup()
+      const a = yield* service.create(laptop)
+      const b = yield* service.create(laptop)
+      yield* service.getById(a.id)
+      expect(fake.reads).toMatchObject({ findById: 1, findByIds: 0 })
+      yield* fake.failReads(true)
+      const failed = yield* Effect.all(
+        [Effect.flip(service.getById(b.id)), Effect.flip(service.getById(999 as ProductId))],
+        {
+          concurrency: "unbounded"
+        }
+      )
+      expect(failed.map((error) => error._tag)).toEqual(["SqlError", "SqlError"])
+      expect(fake.reads).toMatchObject({ findById: 1, findByIds: 1 })
+    })
+  )
+})
+
+describe("ProductService refresh ahead (XFetch)", () => {
+  const refreshes = Effect.map(Metric.value(cacheRefreshes), (state) => state.count)
+
+  // A load takes 400 ms (of the test clock) and the key is read every 10 ms: XFetch reloads it in the last second or so
+  // of its life (the chance that no read before its last 400 ms starts a reload is e^-(40/e), below 1e-6).
+  it.scoped("a hot key read steadily is reloaded in the background before it expires: no miss after the first", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup({ ttl: "2s" })
+      const product = yield* service.create(laptop)
+      yield* fake.holdReadsWith(Effect.sleep("400 millis"))
+      const cold = yield* Effect.fork(service.getById(product.id))
+      yield* TestClock.adjust("400 millis")
+      yield* Fiber.join(cold)
+      const refreshesBefore = yield* refreshes
+      let waited = 0
+      // Six seconds: three lifetimes of the entry.
+      for (let elapsed = 0; elapsed < 6_000; elapsed += 10) {
+        const read = yield* Effect.fork(service.getById(product.id))
+        yield* TestClock.adjust("10 millis")
+        // A hit is answered at once, also the one that started a refresh: none waits for the reload.
+        const answered = yield* Fiber.poll(read)
+        if (Option.isNone(answered)) waited++
+        else expect(Exit.isSuccess(answered.value)).toBe(true)
+      }
+      expect(waited).toBe(0)
+      yield* TestClock.adjust("500 millis") // a refresh the last reads started finishes
+      const snapshot = yield* stats()
+      expect(snapshot.misses).toBe(1)
+      const refreshed = (yield* refreshes) - refreshesBefore
+      expect(refreshed).toBeGreaterThanOrEqual(3)
+      // One database load per refresh: a refresh in flight is not started again by the hits that follow.
+      expect(fake.reads.findById).toBe(1 + refreshed)
+      expect(snapshot.sets).toBe(1 + refreshed)
+    })
+  )
+
+  it.scoped("a key far from expiry is never reloaded", () =>
+    Effect.gen(function* () {
+      const { fake, service } = yield* setup({ ttl: "1m" })
+      const product = yield* service.create(laptop)
+      yield* fake.holdReadsWith(Effect.sleep("100 millis"))
+      const cold = yield* Effect.fork(service.getById(product.id))
+      yield* TestClock.adjust("100 millis")
+      yield* Fiber.join(cold)
+      for (let i = 0; i < 2_000; i++) yield* service.getById(product.id)
+      expect(fake.reads.findById).toBe(1)
+    })
+  )
+
+  it.scoped("a refresh that a write overtakes is voided by the guard: the written value stays", () =>
+    Effect.gen(function* () {
+      const { fake, service } = yield* setup({ ttl: "2s" })
+      const product = yield* service.create(laptop)
+      yield* fake.holdReadsWith(Effect.sleep("400 millis"))
+      const cold = yield* Effect.fork(service.getById(product.id))
+      yield* TestClock.adjust("400 millis")
+      yield* Fiber.join(cold)
+      const refreshesBefore = yield* refreshes
+      // Read until a refresh starts; it is then loading (held for 400 ms) when the write lands.
+      for (let step = 0; step < 300 && (yield* refreshes) === refreshesBefore; step++) {
+        yield* service.getById(product.id)
+        yield* TestClock.adjust("10 millis")
+      }
+      expect(yield* refreshes).toBe(refreshesBefore + 1)
+      yield* fake.holdReadsWith(Effect.void)
+      const updated = yield* service.update(product.id, { price: 7 })
+      yield* TestClock.adjust("500 millis")
+      expect(JSON.parse((yield* service.getById(product.id)).json)).toEqual(updated)
+      expect(JSON.parse((yield* service.getById(product.id)).json)).toEqual(updated)
+    })
+  )
+})
+
+describe("ProductService with a grace period (CACHE_GRACE)", () => {
+  const graceful = () => setup({ ttl: "10s", env: { CACHE_GRACE: "1m" } })
+
+  it.scoped("a read whose load fails answers the expired entry's fallback copy, with its age, counted as stale", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* TestClock.adjust(Duration.seconds(25))
+      yield* fake.failReads(true)
+      const read = yield* service.getById(product.id)
+      expect(read).toMatchObject({ json: JSON.stringify(product), fromCache: true, age: 25_000 })
+      expect(read.failure).toMatchObject({ _tag: "SqlError" })
+      expect(JSON.parse((yield* service.list(0, 20)).json).products).toEqual([product])
+      const snapshot = yield* stats()
+      expect(snapshot.stale).toBe(2)
+      // Each was a miss first: the entry had expired.
+      expect(counts(snapshot)).toMatchObject({ hits: 0, misses: 4 })
+      // Past the grace period the copy is gone too, and the failure stands.
+      yield* TestClock.adjust(Duration.seconds(50))
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+    })
+  )
+
+  it.scoped("a database that answers is always preferred: the copy is only for failures", () =>
+    Effect.gen(function* () {
+      const { service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* TestClock.adjust(Duration.seconds(25))
+      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect((yield* stats()).stale).toBe(0)
+    })
+  )
+
+  it.scoped("after a write the copy is gone: a failing load answers the failure, never the replaced value", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* service.update(product.id, { price: 5 })
+      yield* fake.failReads(true)
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+      expect((yield* stats()).stale).toBe(0)
+    })
+  )
+
+  it.scoped("a write whose invalidation was lost forbids the copy, and applying it later removes the copy", () =>
+    Effect.gen(function* () {
+      const { cache, fake, service, stats } = yield* graceful()
+      const product = yield* service.create(laptop)
+      yield* service.getById(product.id)
+      yield* service.list(0, 20)
+      yield* cache.setDown(true)
+      yield* service.update(product.id, { price: 5 }) // both invalidations fail: pending
+      yield* cache.setDown(false)
+      yield* TestClock.adjust(Duration.seconds(25))
+      yield* fake.failReads(true)
+      // The read applies the pending invalidation (copy removed with the entry), then its load fails.
+      expect((yield* Effect.flip(service.getById(product.id)))._tag).toBe("SqlError")
+      expect((yield* Effect.flip(service.list(0, 20)))._tag).toBe("SqlError")
+      expect((yield* stats()).stale).toBe(0)
     })
   )
 })

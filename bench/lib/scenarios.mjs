@@ -57,6 +57,12 @@ export const scenarios = [
 // Not a wrk scenario (it runs after them), but selectable by name like one.
 export const stampede = { name: "stampede", targets: ["service", "baseline"] }
 
+// Measured after the wrk scenarios too (bench/lib/cacheRounds.mjs), each with its own instances: not req/s ratios
+// but what the cache does: misses per expiry of a hot key, database queries per miss.
+export const refreshAhead = { name: "refresh-ahead", targets: ["aheadOff", "aheadOn"] }
+export const batchedMiss = { name: "batched-miss", targets: ["serviceMiss", "baselineMiss"] }
+const extras = [refreshAhead, batchedMiss]
+
 /**
  * BENCH_ONLY=name[,name]: the scenarios to run (all when unset). Also refuses WORKERS, which this bench used to pass
  * to every service instance: pinned to one core, more workers measured nothing; scale-workers measures them instead.
@@ -69,9 +75,9 @@ export const selection = () => {
         "unset WORKERS and run BENCH_ONLY=scale-workers"
     )
   }
-  const known = [...scenarios.map((s) => s.name), stampede.name]
+  const known = [...scenarios.map((s) => s.name), stampede.name, ...extras.map((s) => s.name)]
   const text = process.env.BENCH_ONLY ?? ""
-  if (text.trim() === "") return { only: null, chosen: scenarios, stampede: true }
+  if (text.trim() === "") return { only: null, chosen: scenarios, stampede: true, extras }
   const names = text
     .split(",")
     .map((name) => name.trim())
@@ -82,7 +88,12 @@ export const selection = () => {
     throw new UsageError(`BENCH_ONLY=${text}: ${what}; the scenarios are ${known.join(", ")}`)
   }
   const only = known.filter((name) => names.includes(name))
-  return { only, chosen: scenarios.filter((s) => only.includes(s.name)), stampede: only.includes(stampede.name) }
+  return {
+    only,
+    chosen: scenarios.filter((s) => only.includes(s.name)),
+    stampede: only.includes(stampede.name),
+    extras: extras.filter((s) => only.includes(s.name))
+  }
 }
 
 /** Warms `target` for `scenario` before its first round. */

@@ -46,6 +46,7 @@ const baseEnv = () => {
   const env = { ...process.env, NODE_ENV: "production" }
   for (const name of ["REDIS_ADDR", "REDIS_URL", "HTTP_PORT", "DB_PATH", "CACHE_TTL", "CACHE_PREFIX"]) delete env[name]
   for (const name of ["CACHE_BACKEND", "CACHE_TIMEOUT", "SERVICE_NAME", "WORKERS"]) delete env[name]
+  for (const name of ["CACHE_GRACE", "CACHE_REFRESH_AHEAD"]) delete env[name]
   return env
 }
 
@@ -78,9 +79,13 @@ const waitListening = async (child, workers, timeoutMs = 30_000) => {
 /** The processes `WORKERS=value` serves with; "auto" is one per available core, as the service counts them. */
 export const workerCount = (value) => (value === "auto" ? availableParallelism() : value)
 
-const startService = async (name, { port, redisUrl, dbPath, logDir, ttl, prefix, workers, cpu = serverCpu }) => {
+const startService = async (
+  name,
+  { port, redisUrl, dbPath, logDir, ttl, prefix, workers, cpu = serverCpu, extraEnv = {} }
+) => {
   const env = {
     ...baseEnv(),
+    ...extraEnv,
     HTTP_PORT: String(port),
     REDIS_URL: redisUrl,
     DB_PATH: dbPath,
@@ -149,6 +154,31 @@ export const targetSpecs = {
     about: "node dist/main.js, NODE_ENV=production, CACHE_TTL=1ms, prefix bench:svcmiss:, own SQLite copy",
     stats: true,
     start: (o) => startService("service-miss", { ...o, ttl: "1ms", prefix: "bench:svcmiss:" })
+  },
+  aheadOff: {
+    display: "ahead off",
+    about: "node dist/main.js, CACHE_TTL=2s, CACHE_REFRESH_AHEAD=false, prefix bench:expire:, own SQLite copy",
+    stats: true,
+    start: (o) =>
+      startService("service-ahead-off", {
+        ...o,
+        ttl: "2s",
+        prefix: "bench:expire:",
+        extraEnv: { CACHE_REFRESH_AHEAD: "false" }
+      })
+  },
+  aheadOn: {
+    display: "ahead on",
+    about:
+      "node dist/main.js, CACHE_TTL=2s, CACHE_REFRESH_AHEAD=true (the default), prefix bench:ahead:, own SQLite copy",
+    stats: true,
+    start: (o) =>
+      startService("service-ahead-on", {
+        ...o,
+        ttl: "2s",
+        prefix: "bench:ahead:",
+        extraEnv: { CACHE_REFRESH_AHEAD: "true" }
+      })
   },
   baselineMiss: {
     display: "baseline",

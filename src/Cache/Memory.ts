@@ -1,9 +1,19 @@
 import { Clock, Duration, Effect, Layer } from "effect"
 import { Cache, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Index } from "../Cache.js"
+import type { Index, Lookup, Peeked, Slot } from "../Cache.js"
+
+const absent: Peeked = { _tag: "Absent" }
 
 interface Entry {
   readonly value: string
+  readonly expiresAt: number
+}
+
+/** The Redis layer's shadow hash: when the value was loaded, how long that took (µs), maybe a fallback copy. */
+interface Shadow {
+  readonly at: number
+  readonly load: number
+  readonly value: string | undefined
   readonly expiresAt: number
 }
 
@@ -13,6 +23,7 @@ interface Entry {
  */
 export const make = Effect.gen(function* () {
   const store = new Map<string, Entry>()
+  const shadows = new Map<string, Shadow>()
   // Index key -> the entries it names -> when each expires: the sorted set of the Redis layer.
   const indexes = new Map<string, Map<string, number>>()
   let nextStamp = 0
@@ -28,21 +39,36 @@ export const make = Effect.gen(function* () {
     return entry.value
   }
 
-  const sweep = (now: number) => {
-    for (const [key, entry] of store) if (entry.expiresAt <= now) store.delete(key)
+  const readShadow = (key: string, now: number): Shadow | undefined => {
+    const shadow = shadows.get(key)
+    if (shadow === undefined || shadow.expiresAt > now) return shadow
+    shadows.delete(key)
+    return undefined
   }
 
-  // As in the Redis script: a full index evicts the entries that expire first, values included.
-  const name = ({ capacity, key: index }: Index, key: string, expiresAt: number) => {
-    const named = indexes.get(index) ?? new Map<string, number>()
-    indexes.set(index, named)
-    while (!named.has(key) && named.size >= capacity) {
+  const sweep = (now: number) => {
+    for (const [key, entry] of store) if (entry.expiresAt <= now) store.delete(key)
+    for (const [key, shadow] of shadows) if (shadow.expiresAt <= now) shadows.delete(key)
+  }
+
+  const shadowOf = (index: Index, key: string) => index.shadows + key.slice(index.entries.length)
+
+  const named = (slot: Slot) => slot.index === undefined || indexes.get(slot.index.key)?.has(slot.key) === true
+
+  // As in the Redis script: a full index evicts the entries that expire first, values and shadows included; scored
+  // by when their shadows expire.
+  const name = (index: Index, key: string, expiresAt: number) => {
+    const { capacity, key: indexKey } = index
+    const members = indexes.get(indexKey) ?? new Map<string, number>()
+    indexes.set(indexKey, members)
+    while (!members.has(key) && members.size >= capacity) {
       let first: [string, number] | undefined
-      for (const member of named) if (first === undefined || member[1] < first[1]) first = member
-      named.delete(first![0])
+      for (const member of members) if (first === undefined || member[1] < first[1]) first = member
+      members.delete(first![0])
       store.delete(first![0])
+      shadows.delete(shadowOf(index, first![0]))
     }
-    named.set(key, expiresAt)
+    members.set(key, expiresAt)
   }
 
   const stampGuard = (guard: string, now: number) => {
@@ -59,17 +85,26 @@ export const make = Effect.gen(function* () {
     return held
   }
 
+  const peekOne = (slot: Slot, now: number): Peeked | undefined => {
+    const value = read(slot.key, now)
+    if (value !== undefined) {
+      const ttl = store.get(slot.key)!.expiresAt - now
+      return { _tag: "Hit", value, ttl, load: readShadow(slot.shadow, now)?.load ?? 0 }
+    }
+    if (slot.absent !== undefined && read(slot.absent, now) !== undefined) return absent
+    return undefined
+  }
+
   return Cache.of({
     lookup: (slot) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const value = read(slot.key, now)
-        if (value !== undefined) return { _tag: "Hit", value } as const
-        if (slot.absent !== undefined && read(slot.absent, now) !== undefined) return { _tag: "Absent" } as const
+      Effect.map(Clock.currentTimeMillis, (now): Lookup => {
+        const found = peekOne(slot, now)
+        if (found !== undefined) return found
         const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
-        return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) } as const
+        return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) }
       }),
-    peek: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => read(slot.key, now))),
-    fill: (slot, { lease, stamp, ttl, value }) =>
+    peek: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => peekOne(slot, now))),
+    fill: (slot, { grace, lease, load, stamp, ttl, value }) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         if (lease !== null && read(slot.lease, now) === lease) store.delete(slot.lease)
         if (read(slot.guard, now) !== stamp) return false
@@ -77,27 +112,50 @@ export const make = Effect.gen(function* () {
         if (target === undefined) return false
         const expiresAt = now + Duration.toMillis(ttl)
         store.set(target, { value: value ?? "", expiresAt })
-        if (value !== null && slot.index !== undefined) name(slot.index, target, expiresAt)
+        if (value !== null) {
+          const graceMillis = grace === undefined ? 0 : Duration.toMillis(grace)
+          const kept = expiresAt + graceMillis
+          shadows.set(slot.shadow, {
+            at: now,
+            load: Math.round(load ?? 0),
+            value: graceMillis > 0 ? value : undefined,
+            expiresAt: kept
+          })
+          if (slot.index !== undefined) name(slot.index, target, kept)
+        }
         // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
         if (++fills % 1024 === 0) sweep(now)
         return true
       }),
-    invalidate: (keys, guards) =>
+    invalidate: (keys, guards, also = []) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         for (const guard of guards) stampGuard(guard, now)
         let removed = 0
         for (const key of keys) if (read(key, now) !== undefined && store.delete(key)) removed++
+        for (const key of also) shadows.delete(key)
         return removed
       }),
     invalidateIndexed: (index, guard) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         stampGuard(guard, now)
         let removed = 0
-        for (const key of indexes.get(index)?.keys() ?? []) {
+        for (const key of indexes.get(index.key)?.keys() ?? []) {
           if (read(key, now) !== undefined && store.delete(key)) removed++
+          shadows.delete(shadowOf(index, key))
         }
-        indexes.delete(index)
+        indexes.delete(index.key)
         return removed
+      }),
+    stale: (slot) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const shadow = readShadow(slot.shadow, now)
+        if (shadow?.value === undefined || !named(slot)) return null
+        return { value: shadow.value, age: now - shadow.at }
+      }),
+    claim: (slot) =>
+      Effect.map(Clock.currentTimeMillis, (now) => {
+        const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
+        return { stamp, lease: takeLease(slot.lease, stamp, now) }
       }),
     ping: Effect.void
   })

@@ -37,10 +37,22 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
           "cache.outcome": stored ? "stored" : "refused"
         }))
       ),
-    invalidate: (keys, guards) =>
-      cache.invalidate(keys, guards).pipe(span("Cache.invalidate", { "cache.key": keys.join(" ") }, deleted)),
+    invalidate: (keys, guards, also) =>
+      cache.invalidate(keys, guards, also).pipe(span("Cache.invalidate", { "cache.key": keys.join(" ") }, deleted)),
     invalidateIndexed: (index, guard) =>
-      cache.invalidateIndexed(index, guard).pipe(span("Cache.invalidate", { "cache.index": index }, deleted)),
+      cache.invalidateIndexed(index, guard).pipe(span("Cache.invalidate", { "cache.index": index.key }, deleted)),
+    stale: (slot) =>
+      cache.stale(slot).pipe(
+        span("Cache.stale", { "cache.key": slot.shadow }, (found) => ({
+          "cache.outcome": found === null ? "miss" : "stale"
+        }))
+      ),
+    claim: (slot) =>
+      cache.claim(slot).pipe(
+        span("Cache.claim", { "cache.key": slot.key }, (claimed) => ({
+          "cache.outcome": claimed.lease === null ? "held" : "claimed"
+        }))
+      ),
     ping: cache.ping.pipe(span("Cache.ping", {}, () => ({ "cache.outcome": "up" })))
   })
 

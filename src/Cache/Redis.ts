@@ -2,22 +2,16 @@ import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Lookup, Slot } from "../Cache.js"
+import type { Lookup, Peeked, Slot } from "../Cache.js"
 import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
 
-// KEYS: entry, guard, lease[, absent | index]. ARGV: token, guard ttl, lease ttl (ms), "index" when KEYS[4] is the
-// index. The token becomes the guard's stamp if it has none. The lease is held as "<stamp>|<token>": a lease taken
-// under an older stamp belongs to a reader whose fill a write has already voided, so it is taken over rather than
-// waited for. An entry its index does not name is out of a write's reach (Redis evicted the index under memory
-// pressure, or an older version filled it), so it is a miss, and the fill names it again.
-// Replies {1, value} | {2} (absent) | {0, stamp, lease or false}.
-const lookupScript = `
-local indexed = ARGV[4] == "index"
-local value = redis.call("GET", KEYS[1])
-if value and (not indexed or redis.call("ZSCORE", KEYS[4], KEYS[1])) then return {1, value} end
-if KEYS[4] and not indexed and redis.call("EXISTS", KEYS[4]) == 1 then return {2} end
+// Reads the guard's stamp (making it the token if it has none) and takes the lease unless another reader holds it
+// under that stamp. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
+// whose fill a write has already voided, so it is taken over rather than waited for. KEYS[2] guard, KEYS[3] lease;
+// ARGV: token, guard ttl, lease ttl (ms). Replies {0, stamp, lease or false}.
+const claimLua = `
 local stamp = redis.call("GET", KEYS[2])
 if not stamp then
   stamp = ARGV[1]
@@ -29,67 +23,130 @@ local lease = stamp .. "|" .. ARGV[1]
 redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
-// KEYS: the index, then entries it may name. Replies with each entry's value, or false where the entry is missing or
-// the index does not name it (the lookup script then decides). The hits of many list reads in one step.
-const peekIndexedScript = `
-local values = {}
-for i = 2, #KEYS do
-  local value = redis.call("GET", KEYS[i])
-  values[i - 1] = value and redis.call("ZSCORE", KEYS[1], KEYS[i]) and value or false
+// KEYS: entry, guard, lease, shadow[, absent | index]. ARGV: token, guard ttl, lease ttl (ms), "index" when KEYS[5]
+// is the index. A hit also replies what refresh ahead needs, so that an ordinary hit costs no second round trip: the
+// entry's remaining life (ms) and how long its load took (µs, from its shadow). On a miss the guard's stamp and maybe
+// the lease, as claimLua. An entry its index does not name is out of a write's reach (Redis evicted the index under
+// memory pressure, or an older version filled it), so it is a miss, and the fill names it again.
+// Replies {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
+const lookupScript = `
+local indexed = ARGV[4] == "index"
+local value = redis.call("GET", KEYS[1])
+if value and (not indexed or redis.call("ZSCORE", KEYS[5], KEYS[1])) then
+  return {1, value, redis.call("PTTL", KEYS[1]), tonumber(redis.call("HGET", KEYS[4], "load")) or 0}
 end
-return values`
+if KEYS[5] and not indexed and redis.call("EXISTS", KEYS[5]) == 1 then return {2} end
+${claimLua}`
 
-// KEYS: target (entry or absent), guard, lease[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if none)[,
-// index capacity]. The index is a sorted set scored by expiry time: a full index evicts the entry that expires first
-// (names of expired entries, scored lowest, go before any live one), its value too, since an entry the index no
-// longer names could not be invalidated; the index itself expires with its longest-lived entry.
+// What lookups find without bookkeeping, for many slots in one step. ARGV[1] "index": KEYS are the index, then entry
+// and shadow of each slot; "absent": entry, shadow and absent key of each slot. Replies, per slot, {1, value, pttl,
+// load} as the lookup script's hit, {2} for a remembered absence, or false for a miss (left to the lookup script).
+const peekScript = `
+local indexed = ARGV[1] == "index"
+local width = indexed and 2 or 3
+local found = {}
+for i = indexed and 2 or 1, #KEYS, width do
+  local value = redis.call("GET", KEYS[i])
+  if value and (not indexed or redis.call("ZSCORE", KEYS[1], KEYS[i])) then
+    found[#found + 1] = {1, value, redis.call("PTTL", KEYS[i]), tonumber(redis.call("HGET", KEYS[i + 1], "load")) or 0}
+  elseif not indexed and redis.call("EXISTS", KEYS[i + 2]) == 1 then
+    found[#found + 1] = {2}
+  else
+    found[#found + 1] = false
+  end
+end
+return found`
+
+// KEYS: target (entry or absent), guard, lease, shadow[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if
+// none), load (µs), grace (ms; "" for a remembered absence, which has no shadow)[, index capacity, entries' prefix,
+// shadows' prefix]. The shadow is written with the entry: when, how long the load took, and with a grace period the
+// value again, kept that much longer than the entry. The index is a sorted set scored by when an entry's shadow
+// expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry that expires
+// first (names of expired entries, scored lowest, go before any live one), its value and shadow too, since what the
+// index no longer names could not be invalidated; the index itself lives as long as its longest-lived shadow, so a
+// write always reaches every fallback copy.
 const fillScript = `
 if ARGV[4] ~= "" and redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
 if redis.call("GET", KEYS[2]) ~= ARGV[3] then return 0 end
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-if KEYS[4] then
-  local time = redis.call("TIME")
-  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-  local ttl = tonumber(ARGV[2])
-  if not redis.call("ZSCORE", KEYS[4], KEYS[1]) then
-    local over = redis.call("ZCARD", KEYS[4]) - tonumber(ARGV[5]) + 1
+if ARGV[6] == "" then return 1 end
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local kept = tonumber(ARGV[2]) + tonumber(ARGV[6])
+redis.call("DEL", KEYS[4])
+if tonumber(ARGV[6]) > 0 then
+  redis.call("HSET", KEYS[4], "at", now, "load", ARGV[5], "value", ARGV[1])
+else
+  redis.call("HSET", KEYS[4], "at", now, "load", ARGV[5])
+end
+redis.call("PEXPIRE", KEYS[4], kept)
+if KEYS[5] then
+  if not redis.call("ZSCORE", KEYS[5], KEYS[1]) then
+    local over = redis.call("ZCARD", KEYS[5]) - tonumber(ARGV[7]) + 1
     if over > 0 then
-      local evicted = redis.call("ZPOPMIN", KEYS[4], over)
-      for i = 1, #evicted, 2 do redis.call("DEL", evicted[i]) end
+      local evicted = redis.call("ZPOPMIN", KEYS[5], over)
+      for i = 1, #evicted, 2 do
+        redis.call("DEL", evicted[i], ARGV[9] .. string.sub(evicted[i], #ARGV[8] + 1))
+      end
     end
   end
-  redis.call("ZADD", KEYS[4], now + ttl, KEYS[1])
-  if redis.call("PTTL", KEYS[4]) < ttl then redis.call("PEXPIRE", KEYS[4], ttl) end
+  redis.call("ZADD", KEYS[5], now + kept, KEYS[1])
+  if redis.call("PTTL", KEYS[5]) < kept then redis.call("PEXPIRE", KEYS[5], kept) end
 end
 return 1`
 
-// KEYS: the guards, then the entries. ARGV: number of guards, fresh stamp, guard ttl (ms).
+// KEYS: the guards, the entries, then their shadows. ARGV: number of guards, number of entries, fresh stamp, guard
+// ttl (ms). Only entries are counted: shadows are bookkeeping.
 const invalidateScript = `
 local guards = tonumber(ARGV[1])
-for i = 1, guards do redis.call("SET", KEYS[i], ARGV[2], "PX", ARGV[3]) end
+local counted = guards + tonumber(ARGV[2])
+for i = 1, guards do redis.call("SET", KEYS[i], ARGV[3], "PX", ARGV[4]) end
 local removed = 0
-for i = guards + 1, #KEYS do removed = removed + redis.call("DEL", KEYS[i]) end
+for i = guards + 1, counted do removed = removed + redis.call("DEL", KEYS[i]) end
+for i = counted + 1, #KEYS do redis.call("DEL", KEYS[i]) end
 return removed`
 
-// KEYS: guard, index. ARGV: fresh stamp, guard ttl (ms). One command whose work is the entries the index names, so
-// neither the rest of the database nor its size can slow it. Those entries are not in KEYS: right on one Redis;
-// a Redis Cluster would need the index and its entries in one hash slot.
+// KEYS: guard, index. ARGV: fresh stamp, guard ttl (ms), entries' prefix, shadows' prefix. One command whose work is
+// the entries the index names (and their shadows), so neither the rest of the database nor its size can slow it.
+// Those keys are not in KEYS: right on one Redis; a Redis Cluster would need the index and its entries in one slot.
 const invalidateIndexedScript = `
 redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
 local removed = 0
-for _, key in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do removed = removed + redis.call("DEL", key) end
+for _, key in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do
+  removed = removed + redis.call("DEL", key)
+  redis.call("DEL", ARGV[4] .. string.sub(key, #ARGV[3] + 1))
+end
 redis.call("DEL", KEYS[2])
 return removed`
 
+// KEYS: shadow[, index, entry]. The fallback copy and its age (ms), unless the index no longer names the entry.
+const staleScript = `
+if KEYS[2] and not redis.call("ZSCORE", KEYS[2], KEYS[3]) then return false end
+local copy = redis.call("HMGET", KEYS[1], "value", "at")
+if not copy[1] then return false end
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return {copy[1], now - tonumber(copy[2])}`
+
 interface ScriptedRedis extends Redis {
-  cacheLookup(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<[0 | 1 | 2, string?, string?]>
+  cacheLookup(
+    keyCount: number,
+    ...keysThenArgs: Array<string | number>
+  ): Promise<[0 | 1 | 2, string?, (string | number)?, number?]>
+  cachePeek(keyCount: number, ...keysThenArgs: Array<string>): Promise<Array<[1, string, number, number] | [2] | null>>
   cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
-  cacheInvalidateIndexed(guard: string, index: string, stamp: string, guardTtl: number): Promise<number>
-  cachePeekIndexed(keyCount: number, ...keys: Array<string>): Promise<Array<string | null>>
+  cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
+  cacheStale(keyCount: number, ...keysThenArgs: Array<string>): Promise<[string, number] | null>
+  cacheClaim(
+    entry: string,
+    guard: string,
+    lease: string,
+    ...args: Array<string | number>
+  ): Promise<[0, string, string?]>
 }
 
-const absent: Lookup = { _tag: "Absent" }
+const absent: Peeked = { _tag: "Absent" }
 
 const connect = Effect.gen(function* () {
   const url = yield* AppConfig.redisConnection
@@ -111,10 +168,12 @@ const connect = Effect.gen(function* () {
     enableAutoPipelining: true
   }) as ScriptedRedis
   redis.defineCommand("cacheLookup", { lua: lookupScript })
+  redis.defineCommand("cachePeek", { lua: peekScript })
   redis.defineCommand("cacheFill", { lua: fillScript })
   redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
   redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
-  redis.defineCommand("cachePeekIndexed", { lua: peekIndexedScript })
+  redis.defineCommand("cacheStale", { lua: staleScript })
+  redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
 
   // One log line per transition, not one per failed request.
   let up = false
@@ -170,135 +229,158 @@ export const make = Effect.gen(function* () {
   const lookupScripted = (slot: Slot) => {
     const token = freshStamp()
     // A page names its index where a product names its remembered absence; none has both.
-    const fourth = slot.index?.key ?? slot.absent
+    const fifth = slot.index?.key ?? slot.absent
     const role = slot.index === undefined ? "absent" : "index"
     const run =
-      fourth === undefined
-        ? () => redis.cacheLookup(3, slot.key, slot.guard, slot.lease, token, guardTtlMillis, leaseTtlMillis)
+      fifth === undefined
+        ? () =>
+            redis.cacheLookup(4, slot.key, slot.guard, slot.lease, slot.shadow, token, guardTtlMillis, leaseTtlMillis)
         : () =>
-            redis.cacheLookup(4, slot.key, slot.guard, slot.lease, fourth, token, guardTtlMillis, leaseTtlMillis, role)
-    return Effect.map(attempt("lookup", run), ([found, payload, leased]): Lookup => {
-      if (found === 1) return { _tag: "Hit", value: payload! }
+            redis.cacheLookup(
+              5,
+              slot.key,
+              slot.guard,
+              slot.lease,
+              slot.shadow,
+              fifth,
+              token,
+              guardTtlMillis,
+              leaseTtlMillis,
+              role
+            )
+    return Effect.map(attempt("lookup", run), ([found, payload, third, load]): Lookup => {
+      if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
       if (found === 2) return absent
-      return { _tag: "Miss", stamp: payload!, lease: leased ?? null }
+      return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
     })
   }
 
-  const failedLookup = (cause: unknown) => new CacheError({ op: "lookup", cause })
+  // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
+  const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+    const index = slots[0]!.index?.key
+    const keys =
+      index === undefined
+        ? slots.flatMap((slot) => [slot.key, slot.shadow, slot.absent ?? slot.key])
+        : [index, ...slots.flatMap((slot) => [slot.key, slot.shadow])]
+    const replies = await redis.cachePeek(keys.length, ...keys, index === undefined ? "absent" : "index")
+    return replies.map((reply): Peeked | undefined =>
+      reply === null
+        ? undefined
+        : reply[0] === 2
+          ? absent
+          : { _tag: "Hit", value: reply[1], ttl: reply[2], load: reply[3] }
+    )
+  }
 
-  // Values of plain hits only: a page's value counts only while its index names it (see the lookup script).
-  const pageValues = (index: string, keys: ReadonlyArray<string>) =>
-    redis.cachePeekIndexed(1 + keys.length, index, ...keys)
-
-  const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<string | undefined>> => {
-    const values = new Array<string | undefined>(slots.length)
-    const byIndex = new Map<string, Array<number>>()
-    const plain: Array<number> = []
+  const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+    const kinds = new Map<string, Array<number>>()
     slots.forEach((slot, position) => {
-      if (slot.index === undefined) return void plain.push(position)
-      const positions = byIndex.get(slot.index.key)
-      if (positions === undefined) byIndex.set(slot.index.key, [position])
+      const kind = slot.index?.key ?? ""
+      const positions = kinds.get(kind)
+      if (positions === undefined) kinds.set(kind, [position])
       else positions.push(position)
     })
-    const read = (positions: ReadonlyArray<number>, found: ReadonlyArray<string | null>) =>
-      positions.forEach((position, at) => void (values[position] = found[at] ?? undefined))
-    await Promise.all([
-      plain.length === 0
-        ? undefined
-        : redis.mget(plain.map((at) => slots[at]!.key)).then((found) => read(plain, found)),
-      ...Array.from(byIndex, ([index, positions]) =>
-        pageValues(
-          index,
-          positions.map((at) => slots[at]!.key)
-        ).then((found) => read(positions, found))
+    const found = new Array<Peeked | undefined>(slots.length)
+    await Promise.all(
+      Array.from(kinds.values(), (positions) =>
+        peekKind(positions.map((position) => slots[position]!)).then((replies) =>
+          replies.forEach((reply, at) => void (found[positions[at]!] = reply))
+        )
       )
-    ])
-    return values
+    )
+    return found
   }
 
-  // A hit needs none of the lookup script's bookkeeping, so the lookups of one turn first read together
-  // (TurnBatch): products' values and remembered absences with one MGET, pages with one script per index. Whatever
-  // is not found there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
-  const peekProduct = TurnBatch.make({
+  // A hit needs none of the lookup script's bookkeeping, so the lookups made in one turn of the event loop first
+  // read together (TurnBatch, one script for all): under load one command answers many requests. What is not found
+  // there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
+  const peekInTurn = TurnBatch.make({
     keyOf: (slot: Slot) => slot.key,
-    fetch: async (slots) => {
-      const values = await redis.mget(slots.flatMap((slot) => [slot.key, slot.absent!]))
-      return slots.map((_, index): Lookup | undefined => {
-        const value = values[2 * index]
-        if (value != null) return { _tag: "Hit", value }
-        return values[2 * index + 1] == null ? undefined : absent
-      })
-    },
-    onError: failedLookup
+    fetch: peek,
+    onError: (cause) => new CacheError({ op: "lookup", cause })
   })
-  const peekPages = new Map<string, (slot: Slot) => Effect.Effect<Lookup | undefined, CacheError>>()
-  const peekPage = (slot: Slot) => {
-    const index = slot.index!.key
-    let peekOne = peekPages.get(index)
-    if (peekOne === undefined) {
-      peekOne = TurnBatch.make({
-        keyOf: (slot: Slot) => slot.key,
-        fetch: async (slots) => {
-          const values = await pageValues(
-            index,
-            slots.map((slot) => slot.key)
-          )
-          return values.map((value): Lookup | undefined => (value === null ? undefined : { _tag: "Hit", value }))
-        },
-        onError: failedLookup
-      })
-      peekPages.set(index, peekOne)
-    }
-    return peekOne(slot)
-  }
 
   return Cache.of({
     lookup: (slot) =>
-      Effect.flatMap(
-        slot.index !== undefined
-          ? peekPage(slot)
-          : slot.absent !== undefined
-            ? peekProduct(slot)
-            : Effect.succeed(undefined),
-        (found) => (found !== undefined ? Effect.succeed(found) : lookupScripted(slot))
-      ),
+      Effect.flatMap(peekInTurn(slot), (found) => (found !== undefined ? Effect.succeed(found) : lookupScripted(slot))),
     peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
-    fill: (slot, { lease, stamp, ttl, value }) => {
+    fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
       const target = value === null ? slot.absent : slot.key
       if (target === undefined) return Effect.succeed(false)
       const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
+      // A remembered absence has no shadow ("" below) and is named by no index.
+      const graceMillis = value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace))
+      const loadMicros = Math.round(load ?? 0)
       const index = value === null ? undefined : slot.index
       const run =
         index === undefined
-          ? () => redis.cacheFill(3, target, slot.guard, slot.lease, value ?? "", millis, stamp, lease ?? "")
-          : () =>
+          ? () =>
               redis.cacheFill(
                 4,
                 target,
                 slot.guard,
                 slot.lease,
+                slot.shadow,
+                value ?? "",
+                millis,
+                stamp,
+                lease ?? "",
+                loadMicros,
+                graceMillis
+              )
+          : () =>
+              redis.cacheFill(
+                5,
+                target,
+                slot.guard,
+                slot.lease,
+                slot.shadow,
                 index.key,
                 value ?? "",
                 millis,
                 stamp,
                 lease ?? "",
-                index.capacity
+                loadMicros,
+                graceMillis,
+                index.capacity,
+                index.entries,
+                index.shadows
               )
       return Effect.map(attempt("fill", run), (stored) => stored === 1)
     },
-    invalidate: (keys, guards) =>
+    invalidate: (keys, guards, also = []) =>
       attempt("invalidate", () =>
         redis.cacheInvalidate(
-          guards.length + keys.length,
+          guards.length + keys.length + also.length,
           ...guards,
           ...keys,
+          ...also,
           guards.length,
+          keys.length,
           freshStamp(),
           guardTtlMillis
         )
       ),
     invalidateIndexed: (index, guard) =>
-      attempt("invalidate", () => redis.cacheInvalidateIndexed(guard, index, freshStamp(), guardTtlMillis)),
+      attempt("invalidate", () =>
+        redis.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
+      ),
+    stale: (slot) =>
+      Effect.map(
+        attempt("stale", () =>
+          slot.index === undefined
+            ? redis.cacheStale(1, slot.shadow)
+            : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key)
+        ),
+        (found) => (found === null ? null : { value: found[0], age: Number(found[1]) })
+      ),
+    claim: (slot) =>
+      Effect.map(
+        attempt("claim", () =>
+          redis.cacheClaim(slot.key, slot.guard, slot.lease, freshStamp(), guardTtlMillis, leaseTtlMillis)
+        ),
+        ([, stamp, lease]) => ({ stamp, lease: lease ?? null })
+      ),
     ping: Effect.asVoid(attempt("ping", () => redis.ping()))
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Fiber, Layer } from "effect"
+import { Context, Deferred, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
 import * as Path from "node:path"
 import parsePrometheus from "parse-prometheus-text-format"
 import { Cache } from "../../src/Cache.js"
@@ -54,7 +54,15 @@ const twoInstancesWith = (
       }))
     const a = yield* instance(cacheA, options.repoA ?? slowReads)
     const b = yield* instance(RedisLive, options.repoB ?? slowReads)
-    return { server, a: a.app, b: b.app, statsA: a.stats, statsB: b.stats, partitionA: (down: boolean) => cutA(down) }
+    return {
+      server,
+      dbPath: env.DB_PATH,
+      a: a.app,
+      b: b.app,
+      statsA: a.stats,
+      statsB: b.stats,
+      partitionA: (down: boolean) => cutA(down)
+    }
   })
 
 const twoInstances = twoInstancesWith()
@@ -158,6 +166,49 @@ describe("two instances", () => {
       yield* partitionA(false)
       expect((yield* a.get(path)).body).toMatchObject({ product: { price: 2 }, from_cache: true })
     })
+  )
+
+  it.scopedLive(
+    "grace (CACHE_GRACE): writes, then the database fails, then reads: no instance answers a value a write replaced",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, dbPath, partitionA } = yield* twoInstancesWith({
+          env: { CACHE_TTL: "500ms", CACHE_GRACE: "1m" },
+          repoA: (repo) => repo,
+          repoB: (repo) => repo
+        })
+        const create = (name: string) =>
+          Effect.map(a.request("POST", "/api/v1/products", { json: { name, price: 1 } }), (r) => r.body.product.id)
+        const [kept, written, lost] = yield* Effect.all([create("Kept"), create("Written"), create("Lost")])
+        const path = (id: number) => `/api/v1/products/${id}`
+        const paths = [path(kept), path(written), path(lost), "/api/v1/products?limit=5"]
+        // Both instances cache every read, so each entry has a fallback copy in the shared Redis.
+        for (const app of [a, b]) for (const p of paths) expect((yield* app.get(p)).status).toBe(200)
+
+        // A write b delivers, and one a cannot deliver: a alone loses Redis, so its invalidation is recorded as pending.
+        expect((yield* b.request("PUT", path(written), { json: { price: 2 } })).status).toBe(200)
+        yield* partitionA(true)
+        expect((yield* a.request("PUT", path(lost), { json: { price: 2 } })).status).toBe(200)
+        yield* partitionA(false)
+        // The entries expire; their copies, where no write removed them, stay.
+        yield* sleep(700)
+        yield* TestApp.dropProductsTable(dbPath)
+
+        for (const app of [b, a]) {
+          const name = app === a ? "a" : "b"
+          const keptRead = yield* app.get(path(kept))
+          expect(keptRead.status, name).toBe(200)
+          expect(keptRead.headers.get("x-cache"), name).toBe("STALE")
+          expect(keptRead.body.product.price, name).toBe(1)
+          // What the writes replaced is never answered: the database's failure is.
+          for (const p of [path(written), path(lost), "/api/v1/products?limit=5"]) {
+            const reply = yield* app.get(p)
+            expect(reply.status, `${name} ${p}: ${reply.text}`).toBe(503)
+          }
+        }
+        const [sa, sb] = yield* Effect.all([stats(a), stats(b)])
+        expect(sa.stale + sb.stale).toBe(2)
+      }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 
   it.scopedLive(

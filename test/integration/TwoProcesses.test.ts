@@ -7,7 +7,7 @@ import * as JitteryLink from "../support/JitteryLink.js"
 import * as RedisServer from "../support/RedisServer.js"
 import { call, startService } from "../support/ServiceProcess.js"
 import type { ServiceProcess } from "../support/ServiceProcess.js"
-import { tempDir } from "../support/TestApp.js"
+import { dropProductsTable, tempDir } from "../support/TestApp.js"
 
 // The cross-process guarantees with real processes: two services on one Redis and one SQLite file, driven over HTTP.
 // test/integration/TwoInstances.test.ts runs the same checker on two instances inside one process.
@@ -114,6 +114,51 @@ describe("two service processes on one Redis and one SQLite file", () => {
         // The cache was really in play: some reads were hits.
         const stats = yield* Effect.all([a, b].map((service) => call(service.port, "GET", "/api/v1/cache/stats")))
         expect(stats.reduce((hits, reply) => hits + reply.body.cache_stats.hits, 0)).toBeGreaterThan(0)
+      }),
+    60_000
+  )
+
+  it.scopedLive(
+    "grace (CACHE_GRACE): writes through either process, then the database fails, then reads: no replaced value",
+    () =>
+      Effect.gen(function* () {
+        const redis = yield* RedisServer.make()
+        const dbPath = Path.join(yield* tempDir(), "shared.db")
+        yield* migrate(dbPath)
+        const env = { REDIS_URL: redis.url, DB_PATH: dbPath, CACHE_TTL: "500ms", CACHE_GRACE: "1m" }
+        const [a, b] = yield* Effect.all([startService({ env }), startService({ env })], { concurrency: 2 })
+        const ids: Array<number> = []
+        for (let i = 0; i < 6; i++) {
+          const created = yield* call(a.port, "POST", "/api/v1/products", { json: { name: `P${i}`, price: 1 } })
+          ids.push(created.body.product.id)
+        }
+        const path = (id: number) => `/api/v1/products/${id}`
+        for (const service of [a, b]) {
+          for (const id of ids) expect((yield* call(service.port, "GET", path(id))).status).toBe(200)
+          expect((yield* call(service.port, "GET", "/api/v1/products?limit=5")).status).toBe(200)
+        }
+        // Every other product is written, through one process or the other; the rest keep their copies.
+        const written = ids.filter((_, i) => i % 2 === 0)
+        for (const [i, id] of written.entries()) {
+          const reply = yield* call((i % 2 === 0 ? a : b).port, "PUT", path(id), { json: { price: 2 } })
+          expect(reply.status).toBe(200)
+        }
+        yield* sleep(700)
+        yield* dropProductsTable(dbPath)
+        for (const service of [a, b]) {
+          for (const id of ids) {
+            const reply = yield* call(service.port, "GET", path(id))
+            if (written.includes(id)) {
+              expect(reply.status, reply.text).toBe(503)
+            } else {
+              expect(reply.status, reply.text).toBe(200)
+              expect(reply.headers["x-cache"]).toBe("STALE")
+              expect(reply.body.product.price).toBe(1)
+            }
+          }
+          // Any write removes every page, copies included.
+          expect((yield* call(service.port, "GET", "/api/v1/products?limit=5")).status).toBe(503)
+        }
       }),
     60_000
   )

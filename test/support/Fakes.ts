@@ -1,3 +1,4 @@
+import { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Layer, Option } from "effect"
 import { aroundEach, Cache, CacheError } from "../../src/Cache.js"
 import type { Product, ProductId } from "../../src/Domain/Product.js"
@@ -10,8 +11,15 @@ import { ProductRepo } from "../../src/ProductRepo.js"
 export const makeRepo = Effect.sync(() => {
   const rows = new Map<number, Product>()
   let nextId = 1
-  const reads = { findById: 0, page: 0 }
+  const reads = { findById: 0, findByIds: 0, page: 0 }
   let afterRead: Effect.Effect<void> = Effect.void
+  let readsFail = false
+  // As a real database that has gone away fails a read: a typed SqlError (the service answers 503 or a grace copy).
+  const failing = Effect.suspend(() =>
+    readsFail
+      ? Effect.fail(new SqlError({ cause: new Error("database is down"), message: "database is down" }))
+      : Effect.void
+  )
   const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis).toISOString())
 
   const repo = ProductRepo.make({
@@ -19,13 +27,30 @@ export const makeRepo = Effect.sync(() => {
       Effect.sync(() => {
         reads.findById++
         return Option.fromNullable(rows.get(id))
-      }).pipe(Effect.tap(() => afterRead)),
-    page: (offset, limit) =>
+      }).pipe(
+        Effect.tap(() => afterRead),
+        Effect.zipLeft(failing)
+      ),
+    findByIds: (ids) =>
       Effect.sync(() => {
-        reads.page++
-        const all = [...rows.values()].sort((a, b) => a.id - b.id)
-        return { products: all.slice(offset, offset + limit), total: all.length }
-      }).pipe(Effect.tap(() => afterRead)),
+        reads.findByIds++
+        return ids.flatMap((id) => {
+          const row = rows.get(id)
+          return row === undefined ? [] : [row]
+        })
+      }).pipe(
+        Effect.tap(() => afterRead),
+        Effect.zipLeft(failing)
+      ),
+    page: (offset, limit) =>
+      Effect.zipRight(
+        failing,
+        Effect.sync(() => {
+          reads.page++
+          const all = [...rows.values()].sort((a, b) => a.id - b.id)
+          return { products: all.slice(offset, offset + limit), total: all.length }
+        }).pipe(Effect.tap(() => afterRead))
+      ),
     insert: (input) =>
       Effect.map(now, (at) => {
         const product = { id: nextId++ as ProductId, ...input, created_at: at, updated_at: at }
@@ -48,6 +73,8 @@ export const makeRepo = Effect.sync(() => {
     repo,
     layer: Layer.succeed(ProductRepo, repo),
     reads,
+    /** While on, every read fails as a database that has gone away does (writes still work: a test's choice). */
+    failReads: (on: boolean) => Effect.sync(() => void (readsFail = on)),
     /** Runs `effect` inside every later read, after the row was read and before it is returned. */
     holdReadsWith: (effect: Effect.Effect<void>) => Effect.sync(() => void (afterRead = effect)),
     /**

@@ -11,6 +11,8 @@ export interface InvalidConfig {
 export const rows: ReadonlyArray<InvalidConfig> = [
   { name: "CACHE_TTL", env: { CACHE_TTL: "5minutes" } },
   { name: "CACHE_PREFIX", env: { CACHE_PREFIX: "two words" } },
+  { name: "CACHE_GRACE", env: { CACHE_GRACE: "forever" } },
+  { name: "CACHE_REFRESH_AHEAD", env: { CACHE_REFRESH_AHEAD: "sometimes" } },
   { name: "CACHE_BACKEND", env: { CACHE_BACKEND: "disk" } },
   { name: "CACHE_TIMEOUT", env: { CACHE_TIMEOUT: "0" } },
   { name: "REDIS_ADDR", env: { REDIS_ADDR: "nohost" } },

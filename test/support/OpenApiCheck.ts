@@ -31,7 +31,7 @@ export interface RequestVerdict {
 
 const documentId = "openapi.json"
 // Headers whose presence the document must declare wherever they appear.
-const describedHeaders = ["allow", "location", "x-cache", "x-request-id"]
+const describedHeaders = ["age", "allow", "location", "x-cache", "x-request-id"]
 
 const pointer = (...segments: ReadonlyArray<string>) =>
   segments.map((segment) => "/" + segment.replace(/~/g, "~0").replace(/\//g, "~1")).join("")
