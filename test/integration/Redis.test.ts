@@ -23,7 +23,7 @@ const withApp = <A, E>(
   })
 
 // Above the reply margin, so that a request that waits on Redis once more than it should cannot pass.
-const cacheTimeout = 500
+const cacheTimeout = 800
 
 const keys = (server: RedisServer.RedisServer, pattern: string) =>
   Effect.map(server.command("KEYS", pattern), (found) => [...(found as Array<string>)].sort())

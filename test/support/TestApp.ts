@@ -136,7 +136,7 @@ export const memoryApp = (env?: Record<string, string>) =>
 export const replyBoundMillis = (cacheTimeoutMillis: number, commandsWaitedOn: number) =>
   cacheTimeoutMillis * commandsWaitedOn + replyMarginMillis
 
-export const replyMarginMillis = 300
+export const replyMarginMillis = 450
 
 /** Runs a request and measures it: the reply, and how long it took in milliseconds of wall-clock time. */
 export const timed = <A, E, R>(request: Effect.Effect<A, E, R>) =>
