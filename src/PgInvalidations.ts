@@ -1,0 +1,143 @@
+import { SqlClient } from "@effect/sql"
+import { Clock, Deferred, Duration, Effect, FiberId, Layer, Schedule } from "effect"
+import Pg from "pg"
+import type { Notification } from "pg"
+import type { PostgresSettings } from "./AppConfig.js"
+import { Database } from "./Database.js"
+import { Invalidations, nextGeneration } from "./Invalidations.js"
+import * as Postgres from "./Postgres.js"
+
+/** The channel migration 0003's trigger announces every change of cache_invalidations on. */
+const channel = "cache_invalidations"
+
+interface Change {
+  readonly op: "record" | "clear"
+  readonly key: string
+  readonly generation: string
+}
+
+/** How long a write that recorded an invalidation waits, at most, to see its own announcement come back. */
+const echoWaitMillis = 1_000
+
+/**
+ * The pending invalidations kept in PostgreSQL, shared by every instance on every host.
+ *
+ * A cached read must not pay a round trip to the database, so each process keeps a copy of the table in memory and
+ * the reads ask that copy. The copy is kept current by LISTEN on a connection of its own: a trigger announces each
+ * change at commit (migration 0003). On every (re)connection the process listens first, then reads the whole table,
+ * then applies what was announced meanwhile, so nothing committed around the reload is missed (a change applied
+ * twice converges to the same state). While that connection is down the copy stays as it was last seen: the window
+ * the README states. A process that records an invalidation waits (briefly) until its own announcement comes back,
+ * so that when the write answers, the announcement has left PostgreSQL for every listener.
+ */
+export const layer = (settings: PostgresSettings) =>
+  Layer.scoped(
+    Invalidations,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const database = yield* Database
+      let known = new Map<string, string>()
+      let listening = false
+      const echoes = new Map<string, Deferred.Deferred<void>>()
+
+      const apply = (change: Change) => {
+        if (change.op === "record") known.set(change.key, change.generation)
+        else if (known.get(change.key) === change.generation) known.delete(change.key)
+        const echo = echoes.get(change.generation)
+        if (echo !== undefined) Deferred.unsafeDone(echo, Effect.void)
+      }
+
+      // One connection's life: listen, reload, follow the announcements; fails when the connection is lost.
+      const session = Effect.async<never, Error>((resume) => {
+        const client = new Pg.Client({ ...Postgres.clientConfig(settings), statement_timeout: 0, query_timeout: 0 })
+        let buffered: Array<Change> | undefined = []
+        let over = false
+        const lost = (error: Error) => {
+          if (over) return
+          over = true
+          listening = false
+          client.end().catch(() => undefined)
+          resume(Effect.fail(error))
+        }
+        client.on("error", lost)
+        client.on("end", () => lost(new Error("connection closed")))
+        client.on("notification", (message: Notification) => {
+          if (message.channel !== channel || message.payload === undefined) return
+          const change = JSON.parse(message.payload) as Change
+          if (buffered !== undefined) buffered.push(change)
+          else apply(change)
+        })
+        client
+          .connect()
+          .then(() => client.query(`LISTEN ${channel}`))
+          .then(() =>
+            client.query<{ key: string; generation: string }>("SELECT key, generation FROM cache_invalidations")
+          )
+          .then((result) => {
+            if (over) return
+            known = new Map(result.rows.map((row) => [row.key, row.generation]))
+            for (const change of buffered ?? []) apply(change)
+            buffered = undefined
+            listening = true
+          })
+          .catch(lost)
+        return Effect.sync(() => {
+          over = true
+          listening = false
+          client.end().catch(() => undefined)
+        })
+      })
+
+      yield* session.pipe(
+        Effect.tapError((error) =>
+          Effect.logWarning("cache invalidation listener lost its database connection; reconnecting").pipe(
+            Effect.annotateLogs({ database: settings.label, error: Postgres.describeError(settings, error) })
+          )
+        ),
+        Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.either(Schedule.spaced("2 seconds")))),
+        Effect.forkScoped
+      )
+
+      // Registered before the statement is sent: the announcement may come back before its reply does.
+      const echoed = <A, E>(generation: string, write: Effect.Effect<A, E>) =>
+        Effect.suspend(() => {
+          const echo = Deferred.unsafeMake<void>(FiberId.none)
+          echoes.set(generation, echo)
+          return write.pipe(
+            Effect.zipLeft(
+              Effect.suspend(() =>
+                listening ? Effect.timeoutOption(Deferred.await(echo), Duration.millis(echoWaitMillis)) : Effect.void
+              )
+            ),
+            Effect.ensuring(Effect.sync(() => echoes.delete(generation)))
+          )
+        })
+
+      return Invalidations.of({
+        pending: (key) => Effect.sync(() => known.get(key)),
+        record: (key) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }
+            const write = database.write(
+              sql`INSERT INTO cache_invalidations ${sql.insert(row)}
+                ON CONFLICT(key) DO UPDATE SET generation = excluded.generation, failed_at = excluded.failed_at`
+            )
+            // This process bypasses the entry at once, whatever its listener is doing.
+            return echoed(
+              row.generation,
+              Effect.tap(write, () => Effect.sync(() => known.set(key, row.generation)))
+            )
+          }).pipe(
+            Effect.asVoid,
+            Effect.catchAll((error) => Effect.logError("could not record a pending cache invalidation", error))
+          ),
+        clear: (key, generation) =>
+          sql`DELETE FROM cache_invalidations WHERE key = ${key} AND generation = ${generation}`.pipe(
+            Effect.tap(() => Effect.sync(() => apply({ op: "clear", key, generation }))),
+            Effect.asVoid,
+            // Left in place, it is retried on a later read.
+            Effect.catchAll(() => Effect.void)
+          )
+      })
+    })
+  ).pipe(Layer.provide(Database.Default))
