@@ -39,6 +39,7 @@ export const layer = (settings: PostgresSettings) =>
       let known = new Map<string, string>()
       let listening = false
       const echoes = new Map<string, Deferred.Deferred<void>>()
+      const loaded = yield* Deferred.make<void>()
 
       const apply = (change: Change) => {
         if (change.op === "record") known.set(change.key, change.generation)
@@ -79,6 +80,7 @@ export const layer = (settings: PostgresSettings) =>
             for (const change of buffered ?? []) apply(change)
             buffered = undefined
             listening = true
+            Deferred.unsafeDone(loaded, Effect.void)
           })
           .catch(lost)
         return Effect.sync(() => {
@@ -96,6 +98,19 @@ export const layer = (settings: PostgresSettings) =>
         ),
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.either(Schedule.spaced("2 seconds")))),
         Effect.forkScoped
+      )
+      // Nothing is served before the table was read once: a process that starts while an invalidation is pending
+      // must bypass that entry from its first read. The database answered moments ago (Sql.ts), so this is quick;
+      // should it not be, the process starts anyway and catches up when the listener connects.
+      yield* Deferred.await(loaded).pipe(
+        Effect.timeoutOption(settings.statementTimeout),
+        Effect.flatMap((done) =>
+          done._tag === "Some"
+            ? Effect.void
+            : Effect.logWarning("cache invalidation listener not connected yet; starting without it").pipe(
+                Effect.annotateLogs({ database: settings.label })
+              )
+        )
       )
 
       // Registered before the statement is sent: the announcement may come back before its reply does.
