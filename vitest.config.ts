@@ -9,6 +9,8 @@ const onBothDatabases = [
   "test/integration/TwoInstances.test.ts",
   "test/integration/TwoProcesses.test.ts"
 ]
+// What only PostgreSQL has: several hosts' start-up, a network between the service and its database.
+const onPostgresOnly = ["test/integration/PostgresProcess.test.ts"]
 
 export default defineConfig({
   test: {
@@ -17,8 +19,19 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     projects: [
-      { extends: true, test: { name: "sqlite", include: ["test/**/*.test.ts"], env: { TEST_DATABASE: "sqlite" } } },
-      { extends: true, test: { name: "postgres", include: onBothDatabases, env: { TEST_DATABASE: "postgres" } } }
+      {
+        extends: true,
+        test: {
+          name: "sqlite",
+          include: ["test/**/*.test.ts"],
+          exclude: onPostgresOnly,
+          env: { TEST_DATABASE: "sqlite" }
+        }
+      },
+      {
+        extends: true,
+        test: { name: "postgres", include: [...onBothDatabases, ...onPostgresOnly], env: { TEST_DATABASE: "postgres" } }
+      }
     ]
   }
 })

@@ -19,8 +19,8 @@ const types: CustomTypes = {
 
 /**
  * What each connection is opened with. A statement is bounded twice by `DB_STATEMENT_TIMEOUT`: by the server
- * (`statement_timeout`, which also frees the server's work) and by the client (`query_timeout`, a little later, for a
- * connection whose server stopped answering without closing it); waiting for a connection is bounded by it too. So a
+ * (`statement_timeout`, which also frees the server's work) and by the client (`query_timeout`, for a connection
+ * whose server or network stopped answering without closing it); waiting for a connection is bounded by it too. So a
  * lost database answers 503 within that time, never hangs a request.
  */
 export const clientConfig = (settings: PostgresSettings): PoolConfig => {
@@ -29,7 +29,7 @@ export const clientConfig = (settings: PostgresSettings): PoolConfig => {
     connectionString: Redacted.value(settings.url),
     connectionTimeoutMillis: timeout,
     statement_timeout: timeout,
-    query_timeout: timeout + 1_000,
+    query_timeout: timeout,
     keepAlive: true,
     application_name: applicationName,
     types
