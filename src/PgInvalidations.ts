@@ -1,5 +1,5 @@
 import { SqlClient } from "@effect/sql"
-import { Clock, Deferred, Duration, Effect, FiberId, Layer, Schedule } from "effect"
+import { Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Schedule } from "effect"
 import Pg from "pg"
 import type { Notification } from "pg"
 import type { PostgresSettings } from "./AppConfig.js"
@@ -15,6 +15,24 @@ interface Change {
   readonly key: string
   readonly generation: string
 }
+
+/** An announcement, or nothing for a payload this service did not write (anyone may NOTIFY on the channel). */
+const parseChange = (message: Notification): Change | undefined => {
+  if (message.channel !== channel || message.payload === undefined) return undefined
+  try {
+    const change = JSON.parse(message.payload) as Partial<Change>
+    return (change.op === "record" || change.op === "clear") &&
+      typeof change.key === "string" &&
+      typeof change.generation === "string"
+      ? (change as Change)
+      : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** How often the listener's connection is asked whether it is still there. */
+const heartbeat = Duration.seconds(5)
 
 /** How long a write that recorded an invalidation waits, at most, to see its own announcement come back. */
 const echoWaitMillis = 1_000
@@ -48,53 +66,81 @@ export const layer = (settings: PostgresSettings) =>
         if (echo !== undefined) Deferred.unsafeDone(echo, Effect.void)
       }
 
+      // A loss is logged once, not at every attempt to reconnect; the reconnection once too.
+      let reported = false
+
       // One connection's life: listen, reload, follow the announcements; fails when the connection is lost.
-      const session = Effect.async<never, Error>((resume) => {
-        const client = new Pg.Client({ ...Postgres.clientConfig(settings), statement_timeout: 0, query_timeout: 0 })
+      const session = Effect.gen(function* () {
+        const closed = yield* Deferred.make<never, Error>()
+        const client = yield* Effect.acquireRelease(
+          Effect.sync(
+            () => new Pg.Client({ ...Postgres.clientConfig(settings), statement_timeout: 0, query_timeout: 0 })
+          ),
+          (client) =>
+            Effect.sync(() => {
+              listening = false
+              client.end().catch(() => undefined)
+            })
+        )
         let buffered: Array<Change> | undefined = []
-        let over = false
         const lost = (error: Error) => {
-          if (over) return
-          over = true
           listening = false
-          client.end().catch(() => undefined)
-          resume(Effect.fail(error))
+          Deferred.unsafeDone(closed, Exit.fail(error))
         }
         client.on("error", lost)
         client.on("end", () => lost(new Error("connection closed")))
         client.on("notification", (message: Notification) => {
-          if (message.channel !== channel || message.payload === undefined) return
-          const change = JSON.parse(message.payload) as Change
+          const change = parseChange(message)
+          if (change === undefined) return
           if (buffered !== undefined) buffered.push(change)
           else apply(change)
         })
-        client
-          .connect()
-          .then(() => client.query(`LISTEN ${channel}`))
-          .then(() =>
-            client.query<{ key: string; generation: string }>("SELECT key, generation FROM cache_invalidations")
+        const rows = yield* Effect.tryPromise({
+          try: async () => {
+            await client.connect()
+            await client.query(`LISTEN ${channel}`)
+            return (
+              await client.query<{ key: string; generation: string }>("SELECT key, generation FROM cache_invalidations")
+            ).rows
+          },
+          catch: (cause) => (cause instanceof Error ? cause : new Error(String(cause)))
+        }).pipe(Effect.raceFirst(Deferred.await(closed)))
+        known = new Map(rows.map((row) => [row.key, row.generation]))
+        for (const change of buffered) apply(change)
+        buffered = undefined
+        listening = true
+        Deferred.unsafeDone(loaded, Effect.void)
+        if (reported) {
+          reported = false
+          yield* Effect.logInfo("cache invalidation listener reconnected").pipe(
+            Effect.annotateLogs({ database: settings.label })
           )
-          .then((result) => {
-            if (over) return
-            known = new Map(result.rows.map((row) => [row.key, row.generation]))
-            for (const change of buffered ?? []) apply(change)
-            buffered = undefined
-            listening = true
-            Deferred.unsafeDone(loaded, Effect.void)
-          })
-          .catch(lost)
-        return Effect.sync(() => {
-          over = true
-          listening = false
-          client.end().catch(() => undefined)
-        })
-      })
+        }
+        // A partition that drops packets closes nothing: without a question now and then, this connection could look
+        // alive for as long as TCP keeps retrying while it hears nothing. Unanswered, it is treated as lost.
+        yield* Effect.tryPromise(() => client.query("SELECT 1")).pipe(
+          Effect.timeoutFail({
+            duration: settings.statementTimeout,
+            onTimeout: () => new Error("no answer to the listener's heartbeat")
+          }),
+          Effect.delay(heartbeat),
+          Effect.forever,
+          Effect.catchAll((error) =>
+            Effect.sync(() => lost(error instanceof Error ? error : new Error(String(error))))
+          ),
+          Effect.forkScoped
+        )
+        return yield* Deferred.await(closed)
+      }).pipe(Effect.scoped)
 
       yield* session.pipe(
         Effect.tapError((error) =>
-          Effect.logWarning("cache invalidation listener lost its database connection; reconnecting").pipe(
-            Effect.annotateLogs({ database: settings.label, error: Postgres.describeError(settings, error) })
-          )
+          reported
+            ? Effect.void
+            : Effect.logWarning("cache invalidation listener lost its database connection; reconnecting").pipe(
+                Effect.annotateLogs({ database: settings.label, error: Postgres.describeError(settings, error) }),
+                Effect.zipRight(Effect.sync(() => void (reported = true)))
+              )
         ),
         Effect.retry(Schedule.exponential("100 millis").pipe(Schedule.either(Schedule.spaced("2 seconds")))),
         Effect.forkScoped

@@ -170,6 +170,17 @@ describe("service process on PostgreSQL", () => {
         expect(read.body).toMatchObject({ product: { price: 9 }, from_cache: false })
         expect(seen(yield* send("GET", `/api/v1/products/${ids[5]}`)).status).toBe(200)
 
+        // The invalidation listener's loss and its reconnection are logged once each, not at every attempt.
+        const count = (text: string) => service.output().split(text).length - 1
+        const listenerSettled = (times: number) =>
+          Effect.gen(function* () {
+            const until = Date.now() + 10_000
+            while (count("listener reconnected") < times && Date.now() < until) yield* Effect.sleep("50 millis")
+            expect(count("listener reconnected"), service.output()).toBe(times)
+          })
+        yield* listenerSettled(1)
+        expect(count("listener lost"), service.output()).toBe(1)
+
         // A restart looks like this from the service: the server ends every connection it has (its pool's and its
         // listener's). It reconnects by itself; at most the statement in flight fails.
         yield* database.execute(
@@ -180,6 +191,9 @@ describe("service process on PostgreSQL", () => {
           afterRestart = seen(yield* send("PUT", `/api/v1/products/${hot[1]}`, { price: 10 }))
         expect(afterRestart?.status, afterRestart?.text).toBe(200)
         expect((yield* send("GET", `/api/v1/products/${hot[1]}`)).body.product.price).toBe(10)
+
+        yield* listenerSettled(2)
+        expect(count("listener lost"), service.output()).toBe(2)
 
         const metrics = yield* send("GET", "/metrics")
         expectNoPassword("/metrics", metrics.text)
