@@ -104,7 +104,13 @@ export const layer = (settings: PostgresSettings) =>
             ).rows
           },
           catch: (cause) => (cause instanceof Error ? cause : new Error(String(cause)))
-        }).pipe(Effect.raceFirst(Deferred.await(closed)))
+        }).pipe(
+          Effect.timeoutFail({
+            duration: settings.statementTimeout,
+            onTimeout: () => new Error("no answer while listening and reading the table")
+          }),
+          Effect.raceFirst(Deferred.await(closed))
+        )
         known = new Map(rows.map((row) => [row.key, row.generation]))
         for (const change of buffered) apply(change)
         buffered = undefined
