@@ -42,8 +42,16 @@ export const describeError = (settings: PostgresSettings, failure: unknown): str
   const inner = failure as { readonly error?: unknown; readonly cause?: unknown } | null
   const cause = inner?.error ?? inner?.cause ?? failure
   const message = cause instanceof Error ? cause.message : String(cause)
-  const password = decodeURIComponent(new URL(Redacted.value(settings.url)).password)
-  return password === "" ? message : message.split(password).join("***")
+  const raw = new URL(Redacted.value(settings.url)).password
+  let decoded = raw
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    // a malformed escape: the raw form is the one to hide
+  }
+  return [raw, decoded]
+    .filter((secret) => secret !== "")
+    .reduce((text, secret) => text.split(secret).join("***"), message)
 }
 
 /**
