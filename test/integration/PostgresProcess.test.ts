@@ -124,7 +124,7 @@ describe("service process on PostgreSQL", () => {
         for (const id of hot) yield* send("GET", `/api/v1/products/${id}`)
 
         // A bound, not a speed: the statement timeout, plus a margin for a loaded two-core machine.
-        const bound = statementTimeoutMillis + 700
+        const bound = statementTimeoutMillis + 1_000
         // Hung first (a partition: nothing answers, nothing closes), then cut (the server down: connections refused).
         for (const lose of [link.hang, link.cut]) {
           yield* lose
