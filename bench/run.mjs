@@ -13,6 +13,9 @@
 //
 // Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede, refresh-ahead,
 // batched-miss.
+// miss-id and mixed-95-5 also load the service on PostgreSQL ("service pg": the machine's server, BENCH_POSTGRES_URL,
+// a database of its own per instance, seeded through its API and dropped at the end); without a PostgreSQL to reach,
+// those rows are left out with a WARN line.
 // scale-workers is the cache hit by id (hit.lua) against more instances of the service, WORKERS=1, WORKERS=2 and
 // WORKERS=auto (cluster mode; own SQLite copies and key prefixes; a build that refuses auto runs without that row),
 // reported as the ratio of each to 1 worker with the CPU of each instance's whole process tree. Those are pinned to
@@ -45,10 +48,11 @@ import { cpus, loadavg, tmpdir } from "node:os"
 import { join } from "node:path"
 import Database from "better-sqlite3"
 import { judge, ratioTargets, verdictLine } from "./lib/checks.mjs"
-import { expectOk, inBatches } from "./lib/http.mjs"
 import { clockTicks, freePort, pinning, serverCpu, stopAll, versionOf, wrkCpu } from "./lib/process.mjs"
+import { dropDatabases } from "./lib/postgres.mjs"
 import { fixed, printTable, render, resultsDir, writeLatest } from "./lib/report.mjs"
 import { runOnce, selection, stampede, summarize, warmUp } from "./lib/scenarios.mjs"
+import { seed } from "./lib/seed.mjs"
 import { printStampedes, runStampedes } from "./lib/stampedeRounds.mjs"
 import {
   cacheRoundFailures,
@@ -65,26 +69,6 @@ import { ensureWrk } from "./lib/wrk.mjs"
 // during it the bench itself keeps about 2 runnable (wrk and one server), 3 in scale-workers (wrk and two workers).
 const busyBefore = 1
 const busyAfter = (workersRun) => (workersRun ? 4 : 3)
-
-const seedProduct = (i) => ({
-  name: `Bench product ${i}`,
-  description: `Product ${i} of the benchmark catalog, a description of ordinary length for a product page.`,
-  price: Math.round((5 + ((i * 37) % 2000) + 0.99) * 100) / 100,
-  stock: (i * 13) % 500,
-  category: ["Electronics", "Books", "Garden", "Toys", "Kitchen", "Sports", "Music", "Office"][i % 8]
-})
-
-/** Seeds the service through its API; the other instances get copies of its database. */
-const seed = async (port) => {
-  process.stdout.write(`seeding ${productCount} products through POST /api/v1/products ... `)
-  await inBatches(productCount, 8, (i) => expectOk(port, "POST", "/api/v1/products", seedProduct(i + 1)))
-  const first = await expectOk(port, "GET", "/api/v1/products?offset=0&limit=1")
-  if (first.json.total !== productCount || first.json.products[0].id !== 1) {
-    throw new Error(`seeding left ${first.json.total} products starting at ${first.json.products[0]?.id}`)
-  }
-  await expectOk(port, "GET", `/api/v1/products/${productCount}`)
-  console.log("done")
-}
 
 /**
  * Starts every server but the seeded service, each on a copy of its database. An optional one that does not start
@@ -277,6 +261,7 @@ const cleanup = async (keepTmp) => {
   stopping = true
   state.redis?.client.disconnect()
   await stopAll("redis-server")
+  await dropDatabases()
   if (state.tmp !== undefined) {
     if (exitCode === 0 && !keepTmp) rmSync(state.tmp, { recursive: true, force: true })
     else console.error(`logs and databases kept in ${state.tmp}`)

@@ -122,6 +122,96 @@ export const dbBusyTimeout = goDuration("DB_BUSY_TIMEOUT", "3s").pipe(
   )
 )
 
+/**
+ * PostgreSQL (`DATABASE_URL=postgres://user:password@host:port/database`); unset, the service keeps SQLite at
+ * `DB_PATH`. Redacted: it may carry a password, so no error here echoes it.
+ */
+export const databaseUrl = Config.option(
+  Config.redacted("DATABASE_URL").pipe(
+    Config.mapOrFail((secret) => {
+      const text = Redacted.value(secret).trim()
+      if (text === "") return Either.right(Option.none<Redacted.Redacted>())
+      try {
+        const url = new URL(text)
+        const database = decodeURIComponent(url.pathname.replace(/^\//, ""))
+        if ((url.protocol === "postgres:" || url.protocol === "postgresql:") && url.hostname !== "" && database !== "")
+          return Either.right(Option.some(Redacted.make(text)))
+      } catch {
+        // reported below, without the value
+      }
+      return Either.left(invalid("DATABASE_URL", "must be postgres://[user[:password]@]host[:port]/database"))
+    })
+  )
+).pipe(Config.map(Option.flatten))
+
+/** Connections each process keeps to PostgreSQL at most (`DB_POOL_SIZE`). */
+export const dbPoolSize = Config.integer("DB_POOL_SIZE").pipe(
+  Config.validate({ message: "must be an integer from 1 to 100", validation: (n) => n >= 1 && n <= 100 }),
+  Config.withDefault(10)
+)
+
+/**
+ * The longest one PostgreSQL statement may run (`DB_STATEMENT_TIMEOUT`), also the longest to wait for a connection:
+ * past it the request answers 503, so a lost database cannot hold requests for longer.
+ */
+export const dbStatementTimeout = goDuration("DB_STATEMENT_TIMEOUT", "5s").pipe(
+  validateNamed(
+    "DB_STATEMENT_TIMEOUT",
+    "must be at most 1m",
+    (duration: Duration.Duration) => Duration.toMillis(duration) <= 60_000
+  )
+)
+
+/** How long the start waits for PostgreSQL to answer before it gives up with exit code 1 (`DB_START_TIMEOUT`). */
+export const dbStartTimeout = goDuration("DB_START_TIMEOUT", "30s").pipe(
+  validateNamed(
+    "DB_START_TIMEOUT",
+    "must be at most 10m",
+    (duration: Duration.Duration) => Duration.toMillis(duration) <= 600_000
+  )
+)
+
+export interface PostgresSettings {
+  readonly url: Redacted.Redacted
+  /** `host:port/database`, what a log line or an error may say of the URL: never its user or password. */
+  readonly label: string
+  readonly poolSize: number
+  readonly statementTimeout: Duration.Duration
+  readonly startTimeout: Duration.Duration
+}
+
+/** Where the products live: SQLite at `DB_PATH`, or PostgreSQL when `DATABASE_URL` is set. */
+export type DatabaseSettings =
+  { readonly _tag: "Sqlite"; readonly path: string } | ({ readonly _tag: "Postgres" } & PostgresSettings)
+
+/** Says where a PostgreSQL URL points, without its credentials. */
+export const postgresLabel = (url: Redacted.Redacted): string => {
+  const parsed = new URL(Redacted.value(url))
+  return `${parsed.hostname}:${parsed.port || "5432"}/${decodeURIComponent(parsed.pathname.replace(/^\//, ""))}`
+}
+
+export const database: Config.Config<DatabaseSettings> = Config.all([
+  databaseUrl,
+  dbPath,
+  dbPoolSize,
+  dbStatementTimeout,
+  dbStartTimeout
+]).pipe(
+  Config.map(([url, path, poolSize, statementTimeout, startTimeout]): DatabaseSettings =>
+    Option.match(url, {
+      onNone: () => ({ _tag: "Sqlite", path }),
+      onSome: (url) => ({
+        _tag: "Postgres",
+        url,
+        label: postgresLabel(url),
+        poolSize,
+        statementTimeout,
+        startTimeout
+      })
+    })
+  )
+)
+
 /** Listening port (`HTTP_PORT`). */
 export const httpPort = Config.port("HTTP_PORT").pipe(Config.withDefault(3000))
 
@@ -277,6 +367,7 @@ export const all = Config.all([
   redisConnection,
   dbPath,
   dbBusyTimeout,
+  database,
   httpPort,
   httpServer,
   serviceName,

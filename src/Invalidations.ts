@@ -22,7 +22,7 @@ export class Invalidations extends Context.Tag("Invalidations")<
 >() {}
 
 let generations = 0
-const nextGeneration = () => `${process.pid}.${Date.now()}.${++generations}`
+export const nextGeneration = () => `${process.pid}.${Date.now()}.${++generations}`
 
 /** Kept in this process only: enough for one process, and for tests. */
 export const layerLocal = Layer.sync(Invalidations, () => {

@@ -5,8 +5,8 @@ import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
 import * as AppConfig from "./AppConfig.js"
-import createProducts from "./migrations/0001_create_products.js"
-import createCacheInvalidations from "./migrations/0002_create_cache_invalidations.js"
+import * as Migrations from "./Migrations.js"
+import * as Postgres from "./Postgres.js"
 
 const ClientLive = Layer.unwrapEffect(
   Effect.gen(function* () {
@@ -33,15 +33,18 @@ const busyTimeout = (millis: number) =>
 const StartingLive = busyTimeout(5000)
 const ServingLive = busyTimeout(0)
 
-const MigratorLive = SqliteMigrator.layer({
-  loader: SqliteMigrator.fromRecord({
-    "0001_create_products": createProducts,
-    "0002_create_cache_invalidations": createCacheInvalidations
-  })
-}).pipe(Layer.provide(NodeContext.layer))
+const MigratorLive = SqliteMigrator.layer({ loader: Migrations.loader }).pipe(Layer.provide(NodeContext.layer))
 
 /** The SQLite client, opened on `DB_PATH` for the life of the runtime and migrated before anything uses it. */
-export const SqlLive = ServingLive.pipe(
+const SqliteLive = ServingLive.pipe(
   Layer.provide(MigratorLive.pipe(Layer.provide(StartingLive))),
   Layer.provideMerge(ClientLive)
+)
+
+/**
+ * The database client for the life of the runtime, migrated before anything uses it: PostgreSQL when `DATABASE_URL`
+ * is set (Postgres.ts), otherwise SQLite at `DB_PATH`. Everything above it speaks `SqlClient` only.
+ */
+export const SqlLive: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapEffect(
+  Effect.map(AppConfig.database, (database) => (database._tag === "Postgres" ? Postgres.layer(database) : SqliteLive))
 )

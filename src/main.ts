@@ -8,7 +8,7 @@ import { CacheStats } from "./CacheStats.js"
 import * as Cluster from "./Cluster.js"
 import { Database } from "./Database.js"
 import { RoutesLive } from "./Http.js"
-import * as Invalidations from "./Invalidations.js"
+import * as InvalidationsLive from "./InvalidationsLive.js"
 import * as Logging from "./Logging.js"
 import { ProductRepo } from "./ProductRepo.js"
 import { ProductService } from "./ProductService.js"
@@ -25,7 +25,7 @@ const ServicesLive = Layer.mergeAll(
   ProductRepo.Default,
   CacheStats.Default,
   Database.Default
-).pipe(Layer.provideMerge(Invalidations.layerShared))
+).pipe(Layer.provideMerge(InvalidationsLive.layer))
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 

@@ -76,3 +76,45 @@ describe("WORKERS", () => {
     })
   )
 })
+
+describe("DATABASE_URL", () => {
+  const databaseFrom = (env: Record<string, string>) => Effect.either(withEnv(env)(AppConfig.database))
+
+  it.effect("unset or empty keeps SQLite at DB_PATH", () =>
+    Effect.gen(function* () {
+      expect(yield* databaseFrom({ DB_PATH: "/data/p.db" })).toEqual(
+        Either.right({ _tag: "Sqlite", path: "/data/p.db" })
+      )
+      expect(yield* databaseFrom({ DATABASE_URL: " " })).toEqual(
+        Either.right({ _tag: "Sqlite", path: "./products.db" })
+      )
+    })
+  )
+
+  it.effect(
+    "a postgres URL selects PostgreSQL; what may be shown of it is host, port and database, never the password",
+    () =>
+      Effect.gen(function* () {
+        const chosen = yield* databaseFrom({ DATABASE_URL: "postgresql://app:hunter2@db.internal:6543/catalog" })
+        const settings = Either.getOrThrow(chosen)
+        expect(settings).toMatchObject({ _tag: "Postgres", label: "db.internal:6543/catalog", poolSize: 10 })
+        expect(String(settings)).not.toContain("hunter2")
+        expect(JSON.stringify(settings)).not.toContain("hunter2")
+        const defaultPort = Either.getOrThrow(yield* databaseFrom({ DATABASE_URL: "postgres://db/catalog" }))
+        expect(defaultPort).toMatchObject({ label: "db:5432/catalog" })
+      })
+  )
+
+  it.effect("a bad URL is refused naming the variable, without echoing its value", () =>
+    Effect.gen(function* () {
+      for (const url of ["mysql://u:hunter2@db/x", "postgres://u:hunter2@db", "postgres://u:hunter2@/x", "hunter2"]) {
+        const result = yield* databaseFrom({ DATABASE_URL: url })
+        expect(Either.isLeft(result), url).toBe(true)
+        if (Either.isLeft(result)) {
+          expect(String(result.left), url).toMatch(/Invalid data at DATABASE_URL:/)
+          expect(String(result.left), url).not.toContain("hunter2")
+        }
+      }
+    })
+  )
+})

@@ -1,13 +1,14 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
 import * as Http from "node:http"
-import * as Path from "node:path"
 import { Cache } from "../src/Cache.js"
 import * as OpenApiCheck from "./support/OpenApiCheck.js"
 import type { Reply } from "./support/TestApp.js"
-import { App, dropProductsTable, memoryApp, tempDir } from "./support/TestApp.js"
+import * as Databases from "./support/Databases.js"
+import { App, memoryApp } from "./support/TestApp.js"
 
-// The contract of ../shared/spec/API.md, exercised over HTTP against the real app (in-memory cache, SQLite file).
+// The contract of ../shared/spec/API.md, exercised over HTTP against the real app (in-memory cache, SQLite file or
+// PostgreSQL database: vitest.config.ts runs this file on both).
 // Every test gets a fresh app, so the database is empty and the cache statistics start at zero.
 
 const products = "/api/v1/products"
@@ -23,7 +24,9 @@ const assertNoLeak = (method: string, path: string, reply: Reply) => {
   const label = `${method} ${path} leaked internals: ${reply.text.slice(0, 300)}`
   expect(reply.text, label).not.toMatch(/^\s*at /m)
   expect(reply.text, label).not.toMatch(/\bat .*\.(ts|js):\d+/)
-  expect(reply.text, label).not.toMatch(/\bSELECT\b|\bINSERT\b|\bUPDATE products\b|\bDELETE FROM\b|sqlite/i)
+  expect(reply.text, label).not.toMatch(
+    /\bSELECT\b|\bINSERT\b|\bUPDATE products\b|\bDELETE FROM\b|sqlite|postgres|\brelation\b/i
+  )
 }
 
 /** A raw node:http request: no header is added on our behalf (no content-type), and the body may be chunked. */
@@ -784,13 +787,12 @@ describe("bad input changes nothing", () => {
 
   it.scopedLive("GET /health is 503 unhealthy when the database fails under the running app", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir()
-      const file = Path.join(dir, "products.db")
+      const database = yield* Databases.make
       yield* Effect.gen(function* () {
         const api = yield* client
         expect((yield* api.get("/health")).body.checks).toEqual({ database: "up", cache: "up" })
         // Another connection removes the table under the running app: the file still opens, the catalog is gone.
-        yield* dropProductsTable(file)
+        yield* database.dropProductsTable
         const before = Date.now()
         const reply = yield* api.get("/health")
         const after = Date.now()
@@ -800,19 +802,18 @@ describe("bad input changes nothing", () => {
         expect(reply.body.status).toBe("unhealthy")
         expect(reply.body.checks).toEqual({ database: "down", cache: "up" })
         expectIsoBetween(reply.body.timestamp, before, after)
-      }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
+      }).pipe(Effect.provide(memoryApp(undefined, database)))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 
   it.scopedLive("a database failure is 503 unavailable (or 500 internal_error), without SQL or a stack trace", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir()
-      const file = Path.join(dir, "products.db")
+      const database = yield* Databases.make
       yield* Effect.gen(function* () {
         const api = yield* client
         const existing = yield* api.create({ name: "Existing", price: 1 })
         // Another connection removes the table under the running app.
-        yield* dropProductsTable(file)
+        yield* database.dropProductsTable
         const failures = [
           yield* api.get(products),
           yield* api.get(`${products}/${existing.id}`),
@@ -828,7 +829,7 @@ describe("bad input changes nothing", () => {
         const health = yield* api.get("/health")
         expect(health.status, health.text).toBe(503)
         expect(health.body).toMatchObject({ status: "unhealthy", checks: { database: "down" } })
-      }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
+      }).pipe(Effect.provide(memoryApp(undefined, database)))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 })
@@ -1062,8 +1063,7 @@ describe("the lean path for GET by id and of a list page", () => {
 
   it.scopedLive("with CACHE_GRACE a database failure answers the same STALE copy both ways, as documented", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir()
-      const file = Path.join(dir, "products.db")
+      const database = yield* Databases.make
       yield* Effect.gen(function* () {
         const api = yield* client
         const kept = yield* api.create({ name: "Kept", price: 1 })
@@ -1076,7 +1076,7 @@ describe("the lean path for GET by id and of a list page", () => {
         expect(byId.body).toMatchObject({ product: { id: kept.id, name: "Kept" }, from_cache: false })
         // Caches again: the database answers, so no copy is served. Now the database goes away.
         yield* Effect.sleep("400 millis")
-        yield* dropProductsTable(file)
+        yield* database.dropProductsTable
         const stale = yield* bothWays(`${products}/${kept.id}`, `${products}/0${kept.id}`)
         expect(stale.status).toBe(200)
         expect(stale.headers.get("x-cache")).toBe("STALE")
@@ -1090,23 +1090,22 @@ describe("the lean path for GET by id and of a list page", () => {
         expect((yield* api.get(`${products}/${kept.id}`)).headers.get("x-cache")).toBe("STALE")
         const stats = (yield* api.get("/api/v1/cache/stats")).body.cache_stats
         expect(stats.stale).toBe(5)
-      }).pipe(Effect.provide(memoryApp({ DB_PATH: file, CACHE_TTL: "300ms", CACHE_GRACE: "1m" })))
+      }).pipe(Effect.provide(memoryApp({ CACHE_TTL: "300ms", CACHE_GRACE: "1m" }, database)))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 
   it.scopedLive("a database failure is the same 503 both ways", () =>
     Effect.gen(function* () {
-      const dir = yield* tempDir()
-      const file = Path.join(dir, "products.db")
+      const database = yield* Databases.make
       yield* Effect.gen(function* () {
         const api = yield* client
         const existing = yield* api.create({ name: "Existing", price: 1 })
-        yield* dropProductsTable(file)
+        yield* database.dropProductsTable
         const byId = yield* bothWays(`${products}/${existing.id}`, `${products}/0${existing.id}`)
         expect(byId.status).toBe(503)
         const page = yield* bothWays(`${products}?offset=0&limit=5`, `${products}?limit=5&offset=0`)
         expect(page.status).toBe(503)
-      }).pipe(Effect.provide(memoryApp({ DB_PATH: file })))
+      }).pipe(Effect.provide(memoryApp(undefined, database)))
     }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 })

@@ -41,6 +41,7 @@ const escapeXml = (text) =>
 
 const colors = {
   service: "#2f6fdf",
+  "service pg": "#2a9d8f",
   baseline: "#8a8f98",
   "hello-effect": "#f3c27a",
   "service w=1": "#8fb3ef",
@@ -94,7 +95,10 @@ export const svgChart = (rows, title, targets = []) => {
       const fill = colors[row.target] ?? "#555"
       parts.push(`<rect x="${bx}" y="${by}" width="${bar}" height="${top + height - by}" fill="${fill}"/>`)
       parts.push(`<text x="${bx + bar / 2}" y="${by - 4}" text-anchor="middle" font-size="9">${row.rps}</text>`)
-      const ratio = row.target === "service" ? row.ratio_baseline : row.ratio_workers1
+      const ratio =
+        row.target.startsWith("service") && !row.instance.startsWith("workers")
+          ? row.ratio_baseline
+          : row.ratio_workers1
       if (ratio !== undefined && row.instance !== `workers${scaleWorkers[0]}`) {
         const note = `${fixed(ratio, 2)}x`
         parts.push(

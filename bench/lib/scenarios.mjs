@@ -32,15 +32,19 @@ export const scenarios = [
   },
   {
     name: "miss-id",
-    about: "GET by random id on instances with CACHE_TTL=1ms: every entry expires before its next read",
-    targets: ["serviceMiss", "baselineMiss"],
-    script: { serviceMiss: "miss.lua", baselineMiss: "miss.lua" }
+    about:
+      "GET by random id on instances with CACHE_TTL=1ms: every entry expires before its next read (the service on " +
+      "SQLite and on PostgreSQL)",
+    targets: ["serviceMiss", "serviceMissPg", "baselineMiss"],
+    script: { serviceMiss: "miss.lua", serviceMissPg: "miss.lua", baselineMiss: "miss.lua" }
   },
   {
     name: "mixed-95-5",
-    about: "95% GET by random id, 5% PUT of the stock of a random id (invalidates the id and every list)",
-    targets: ["service", "baseline"],
-    script: { service: "mixed.lua", baseline: "mixed.lua" },
+    about:
+      "95% GET by random id, 5% PUT of the stock of a random id (invalidates the id and every list); the service on " +
+      "SQLite and on PostgreSQL",
+    targets: ["service", "servicePg", "baseline"],
+    script: { service: "mixed.lua", servicePg: "mixed.lua", baseline: "mixed.lua" },
     warm: warmIds
   },
   {

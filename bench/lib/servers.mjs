@@ -6,6 +6,8 @@ import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { Redis } from "ioredis"
 import { waitReady } from "./http.mjs"
+import { createDatabase } from "./postgres.mjs"
+import { seed } from "./seed.mjs"
 import { benchDir, freePort, have, logTail, root, serverCpu, sleep, spawnChild, wrkCpu } from "./process.mjs"
 import { scaleWorkers } from "./settings.mjs"
 
@@ -44,7 +46,8 @@ export const startRedis = async ({ taken, tmp }) => {
 
 const baseEnv = () => {
   const env = { ...process.env, NODE_ENV: "production" }
-  for (const name of ["REDIS_ADDR", "REDIS_URL", "HTTP_PORT", "DB_PATH", "CACHE_TTL", "CACHE_PREFIX"]) delete env[name]
+  for (const name of ["REDIS_ADDR", "REDIS_URL", "HTTP_PORT", "DB_PATH", "DATABASE_URL", "CACHE_TTL", "CACHE_PREFIX"])
+    delete env[name]
   for (const name of ["CACHE_BACKEND", "CACHE_TIMEOUT", "SERVICE_NAME", "WORKERS"]) delete env[name]
   for (const name of ["CACHE_GRACE", "CACHE_REFRESH_AHEAD"]) delete env[name]
   return env
@@ -81,14 +84,14 @@ export const workerCount = (value) => (value === "auto" ? availableParallelism()
 
 const startService = async (
   name,
-  { port, redisUrl, dbPath, logDir, ttl, prefix, workers, cpu = serverCpu, extraEnv = {} }
+  { port, redisUrl, dbPath, databaseUrl, logDir, ttl, prefix, workers, cpu = serverCpu, extraEnv = {} }
 ) => {
   const env = {
     ...baseEnv(),
     ...extraEnv,
     HTTP_PORT: String(port),
     REDIS_URL: redisUrl,
-    DB_PATH: dbPath,
+    ...(databaseUrl === undefined ? { DB_PATH: dbPath } : { DATABASE_URL: databaseUrl }),
     CACHE_TTL: ttl,
     CACHE_PREFIX: prefix,
     CACHE_BACKEND: "redis"
@@ -98,6 +101,14 @@ const startService = async (
   const child = spawnChild(name, process.execPath, [join(root, "dist/main.js")], { env, cpu, log })
   await waitReady(child, port, "/health", healthy)
   if (workerCount(workers) > 1) await waitListening(child, workerCount(workers))
+  return child
+}
+
+/** The service on a database of its own on the machine's PostgreSQL, seeded through its API like the first. */
+const startServicePg = async (name, options) => {
+  const databaseUrl = await createDatabase(name.replace(/\W/g, "_"))
+  const child = await startService(name, { ...options, databaseUrl })
+  await seed(options.port, { quiet: true })
   return child
 }
 
@@ -148,6 +159,25 @@ export const targetSpecs = {
     stats: false,
     noDb: true,
     start: (o) => startHello("hello-effect", o)
+  },
+  servicePg: {
+    display: "service pg",
+    about:
+      "node dist/main.js on PostgreSQL (DATABASE_URL, a database of its own on the machine's server, seeded through " +
+      "its API), NODE_ENV=production, CACHE_TTL=1h, prefix bench:svcpg:",
+    stats: true,
+    noDb: true,
+    // Without a PostgreSQL to reach, the run goes on without its rows (and says so).
+    optional: true,
+    start: (o) => startServicePg("service-pg", { ...o, ttl: "1h", prefix: "bench:svcpg:" })
+  },
+  serviceMissPg: {
+    display: "service pg",
+    about: "the service on PostgreSQL as above, CACHE_TTL=1ms, prefix bench:svcmisspg:, a database of its own",
+    stats: true,
+    noDb: true,
+    optional: true,
+    start: (o) => startServicePg("service-miss-pg", { ...o, ttl: "1ms", prefix: "bench:svcmisspg:" })
   },
   serviceMiss: {
     display: "service",

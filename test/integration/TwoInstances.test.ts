@@ -1,18 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Effect, Fiber, Layer, Logger, LogLevel } from "effect"
-import * as Path from "node:path"
 import parsePrometheus from "parse-prometheus-text-format"
 import { Cache } from "../../src/Cache.js"
 import { RedisLive } from "../../src/CacheLive.js"
 import { CacheStats } from "../../src/CacheStats.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { makeSwitchableCache } from "../support/Fakes.js"
+import * as Databases from "../support/Databases.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
 import { App, eventually, replyBoundMillis, timed } from "../support/TestApp.js"
 import type { TestApp as Client } from "../support/TestApp.js"
 
-// Two service instances on one Redis and one SQLite file: what one writes, the other must never contradict.
+// Two service instances on one Redis and one database (an SQLite file, or a PostgreSQL database: vitest.config.ts
+// runs this file on both): what one writes, the other must never contradict.
 
 // Database reads that take a few milliseconds, as they do under load: that is the window in which a naive
 // cache-aside puts a row back after a write removed it.
@@ -34,8 +35,8 @@ const twoInstancesWith = (
 ) =>
   Effect.gen(function* () {
     const server = yield* RedisServer.make()
-    const dir = yield* TestApp.tempDir()
-    const env = { REDIS_URL: server.url, DB_PATH: Path.join(dir, "shared.db"), ...options.env }
+    const database = yield* Databases.make
+    const env = { REDIS_URL: server.url, ...options.env }
     // Instance a's link to Redis can be cut on its own, as in a partition that b does not see.
     let cutA: (down: boolean) => Effect.Effect<void> = () => Effect.void
     const cacheA = Layer.effect(
@@ -48,7 +49,7 @@ const twoInstancesWith = (
     ).pipe(Layer.provide(RedisLive))
     // Built in the test's scope, so both stay up for the whole test; one after the other, as the migration runs once.
     const instance = (cache: Layer.Layer<Cache, unknown>, repo: (repo: ProductRepo) => ProductRepo) =>
-      Effect.map(Layer.build(TestApp.layer({ cache, env, repo })), (context) => ({
+      Effect.map(Layer.build(TestApp.layer({ cache, database, env, repo })), (context) => ({
         app: Context.get(context, App),
         stats: Context.get(context, CacheStats)
       }))
@@ -56,7 +57,7 @@ const twoInstancesWith = (
     const b = yield* instance(RedisLive, options.repoB ?? slowReads)
     return {
       server,
-      dbPath: env.DB_PATH,
+      database,
       a: a.app,
       b: b.app,
       statsA: a.stats,
@@ -90,7 +91,7 @@ const waitFor = (done: Effect.Effect<boolean>) =>
     }
   })
 
-describe("two instances", () => {
+describe(`two instances on ${Databases.kind}`, () => {
   it.scopedLive("no read returns a value older than the last acknowledged write, by id or in a list page", () =>
     Effect.gen(function* () {
       const { a, b } = yield* twoInstances
@@ -172,7 +173,7 @@ describe("two instances", () => {
     "grace (CACHE_GRACE): writes, then the database fails, then reads: no instance answers a value a write replaced",
     () =>
       Effect.gen(function* () {
-        const { a, b, dbPath, partitionA } = yield* twoInstancesWith({
+        const { a, b, database, partitionA } = yield* twoInstancesWith({
           env: { CACHE_TTL: "500ms", CACHE_GRACE: "1m" },
           repoA: (repo) => repo,
           repoB: (repo) => repo
@@ -192,7 +193,7 @@ describe("two instances", () => {
         yield* partitionA(false)
         // The entries expire; their copies, where no write removed them, stay.
         yield* sleep(700)
-        yield* TestApp.dropProductsTable(dbPath)
+        yield* database.dropProductsTable
 
         for (const app of [b, a]) {
           const name = app === a ? "a" : "b"

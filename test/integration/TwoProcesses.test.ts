@@ -1,22 +1,22 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import * as Http from "node:http"
-import * as Path from "node:path"
 import { SqlLive } from "../../src/Sql.js"
+import * as Databases from "../support/Databases.js"
 import * as JitteryLink from "../support/JitteryLink.js"
 import * as RedisServer from "../support/RedisServer.js"
 import { call, startService } from "../support/ServiceProcess.js"
 import type { ServiceProcess } from "../support/ServiceProcess.js"
-import { dropProductsTable, tempDir } from "../support/TestApp.js"
 
-// The cross-process guarantees with real processes: two services on one Redis and one SQLite file, driven over HTTP.
+// The cross-process guarantees with real processes: two services on one Redis and one database (SQLite file or
+// PostgreSQL: vitest.config.ts runs this file on both), driven over HTTP.
 // test/integration/TwoInstances.test.ts runs the same checker on two instances inside one process.
 
 /** Creates the database and runs the migrations, so that the two processes can start at once. */
-const migrate = (dbPath: string) =>
+const migrate = (env: Record<string, string>) =>
   Effect.scoped(
     Layer.build(
-      SqlLive.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map([["DB_PATH", dbPath]])))))
+      SqlLive.pipe(Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))))
     )
   ).pipe(Effect.orDie)
 
@@ -28,18 +28,18 @@ const client = Effect.acquireRelease(
 
 const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
-describe("two service processes on one Redis and one SQLite file", () => {
+describe(`two service processes on one Redis and one ${Databases.kind} database`, () => {
   it.scopedLive(
     "no read returns a value older than a write that had already answered, by id or in a list page",
     () =>
       Effect.gen(function* () {
         const redis = yield* RedisServer.make()
-        const dbPath = Path.join(yield* tempDir(), "shared.db")
-        yield* migrate(dbPath)
+        const database = yield* Databases.make
+        yield* migrate(database.env)
         // a reaches Redis over a link that holds what it sends for up to 20 ms, as a slow network would; b is next
         // to Redis. A fill from a can then land after a write through b has moved the guard: the race to close.
         const link = yield* JitteryLink.make(redis.port, 20)
-        const env = (redisPort: number) => ({ REDIS_URL: `redis://127.0.0.1:${redisPort}`, DB_PATH: dbPath })
+        const env = (redisPort: number) => ({ REDIS_URL: `redis://127.0.0.1:${redisPort}`, ...database.env })
         const [a, b] = yield* Effect.all(
           [startService({ env: env(link.port) }), startService({ env: env(redis.port) })],
           {
@@ -123,9 +123,9 @@ describe("two service processes on one Redis and one SQLite file", () => {
     () =>
       Effect.gen(function* () {
         const redis = yield* RedisServer.make()
-        const dbPath = Path.join(yield* tempDir(), "shared.db")
-        yield* migrate(dbPath)
-        const env = { REDIS_URL: redis.url, DB_PATH: dbPath, CACHE_TTL: "500ms", CACHE_GRACE: "1m" }
+        const database = yield* Databases.make
+        yield* migrate(database.env)
+        const env = { REDIS_URL: redis.url, ...database.env, CACHE_TTL: "500ms", CACHE_GRACE: "1m" }
         const [a, b] = yield* Effect.all([startService({ env }), startService({ env })], { concurrency: 2 })
         const ids: Array<number> = []
         for (let i = 0; i < 6; i++) {
@@ -144,7 +144,7 @@ describe("two service processes on one Redis and one SQLite file", () => {
           expect(reply.status).toBe(200)
         }
         yield* sleep(700)
-        yield* dropProductsTable(dbPath)
+        yield* database.dropProductsTable
         for (const service of [a, b]) {
           for (const id of ids) {
             const reply = yield* call(service.port, "GET", path(id))

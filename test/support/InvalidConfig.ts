@@ -30,7 +30,12 @@ export const rows: ReadonlyArray<InvalidConfig> = [
   { name: "HOST", env: { HOST: "not a host" } },
   { name: "REQUEST_TIMEOUT", env: { REQUEST_TIMEOUT: "soon" } },
   { name: "HEADERS_TIMEOUT", env: { HEADERS_TIMEOUT: "0" } },
-  { name: "MAX_CONNECTIONS", env: { MAX_CONNECTIONS: "none" } }
+  { name: "MAX_CONNECTIONS", env: { MAX_CONNECTIONS: "none" } },
+  // The password must not be echoed: test/AppConfig.test.ts checks that the error leaves it out.
+  { name: "DATABASE_URL", env: { DATABASE_URL: "mysql://user:hunter2@db:3306/catalog" } },
+  { name: "DB_POOL_SIZE", env: { DB_POOL_SIZE: "0" } },
+  { name: "DB_STATEMENT_TIMEOUT", env: { DB_STATEMENT_TIMEOUT: "2m" } },
+  { name: "DB_START_TIMEOUT", env: { DB_START_TIMEOUT: "soon" } }
 ]
 
 /** Variables that take any text, so no value of theirs is invalid. */

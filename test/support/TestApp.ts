@@ -2,20 +2,19 @@ import { HttpServer } from "@effect/platform"
 import { SqlClient } from "@effect/sql"
 import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
-import type { Scope, Tracer } from "effect"
-import * as Fs from "node:fs/promises"
-import * as Os from "node:os"
-import * as Path from "node:path"
+import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import { CacheStats } from "../../src/CacheStats.js"
 import { Database } from "../../src/Database.js"
 import { RoutesLive } from "../../src/Http.js"
-import * as Invalidations from "../../src/Invalidations.js"
+import * as InvalidationsLive from "../../src/InvalidationsLive.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { ProductService } from "../../src/ProductService.js"
 import * as Server from "../../src/Server.js"
 import * as Tracing from "../../src/Tracing.js"
+import * as Databases from "./Databases.js"
+import type { TestDatabase } from "./Databases.js"
 
 /** Removes the products table through a second connection, under the running app: from then on its database fails. */
 export const dropProductsTable = (file: string) =>
@@ -24,12 +23,7 @@ export const dropProductsTable = (file: string) =>
     Effect.orDie
   )
 
-/** A folder removed with its scope, for SQLite files. */
-export const tempDir = (prefix = "catalog-test-"): Effect.Effect<string, never, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), prefix))),
-    (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
-  )
+export { tempDir } from "./Databases.js"
 
 export interface Reply {
   readonly status: number
@@ -73,11 +67,13 @@ const client = (url: string): TestApp => {
 }
 
 /**
- * The real app (routes, contract middleware, services, SQLite file) served on a free port, with the cache layer
- * of the test's choosing. Provides the app's client and the app's own ProductService/CacheStats/Cache instances.
+ * The real app (routes, contract middleware, services, database) served on a free port, with the cache layer of the
+ * test's choosing. Provides the app's client and the app's own ProductService/CacheStats/Cache instances. The
+ * database is a fresh one of this run's kind (test/support/Databases.ts) unless the test gives one.
  */
 export const layer = (options: {
   readonly cache: Layer.Layer<Cache, unknown>
+  readonly database?: TestDatabase
   readonly env?: Record<string, string>
   /** Wraps the real repository, e.g. to slow its reads down. */
   readonly repo?: (repo: ProductRepo) => ProductRepo
@@ -87,8 +83,8 @@ export const layer = (options: {
 }): Layer.Layer<App | CacheStats | ProductService | Cache> =>
   Layer.unwrapScoped(
     Effect.gen(function* () {
-      const dir = yield* tempDir()
-      const env = { DB_PATH: Path.join(dir, "nested", "products.db"), ...options.env }
+      const database = options.database ?? (yield* Databases.make)
+      const env = { ...database.env, ...options.env }
       const config = Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
       const wrap = options.repo
       const Repo =
@@ -97,7 +93,7 @@ export const layer = (options: {
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
       const Services = ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(
-          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, Invalidations.layerShared, options.cache)
+          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, InvalidationsLive.layer, options.cache)
         )
       )
       const Served = Server.serve.pipe(Layer.provide(RoutesLive), Layer.provideMerge(Server.nodeServer(0)))
@@ -124,8 +120,12 @@ export const layer = (options: {
     })
   ).pipe(Layer.orDie)
 
-export const memoryApp = (env?: Record<string, string>) =>
-  layer({ cache: MemoryCache.layer, ...(env === undefined ? {} : { env }) })
+export const memoryApp = (env?: Record<string, string>, database?: TestDatabase) =>
+  layer({
+    cache: MemoryCache.layer,
+    ...(env === undefined ? {} : { env }),
+    ...(database === undefined ? {} : { database })
+  })
 
 /**
  * The longest a reply may take while Redis does not answer: CACHE_TIMEOUT for each Redis command the request waits

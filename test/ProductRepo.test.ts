@@ -1,0 +1,156 @@
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Context, Effect, Exit, Layer, Option } from "effect"
+import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
+import { ProductRepo } from "../src/ProductRepo.js"
+import * as Databases from "./support/Databases.js"
+
+// The repository against a real database, migrated by the service's own migrator: SQLite or PostgreSQL, whichever
+// this run is for (vitest.config.ts runs the file on both). What a client sees must not depend on the dialect.
+
+const repoOn = (database: Databases.TestDatabase) =>
+  Effect.map(
+    Layer.build(
+      ProductRepo.Default.pipe(
+        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(database.env)))))
+      )
+    ),
+    Context.get(ProductRepo)
+  )
+
+const fresh = Effect.gen(function* () {
+  const database = yield* Databases.make
+  return { database, repo: yield* repoOn(database) }
+})
+
+const laptop: CreateProduct = {
+  name: "Laptop",
+  description: "High-performance laptop",
+  price: 999.99,
+  stock: 50,
+  category: "Electronics"
+}
+
+const isoUtc = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
+describe(`ProductRepo on ${Databases.kind}`, () => {
+  it.scopedLive(
+    "insert answers the stored row: an id, the fields as given, ISO timestamps; findById reads it back",
+    () =>
+      Effect.gen(function* () {
+        const { repo } = yield* fresh
+        const created = yield* repo.insert(laptop)
+        expect(created).toMatchObject({ id: 1, ...laptop })
+        expect(Object.keys(created)).toEqual([
+          "id",
+          "name",
+          "description",
+          "price",
+          "stock",
+          "category",
+          "created_at",
+          "updated_at"
+        ])
+        expect(created.created_at).toMatch(isoUtc)
+        expect(created.updated_at).toBe(created.created_at)
+        expect(yield* repo.findById(created.id)).toEqual(Option.some(created))
+        expect(yield* repo.findById(2 as ProductId)).toEqual(Option.none())
+      })
+  )
+
+  it.scopedLive("values at the edges of the schemas come back exactly: doubles, safe integers, any Unicode text", () =>
+    Effect.gen(function* () {
+      const { repo } = yield* fresh
+      const edge: CreateProduct = {
+        name: "Ünïcødé 🚀 \"quoted\" 'single' \\ back",
+        description: "x".repeat(1000),
+        price: 0.1 + 0.2,
+        stock: Number.MAX_SAFE_INTEGER,
+        category: "漢字"
+      }
+      const created = yield* repo.insert(edge)
+      const read = Option.getOrThrow(yield* repo.findById(created.id))
+      expect(read).toEqual(created)
+      expect(read).toMatchObject(edge)
+      expect(typeof read.id).toBe("number")
+      expect(typeof read.stock).toBe("number")
+      const tiny = yield* repo.insert({ ...laptop, price: Number.MIN_VALUE, stock: 0 })
+      expect(Option.getOrThrow(yield* repo.findById(tiny.id)).price).toBe(Number.MIN_VALUE)
+      // The largest id a path may name is looked up, not refused by the database.
+      expect(yield* repo.findById(Number.MAX_SAFE_INTEGER as ProductId)).toEqual(Option.none())
+    })
+  )
+
+  it.scopedLive("a page is ordered by id and carries the total; past the end it is empty with the total", () =>
+    Effect.gen(function* () {
+      const { repo } = yield* fresh
+      expect(yield* repo.page(0, 10)).toEqual({ products: [], total: 0 })
+      const created = []
+      for (let n = 1; n <= 5; n++) created.push(yield* repo.insert({ ...laptop, name: `P${n}` }))
+      const page = yield* repo.page(1, 2)
+      expect(page).toEqual({ products: created.slice(1, 3), total: 5 })
+      expect(typeof page.total).toBe("number")
+      expect(yield* repo.page(0, 100)).toEqual({ products: created, total: 5 })
+      expect(yield* repo.page(5, 10)).toEqual({ products: [], total: 5 })
+    })
+  )
+
+  it.scopedLive("update changes only the given fields and updated_at; an absent id is none", () =>
+    Effect.gen(function* () {
+      const { repo } = yield* fresh
+      const created = yield* repo.insert(laptop)
+      yield* Effect.sleep("2 millis")
+      const updated = Option.getOrThrow(yield* repo.update(created.id, { price: 899.99, stock: 45 }))
+      expect(updated).toMatchObject({ ...created, price: 899.99, stock: 45, updated_at: expect.any(String) })
+      expect(updated.created_at).toBe(created.created_at)
+      expect(updated.updated_at > created.updated_at).toBe(true)
+      expect(yield* repo.findById(created.id)).toEqual(Option.some(updated))
+      expect(yield* repo.update(99 as ProductId, { price: 1 })).toEqual(Option.none())
+    })
+  )
+
+  it.scopedLive("remove answers whether a row went; a removed id is never handed out again", () =>
+    Effect.gen(function* () {
+      const { repo } = yield* fresh
+      const first = yield* repo.insert(laptop)
+      const second = yield* repo.insert(laptop)
+      expect(yield* repo.remove(second.id)).toBe(true)
+      expect(yield* repo.remove(second.id)).toBe(false)
+      expect(yield* repo.findById(second.id)).toEqual(Option.none())
+      const third = yield* repo.insert(laptop)
+      expect(third.id).toBeGreaterThan(second.id)
+      expect((yield* repo.page(0, 10)).products.map((product) => product.id)).toEqual([first.id, third.id])
+    })
+  )
+
+  it.scopedLive("the table's checks hold whatever the caller sends: a price of 0 or a negative stock is refused", () =>
+    Effect.gen(function* () {
+      const { repo } = yield* fresh
+      for (const bad of [{ price: 0 }, { stock: -1 }]) {
+        const exit = yield* Effect.exit(repo.insert({ ...laptop, ...bad }))
+        expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SqlError")
+      }
+      expect(yield* repo.page(0, 10)).toEqual({ products: [], total: 0 })
+    })
+  )
+
+  it.scopedLive("ping reads the products table: it fails with a SqlError once the table is gone", () =>
+    Effect.gen(function* () {
+      const { database, repo } = yield* fresh
+      yield* repo.ping
+      yield* database.dropProductsTable
+      const exit = yield* Effect.exit(repo.ping)
+      expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SqlError")
+    })
+  )
+
+  it.scopedLive("a second start on a migrated database migrates nothing and keeps the rows", () =>
+    Effect.gen(function* () {
+      const { database, repo } = yield* fresh
+      const created = yield* repo.insert(laptop)
+      const again = yield* repoOn(database)
+      expect(yield* again.findById(created.id)).toEqual(Option.some(created))
+      const migrations = yield* database.execute("SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id")
+      expect(migrations.map((row) => Number(row.migration_id))).toEqual([1, 2, 3])
+    })
+  )
+})
