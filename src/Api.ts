@@ -1,6 +1,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiMiddleware, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import * as ApiDocument from "./ApiDocument.js"
+import * as ApiDocument from "./Api/Document.js"
 import {
   CreateProduct,
   exampleProduct,
@@ -291,7 +291,7 @@ export class HealthApi extends HttpApiGroup.make("health")
   )
   .annotate(OpenApi.Description, "For load balancers and orchestrators") {}
 
-/** Prometheus scrapes this; the handler writes the text format itself (PrometheusText.ts). */
+/** Prometheus scrapes this; the handler writes the text format itself (Metrics/PrometheusText.ts). */
 export class MetricsApi extends HttpApiGroup.make("metrics")
   .add(
     HttpApiEndpoint.get("metrics", "/metrics")
@@ -324,7 +324,7 @@ export class Api extends HttpApi.make("catalog")
   .add(MetricsApi)
   .add(DashboardApi)
   // Any operation may give these: the contract middleware refuses a body over 1 MiB whatever the route, and the
-  // last-resort answer (Server.ts) is a 500.
+  // last-resort answer (Http/Server.ts) is a 500.
   .addError(PayloadTooLarge)
   .addError(InternalError)
   .annotateContext(

@@ -1,8 +1,8 @@
 import { Config, ConfigError, Duration, Either, LogLevel, Option, Redacted } from "effect"
 import { availableParallelism } from "node:os"
-import { defaultMaxPages } from "./CacheKeys.js"
+import { defaultMaxPages } from "./Cache/Keys.js"
 import { isIP } from "node:net"
-import * as GoDuration from "./GoDuration.js"
+import * as GoDuration from "./AppConfig/GoDuration.js"
 
 // Every variable of the contract, parsed once at the edge; a bad value stops the start naming the variable.
 // A check goes before its default: placed after `Config.withDefault`, its error loses the variable's name.

@@ -1,7 +1,7 @@
 import { Deferred, Effect } from "effect"
 import cluster from "node:cluster"
 import type { Worker } from "node:cluster"
-import type { CacheStatsSnapshot } from "./CacheStats.js"
+import type { CacheStatsSnapshot } from "./Cache/Stats.js"
 
 // WORKERS=N runs N copies of the service on one port with Node's cluster module. They share Redis and the SQLite
 // file exactly as separate processes do, so the cross-process guarantees hold unchanged. What they do not share is

@@ -26,7 +26,7 @@ const recentMillis = 30_000
  *
  * SQLite's own busy handler waits for a lock by sleeping the thread, which here is the event loop: every request,
  * cache hits and /health included, would stop with it. So the connection does not wait (its busy timeout is 0,
- * Sql.ts); a busy statement is run again on an Effect schedule instead, with the loop free in between, until
+ * Database/Sql.ts); a busy statement is run again on an Effect schedule instead, with the loop free in between, until
  * `DB_BUSY_TIMEOUT` has passed. Then its SqlError stands, and the request answers 503 like any database failure.
  */
 export class Database extends Effect.Service<Database>()("Database", {

@@ -1,6 +1,6 @@
 import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
 
-// Every metric the service exports, as module-level constants in Effect's global registry (PrometheusText.ts
+// Every metric the service exports, as module-level constants in Effect's global registry (Metrics/PrometheusText.ts
 // renders them). The registry is process-global: several app instances in one process share these series.
 //
 // Hot-path updates go through `unsafeUpdate` with a label array built once per series: Effect caches a metric's
@@ -168,7 +168,7 @@ export const trackQuery =
 // The CPU counter must only grow; it is advanced to the process's own total at each scrape.
 let cpuSecondsRecorded = 0
 
-/** Requests in progress: counted in by the dispatcher (Server.ts), out on `close`; read into `http_requests_active` at scrape time. */
+/** Requests in progress: counted in by the dispatcher (Http/Server.ts), out on `close`; read into `http_requests_active` at scrape time. */
 export const activeRequests = { count: 0 }
 
 /** Reads the process figures into their gauges; called at scrape time, so they cost nothing between scrapes. */

@@ -4,7 +4,7 @@ import { Array, Clock, Effect, Option } from "effect"
 import { Database } from "./Database.js"
 import type { CreateProduct, Product, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
 import { trackQuery } from "./Metrics.js"
-import { SqlLive } from "./Sql.js"
+import { SqlLive } from "./Database/Sql.js"
 import * as Tracing from "./Tracing.js"
 
 // Rows are not decoded again: they come from our own table, whose columns and CHECKs hold what Product's schema

@@ -3,16 +3,16 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import cluster from "node:cluster"
 import * as AppConfig from "./AppConfig.js"
-import { CacheLive } from "./CacheLive.js"
-import { CacheStats } from "./CacheStats.js"
+import { CacheLive } from "./Cache/Live.js"
+import { CacheStats } from "./Cache/Stats.js"
 import * as Cluster from "./Cluster.js"
 import { Database } from "./Database.js"
-import { RoutesLive } from "./Http.js"
-import * as InvalidationsLive from "./InvalidationsLive.js"
+import * as SharedInvalidations from "./Database/SharedInvalidations.js"
+import { HttpLive } from "./Http.js"
 import * as Logging from "./Logging.js"
 import { ProductRepo } from "./ProductRepo.js"
 import { ProductService } from "./ProductService.js"
-import * as Server from "./Server.js"
+import * as Server from "./Http/Server.js"
 import * as Tracing from "./Tracing.js"
 
 const ServerLive = Layer.unwrapEffect(
@@ -25,12 +25,11 @@ const ServicesLive = Layer.mergeAll(
   ProductRepo.Default,
   CacheStats.Default,
   Database.Default
-).pipe(Layer.provideMerge(InvalidationsLive.layer))
+).pipe(Layer.provideMerge(SharedInvalidations.layer))
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 
-const ServiceLive = Server.serve.pipe(
-  Layer.provide(RoutesLive),
+const ServiceLive = HttpLive.pipe(
   Layer.provide(ServicesLive),
   Layer.provide(CacheLive),
   HttpServer.withLogAddress,

@@ -5,7 +5,7 @@ import { Cache } from "../src/Cache.js"
 import type { CacheError, Lookup, Slot } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as RedisCache from "../src/Cache/Redis.js"
-import * as CacheKeys from "../src/CacheKeys.js"
+import * as CacheKeys from "../src/Cache/Keys.js"
 import type { ProductId } from "../src/Domain/Product.js"
 import * as RedisServer from "./support/RedisServer.js"
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Option } from "effect"
-import * as GoDuration from "../src/GoDuration.js"
+import * as GoDuration from "../src/AppConfig/GoDuration.js"
 
 const millis = (text: string) => Option.map(GoDuration.parse(text), Duration.toMillis)
 

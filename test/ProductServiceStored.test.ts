@@ -2,9 +2,9 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
-import { CacheStats } from "../src/CacheStats.js"
-import { Invalidations } from "../src/Invalidations.js"
-import * as InvalidationsLive from "../src/InvalidationsLive.js"
+import { CacheStats } from "../src/Cache/Stats.js"
+import { Invalidations } from "../src/Cache/Invalidations.js"
+import * as SharedInvalidations from "../src/Database/SharedInvalidations.js"
 import { ProductRepo } from "../src/ProductRepo.js"
 import { ProductService } from "../src/ProductService.js"
 import * as CuttableLink from "./support/CuttableLink.js"
@@ -25,7 +25,7 @@ const instance = (env: Record<string, string>, shared: Cache["Type"]) =>
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(
-          Layer.mergeAll(ProductRepo.Default, CacheStats.Default, InvalidationsLive.layer, cache.layer)
+          Layer.mergeAll(ProductRepo.Default, CacheStats.Default, SharedInvalidations.layer, cache.layer)
         ),
         Layer.provide(
           Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ CACHE_TTL: "1m", ...env }))))

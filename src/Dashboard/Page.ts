@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
-import { errorResponse } from "../HttpContract.js"
+import { errorResponse } from "../Http/Contract.js"
 
 export const dashboardPath = "/dashboard" as const
 

@@ -5,7 +5,7 @@ import { Effect } from "effect"
 // answer can outlive its product under a new one.
 //
 // The dialects differ in three named ways. PostgreSQL's REAL is four bytes, so prices are DOUBLE PRECISION (SQLite's
-// REAL is already eight); ids and stock are BIGINT, as a path id or a stock may be any safe integer (Postgres.ts
+// REAL is already eight); ids and stock are BIGINT, as a path id or a stock may be any safe integer (Database/Postgres.ts
 // reads BIGINT back as a number); timestamps stay TEXT in both, the ISO-8601 strings the contract shows, written by
 // ProductRepo, so both databases answer the same bytes.
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>

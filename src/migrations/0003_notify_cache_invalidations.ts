@@ -2,9 +2,9 @@ import { SqlClient } from "@effect/sql"
 import { Effect } from "effect"
 
 // PostgreSQL only: every change to cache_invalidations is announced on the channel of the same name at commit, so
-// each process keeps its copy of the table current without asking on every read (PgInvalidations.ts). A trigger
+// each process keeps its copy of the table current without asking on every read (Database/PgInvalidations.ts). A trigger
 // rather than a NOTIFY beside each statement: a row an operator deletes by hand is announced too. SQLite needs
-// nothing: each process watches the file's data_version instead (Invalidations.ts).
+// nothing: each process watches the file's data_version instead (Database/SqliteInvalidations.ts).
 export default Effect.flatMap(SqlClient.SqlClient, (sql) =>
   sql.onDialectOrElse({
     pg: () =>

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import * as Http from "node:http"
-import { SqlLive } from "../../src/Sql.js"
+import { SqlLive } from "../../src/Database/Sql.js"
 import * as Databases from "../support/Databases.js"
 import * as JitteryLink from "../support/JitteryLink.js"
 import * as RedisServer from "../support/RedisServer.js"

@@ -5,13 +5,13 @@ import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
-import { CacheStats } from "../../src/CacheStats.js"
+import { CacheStats } from "../../src/Cache/Stats.js"
 import { Database } from "../../src/Database.js"
-import { RoutesLive } from "../../src/Http.js"
-import * as InvalidationsLive from "../../src/InvalidationsLive.js"
+import { HttpLive } from "../../src/Http.js"
+import * as SharedInvalidations from "../../src/Database/SharedInvalidations.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { ProductService } from "../../src/ProductService.js"
-import * as Server from "../../src/Server.js"
+import * as Server from "../../src/Http/Server.js"
 import * as Tracing from "../../src/Tracing.js"
 import * as Databases from "./Databases.js"
 import type { TestDatabase } from "./Databases.js"
@@ -93,10 +93,10 @@ export const layer = (options: {
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
       const Services = ProductService.DefaultWithoutDependencies.pipe(
         Layer.provideMerge(
-          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, InvalidationsLive.layer, options.cache)
+          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, SharedInvalidations.layer, options.cache)
         )
       )
-      const Served = Server.serve.pipe(Layer.provide(RoutesLive), Layer.provideMerge(Server.nodeServer(0)))
+      const Served = HttpLive.pipe(Layer.provideMerge(Server.nodeServer(0)))
       const AppClient = Layer.effect(
         App,
         Effect.map(HttpServer.HttpServer, (server) => {

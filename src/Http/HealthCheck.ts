@@ -1,9 +1,9 @@
 import { Effect } from "effect"
-import * as AppConfig from "./AppConfig.js"
-import { Cache } from "./Cache.js"
-import { Database } from "./Database.js"
-import type { WriteState } from "./Database.js"
-import { ProductRepo } from "./ProductRepo.js"
+import * as AppConfig from "../AppConfig.js"
+import { Cache } from "../Cache.js"
+import { Database } from "../Database.js"
+import type { WriteState } from "../Database.js"
+import { ProductRepo } from "../ProductRepo.js"
 
 export interface HealthReport {
   readonly status: "healthy" | "degraded" | "unhealthy"

@@ -2,7 +2,7 @@ import { Duration } from "effect"
 import { createServer } from "node:http"
 import type { Server, ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
-import { httpClientErrors, httpDroppedConnections, labels, noLabels } from "./Metrics.js"
+import { httpClientErrors, httpDroppedConnections, labels, noLabels } from "../Metrics.js"
 import { securityHeaders } from "./SecurityHeaders.js"
 
 // The Node HTTP server under the Effect one, with what only Node can do: bound how long a client may take to send

@@ -4,7 +4,7 @@ import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer } from "effect"
 import { mkdirSync } from "node:fs"
 import { dirname } from "node:path"
-import * as AppConfig from "./AppConfig.js"
+import * as AppConfig from "../AppConfig.js"
 import * as Migrations from "./Migrations.js"
 import * as Postgres from "./Postgres.js"
 

@@ -7,8 +7,8 @@ import {
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Cause, Effect, Layer, Option } from "effect"
-import { RequireJson, UnsupportedMediaType } from "./Api.js"
-import { endpoints } from "./Routes.js"
+import { RequireJson, UnsupportedMediaType, unexpectedError } from "../Api.js"
+import { endpoints } from "./Endpoints.js"
 
 // HttpApi answers most failures itself, but not in the contract's shape: decode errors come as its own
 // HttpApiDecodeError body, malformed JSON and unknown routes as empty bodies, and it has no notion of 405.
@@ -195,3 +195,6 @@ export const ContractLive = HttpApiBuilder.middleware(
       })
     ) as Effect.Effect<HttpServerResponse.HttpServerResponse>
 )
+
+/** Whatever escaped everything else: logged in full, answered as a bare 500 that reveals nothing. */
+export const internalError = HttpServerResponse.unsafeJson(unexpectedError, { status: 500 })

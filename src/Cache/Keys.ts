@@ -1,5 +1,5 @@
-import type { Index, Slot } from "./Cache.js"
-import type { ProductId } from "./Domain/Product.js"
+import type { Index, Slot } from "../Cache.js"
+import type { ProductId } from "../Domain/Product.js"
 
 /**
  * Key names. The contract's (`product:id:1`, `product:list:0:20`) hold the values; the service's own bookkeeping

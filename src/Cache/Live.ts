@@ -1,9 +1,9 @@
 import { Effect, Layer } from "effect"
-import * as AppConfig from "./AppConfig.js"
-import * as CircuitBreaker from "./Cache/CircuitBreaker.js"
-import * as MemoryCache from "./Cache/Memory.js"
-import * as Observed from "./Cache/Observed.js"
-import * as RedisCache from "./Cache/Redis.js"
+import * as AppConfig from "../AppConfig.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as MemoryCache from "./Memory.js"
+import * as Observed from "./Observed.js"
+import * as RedisCache from "./Redis.js"
 
 /** Redis behind a circuit breaker: what production runs. Observed outermost, so a skipped operation shows as such. */
 export const RedisLive = Observed.layer(CircuitBreaker.layer(RedisCache.layer))

@@ -4,7 +4,7 @@ import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { Duration, Effect, Layer, Redacted, Schedule } from "effect"
 import Pg from "pg"
 import type { CustomTypes, Pool, PoolConfig } from "pg"
-import type { PostgresSettings } from "./AppConfig.js"
+import type { PostgresSettings } from "../AppConfig.js"
 import * as Migrations from "./Migrations.js"
 
 /** The name every connection of the service gives PostgreSQL (pg_stat_activity), so an operator can tell them apart. */

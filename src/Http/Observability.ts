@@ -2,12 +2,12 @@ import { HttpApp, HttpServerError, HttpServerRequest, HttpServerResponse } from 
 import { Effect, FiberRef, HashMap, LogLevel } from "effect"
 import type { Exit } from "effect"
 import { randomUUID } from "node:crypto"
-import * as Dashboard from "./Dashboard.js"
-import * as Activity from "./Dashboard/Activity.js"
-import { docsPaths } from "./Http.js"
-import type { Labels } from "./Metrics.js"
-import { httpRequestDuration, httpRequests, labels } from "./Metrics.js"
-import { endpoints, templatePattern } from "./Routes.js"
+import * as Dashboard from "../Dashboard.js"
+import * as Activity from "../Dashboard/Activity.js"
+import { docsPaths } from "./Endpoints.js"
+import type { Labels } from "../Metrics.js"
+import { httpRequestDuration, httpRequests, labels } from "../Metrics.js"
+import { endpoints, templatePattern } from "./Endpoints.js"
 import * as SecurityHeaders from "./SecurityHeaders.js"
 
 // Runs around the whole app, outside the router: it sees every answer, including the contract's 404/405 and the

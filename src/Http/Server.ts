@@ -3,12 +3,12 @@ import type { HttpApp } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Cause, Context, Effect, Layer } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import * as AppConfig from "./AppConfig.js"
+import * as AppConfig from "../AppConfig.js"
 import * as GracefulServer from "./GracefulServer.js"
-import { internalError } from "./Http.js"
-import * as HttpObservability from "./HttpObservability.js"
+import { internalError } from "./Contract.js"
+import * as HttpObservability from "./Observability.js"
 import * as LeanPath from "./LeanPath.js"
-import { activeRequests } from "./Metrics.js"
+import { activeRequests } from "../Metrics.js"
 import { settleEndOnClose } from "./NodeResponse.js"
 import { securityHeaders } from "./SecurityHeaders.js"
 import * as NodeServer from "./NodeServer.js"
@@ -31,7 +31,7 @@ const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
  * Every request reaches one Node `request` listener: the lean path answers the canonical hot reads, the HttpApi app
  * (through the platform's handler) everything else.
  */
-const ServeLive = Layer.scopedDiscard(
+export const ServeLive = Layer.scopedDiscard(
   Effect.gen(function* () {
     const app = yield* HttpApiBuilder.httpApp
     const logRequests = yield* Effect.orDie(AppConfig.logRequests)
@@ -67,6 +67,3 @@ export const nodeServer = (port: number, options: NodeServer.Options = {}) => {
     Layer.succeed(GracefulServer.Draining, graceful.onDrain)
   )
 }
-
-/** Serves the API routes on the given server layer; the routes' own requirements stay open. */
-export const serve = ServeLive

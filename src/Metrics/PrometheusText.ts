@@ -1,6 +1,6 @@
 import { Effect, Metric, MetricState, Option } from "effect"
 import type { MetricLabel, MetricPair } from "effect"
-import { sampleProcess } from "./Metrics.js"
+import { sampleProcess } from "../Metrics.js"
 
 // The Prometheus text exposition format, version 0.0.4, from Effect's metric snapshot. Written by hand: the only
 // ready-made route is @effect/opentelemetry's metric bridge plus the OpenTelemetry Prometheus exporter, a second

@@ -1,8 +1,8 @@
 import { Effect, Layer } from "effect"
-import * as AppConfig from "./AppConfig.js"
-import * as Invalidations from "./Invalidations.js"
+import * as AppConfig from "../AppConfig.js"
 import * as PgInvalidations from "./PgInvalidations.js"
 import { SqlLive } from "./Sql.js"
+import * as SqliteInvalidations from "./SqliteInvalidations.js"
 
 /**
  * The record of invalidations that could not reach the cache, shared through whichever database the service runs
@@ -12,6 +12,6 @@ export const layer = Layer.unwrapEffect(
   Effect.map(AppConfig.database, (database) =>
     database._tag === "Postgres"
       ? PgInvalidations.layer(database).pipe(Layer.provide(SqlLive))
-      : Invalidations.layerShared
+      : SqliteInvalidations.layer
   )
 )

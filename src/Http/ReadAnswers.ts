@@ -1,11 +1,11 @@
 import { Effect } from "effect"
-import { databaseUnavailable, maxLimit, productNotFound } from "./Api.js"
+import { databaseUnavailable, maxLimit, productNotFound } from "../Api.js"
 import type { SqlError } from "@effect/sql/SqlError"
-import type { ProductId, ProductNotFound } from "./Domain/Product.js"
-import type { ProductService, Served } from "./ProductService.js"
+import type { ProductId, ProductNotFound } from "../Domain/Product.js"
+import type { ProductService, Served } from "../ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
-// HttpApi routes (Http.ts) and the lean path (LeanPath.ts), so the two can never disagree.
+// HttpApi routes (Products.ts) and the lean path (LeanPath.ts), so the two can never disagree.
 //
 // Written as text rather than encoded by the success schemas: a cache hit is served as the bytes Redis holds, and
 // the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.

@@ -1,4 +1,4 @@
-import { Api } from "./Api.js"
+import { Api } from "../Api.js"
 
 /** A path template (`/api/v1/products/:id`) as a pattern for request paths; a trailing slash is tolerated. */
 export const templatePattern = (template: string) => new RegExp("^" + template.replace(/:[^/]+/g, "[^/]+") + "/?$")
@@ -11,3 +11,6 @@ export const endpoints = Object.values(Api.groups).flatMap((group) =>
     pattern: templatePattern(endpoint.path)
   }))
 )
+
+/** Served beside the HttpApi's own endpoints. */
+export const docsPaths = { ui: "/docs", document: "/docs/openapi.json" } as const

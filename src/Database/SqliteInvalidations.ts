@@ -1,38 +1,10 @@
 import { SqlClient } from "@effect/sql"
 import Sqlite from "better-sqlite3"
-import { Clock, Context, Effect, Layer } from "effect"
-import * as AppConfig from "./AppConfig.js"
-import { Database, isBusyCause } from "./Database.js"
+import { Clock, Effect, Layer } from "effect"
+import * as AppConfig from "../AppConfig.js"
+import { Invalidations, nextGeneration } from "../Cache/Invalidations.js"
+import { Database, isBusyCause } from "../Database.js"
 import { SqlLive } from "./Sql.js"
-
-/**
- * Invalidations that could not reach the cache. While one is pending for a key, the entry under that key may hold
- * what a write replaced, so no process may read it from the cache; the first process that can reach the cache
- * applies the invalidation and clears it. A generation tells that retry apart from a newer failure of the same key.
- */
-export class Invalidations extends Context.Tag("Invalidations")<
-  Invalidations,
-  {
-    /** The generation of `key`'s pending invalidation, if any. Asked on every cached read, so it must be cheap. */
-    readonly pending: (key: string) => Effect.Effect<string | undefined>
-    readonly record: (key: string) => Effect.Effect<void>
-    /** Clears the pending invalidation of `key` if it is still the one of `generation`. */
-    readonly clear: (key: string, generation: string) => Effect.Effect<void>
-  }
->() {}
-
-let generations = 0
-export const nextGeneration = () => `${process.pid}.${Date.now()}.${++generations}`
-
-/** Kept in this process only: enough for one process, and for tests. */
-export const layerLocal = Layer.sync(Invalidations, () => {
-  const pending = new Map<string, string>()
-  return Invalidations.of({
-    pending: (key) => Effect.sync(() => pending.get(key)),
-    record: (key) => Effect.sync(() => void pending.set(key, nextGeneration())),
-    clear: (key, generation) => Effect.sync(() => void (pending.get(key) === generation && pending.delete(key)))
-  })
-})
 
 /**
  * Kept in the shared SQLite database, so a write whose invalidation one process could not deliver is seen by every
@@ -44,7 +16,7 @@ export const layerLocal = Layer.sync(Invalidations, () => {
  * That connection never waits for a lock either (timeout 0): in WAL mode a reader is refused only in rare moments
  * (another connection recovering the log), and then the keys seen last are the answer, until the next read asks again.
  */
-export const layerShared = Layer.scoped(
+export const layer = Layer.scoped(
   Invalidations,
   Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient

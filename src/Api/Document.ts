@@ -58,7 +58,7 @@ const requestIdRef = { $ref: "#/components/headers/X-Request-Id" }
 const decodeErrorRef = "#/components/schemas/HttpApiDecodeError"
 
 // HttpApi gives every operation a 400 with its own HttpApiDecodeError body, which the service never sends: the
-// contract middleware (HttpContract.ts) answers InvalidRequest instead. Operations that declare InvalidRequest keep a
+// contract middleware (Http/Contract.ts) answers InvalidRequest instead. Operations that declare InvalidRequest keep a
 // 400 with that body alone; the others cannot answer 400 and lose it.
 const contractBadRequest = (operation: Json) => {
   const response = operation.responses["400"]

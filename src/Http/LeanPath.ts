@@ -1,10 +1,10 @@
 import { Effect, Exit, FiberRef, Runtime } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
-import { defaultLimit, unexpectedError } from "./Api.js"
-import type { ProductId } from "./Domain/Product.js"
-import * as HttpObservability from "./HttpObservability.js"
-import { activeRequests } from "./Metrics.js"
-import { ProductService } from "./ProductService.js"
+import { defaultLimit, unexpectedError } from "../Api.js"
+import type { ProductId } from "../Domain/Product.js"
+import * as HttpObservability from "./Observability.js"
+import { activeRequests } from "../Metrics.js"
+import { ProductService } from "../ProductService.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 
 // Only canonical spellings; anything else (leading zeros, too long, other parameters or order, a trailing slash)

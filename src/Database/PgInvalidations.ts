@@ -2,9 +2,9 @@ import { SqlClient } from "@effect/sql"
 import { Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Schedule } from "effect"
 import Pg from "pg"
 import type { Notification } from "pg"
-import type { PostgresSettings } from "./AppConfig.js"
-import { Database } from "./Database.js"
-import { Invalidations, nextGeneration } from "./Invalidations.js"
+import type { PostgresSettings } from "../AppConfig.js"
+import { Database } from "../Database.js"
+import { Invalidations, nextGeneration } from "../Cache/Invalidations.js"
 import * as Postgres from "./Postgres.js"
 
 /** The channel migration 0003's trigger announces every change of cache_invalidations on. */

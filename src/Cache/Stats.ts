@@ -1,9 +1,9 @@
 import { Effect } from "effect"
-import type { CacheError } from "./Cache.js"
-import { CircuitOpen } from "./Cache.js"
-import * as Cluster from "./Cluster.js"
-import type { CacheOperation } from "./Metrics.js"
-import { cacheOperations, cacheSeriesOf } from "./Metrics.js"
+import type { CacheError } from "../Cache.js"
+import { CircuitOpen } from "../Cache.js"
+import * as Cluster from "../Cluster.js"
+import type { CacheOperation } from "../Metrics.js"
+import { cacheOperations, cacheSeriesOf } from "../Metrics.js"
 
 const seriesOfError = (error: CacheError) => {
   const op = error.op as CacheOperation

@@ -2,8 +2,8 @@ import type { SqlError } from "@effect/sql/SqlError"
 import { Context, Effect, Option, Request, RequestResolver, Tracer } from "effect"
 import type { Exit } from "effect"
 import type { NonEmptyArray } from "effect/Array"
-import type { Product, ProductId } from "./Domain/Product.js"
-import type { ProductRepo } from "./ProductRepo.js"
+import type { Product, ProductId } from "../Domain/Product.js"
+import type { ProductRepo } from "../ProductRepo.js"
 
 // Misses for different ids that arrive together load in one query (DataLoader's idea; Facebook's memcache batched
 // its multigets the same way). Concurrent HTTP requests are separate fibers, and Effect batches requests only within

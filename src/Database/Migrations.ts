@@ -1,7 +1,7 @@
 import * as Migrator from "@effect/sql/Migrator"
-import createProducts from "./migrations/0001_create_products.js"
-import createCacheInvalidations from "./migrations/0002_create_cache_invalidations.js"
-import notifyCacheInvalidations from "./migrations/0003_notify_cache_invalidations.js"
+import createProducts from "../migrations/0001_create_products.js"
+import createCacheInvalidations from "../migrations/0002_create_cache_invalidations.js"
+import notifyCacheInvalidations from "../migrations/0003_notify_cache_invalidations.js"
 
 /** Every migration, for both databases: each says where the dialects differ. */
 export const loader = Migrator.fromRecord({

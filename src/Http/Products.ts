@@ -1,0 +1,55 @@
+import { HttpApiBuilder } from "@effect/platform"
+import { Effect } from "effect"
+import { Api, databaseUnavailable, productNotFound } from "../Api.js"
+import type { ProductId } from "../Domain/Product.js"
+import { ProductService } from "../ProductService.js"
+import * as ReadAnswers from "./ReadAnswers.js"
+import { json, readResponse } from "./Responses.js"
+
+const notFound = (error: { readonly id: ProductId }) => Effect.fail(productNotFound(error.id))
+
+const unavailable = (error: unknown) =>
+  Effect.zipRight(Effect.logError("database failure", error), Effect.fail(databaseUnavailable))
+
+/** The catalog's endpoints: the two cached reads (the same answers as the lean path's) and the three writes. */
+export const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
+  Effect.gen(function* () {
+    const products = yield* ProductService
+    return handlers
+      .handle("get", ({ path }) =>
+        ReadAnswers.product(products, path.id).pipe(Effect.tap(ReadAnswers.logFailure), Effect.map(readResponse))
+      )
+      .handle("list", ({ urlParams }) =>
+        ReadAnswers.page(products, urlParams.offset, urlParams.limit).pipe(
+          Effect.tap(ReadAnswers.logFailure),
+          Effect.map(readResponse)
+        )
+      )
+      .handle("create", ({ payload }) =>
+        products.create(payload).pipe(
+          Effect.map((product) =>
+            json(JSON.stringify({ message: "Product created successfully", product }), 201, {
+              location: `/api/v1/products/${product.id}`
+            })
+          ),
+          Effect.catchTags({ SqlError: unavailable })
+        )
+      )
+      .handle("update", ({ path, payload }) =>
+        products.update(path.id, payload).pipe(
+          Effect.map((product) =>
+            json(JSON.stringify({ message: "Product updated successfully, cache invalidated", product }))
+          ),
+          Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+        )
+      )
+      .handle("remove", ({ path }) =>
+        products
+          .remove(path.id)
+          .pipe(
+            Effect.as(json(JSON.stringify({ message: "Product deleted successfully, cache invalidated" }))),
+            Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
+          )
+      )
+  })
+)
