@@ -1,69 +1,12 @@
 import { Deferred, Effect } from "effect"
 import cluster from "node:cluster"
 import type { Worker } from "node:cluster"
-import type { CacheStatsSnapshot } from "./Cache/Stats.js"
 
 // WORKERS=N runs N copies of the service on one port with Node's cluster module. They share Redis and the SQLite
 // file exactly as separate processes do, so the cross-process guarantees hold unchanged. What they do not share is
-// memory: the counters of /api/v1/cache/stats are summed over the workers by the primary, on request.
-
-/** Messages between a worker and the primary about the cache counters. */
-type StatsMessage =
-  | { readonly type: "stats:ask"; readonly id: number; readonly reset: boolean }
-  | { readonly type: "stats:collect"; readonly id: number; readonly reset: boolean }
-  | { readonly type: "stats:part"; readonly id: number; readonly snapshot: CacheStatsSnapshot }
-  | { readonly type: "stats:total"; readonly id: number; readonly snapshot: CacheStatsSnapshot }
-
-const isStatsMessage = (message: unknown): message is StatsMessage =>
-  typeof message === "object" && message !== null && String((message as { type?: unknown }).type).startsWith("stats:")
-
-export const sum = (parts: ReadonlyArray<CacheStatsSnapshot>): CacheStatsSnapshot => {
-  const total = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
-  let stale = 0
-  for (const part of parts) {
-    total.hits += part.hits
-    total.misses += part.misses
-    total.sets += part.sets
-    total.deletes += part.deletes
-    total.errors += part.errors
-    stale += part.stale
-  }
-  const gets = total.hits + total.misses
-  return { ...total, hit_rate: gets === 0 ? 0 : total.hits / gets, total_gets: gets, stale }
-}
-
-/** In a worker: answers the primary's collections from this worker's own counters. */
-export const answerCollections = (local: (reset: boolean) => CacheStatsSnapshot) => {
-  if (!cluster.isWorker) return
-  process.on("message", (message: unknown) => {
-    if (!isStatsMessage(message) || message.type !== "stats:collect") return
-    process.send?.({ type: "stats:part", id: message.id, snapshot: local(message.reset) } satisfies StatsMessage)
-  })
-}
-
-let asks = 0
-let listening = false
-const waiting = new Map<number, (snapshot: CacheStatsSnapshot) => void>()
-
-/** In a worker: the counters of every worker, through the primary; `reset` zeroes them all first-hand. */
-export const askPrimary = (reset: boolean): Effect.Effect<CacheStatsSnapshot> =>
-  Effect.async<CacheStatsSnapshot>((resume) => {
-    // Installed once for the worker's life: the IPC channel keeps a worker running anyway.
-    if (!listening) {
-      listening = true
-      process.on("message", onTotal)
-    }
-    const id = ++asks
-    waiting.set(id, (snapshot) => resume(Effect.succeed(snapshot)))
-    process.send?.({ type: "stats:ask", id, reset } satisfies StatsMessage)
-    return Effect.sync(() => waiting.delete(id))
-  })
-
-function onTotal(message: unknown) {
-  if (!isStatsMessage(message) || message.type !== "stats:total") return
-  waiting.get(message.id)?.(message.snapshot)
-  waiting.delete(message.id)
-}
+// memory: what must be seen whole (the counters of /api/v1/cache/stats, the dashboard's activity) is gathered from
+// every worker through the primary, on request. This module knows nothing of what is gathered: a part is whatever
+// the application's own layer answers for its topic, and that layer combines the parts.
 
 export const isWorker = () => cluster.isWorker
 
@@ -80,13 +23,18 @@ type GatherMessage =
 const isGatherMessage = (message: unknown): message is GatherMessage =>
   typeof message === "object" && message !== null && String((message as { type?: unknown }).type).startsWith("gather:")
 
-/** In a worker: answers the primary's gatherings of `topic` with this worker's part. */
-export const answerGathers = (topic: string, part: () => unknown) => {
-  if (!cluster.isWorker) return
-  process.on("message", (message: unknown) => {
+/**
+ * In a worker: answers the primary's gatherings of `topic` with this worker's part, until the returned function is
+ * called. Outside a worker it does nothing.
+ */
+export const answerGathers = (topic: string, part: () => unknown): (() => void) => {
+  if (!cluster.isWorker) return () => {}
+  const answer = (message: unknown) => {
     if (!isGatherMessage(message) || message.type !== "gather:collect" || message.topic !== topic) return
     process.send?.({ type: "gather:part", id: message.id, part: part() } satisfies GatherMessage)
-  })
+  }
+  process.on("message", answer)
+  return () => void process.off("message", answer)
 }
 
 let gatherings = 0
@@ -117,7 +65,7 @@ const respawnMillis = 1_000
 
 /**
  * The primary: starts `count` workers (the first alone, so the database is migrated once), replaces any that dies,
- * sums the counters for whichever worker asks, and on interruption (SIGINT/SIGTERM) stops them all gracefully and
+ * relays the gatherings workers ask for, and on interruption (SIGINT/SIGTERM) stops them all gracefully and
  * waits for them: each drains its own connections before it exits.
  */
 export const supervise = (count: number) =>
@@ -126,29 +74,7 @@ export const supervise = (count: number) =>
     const workers = new Set<Worker>()
     let collections = 0
 
-    const relay = (asker: Worker, ask: { readonly id: number; readonly reset: boolean }) => {
-      const id = ++collections
-      const parts: Array<CacheStatsSnapshot> = []
-      const expected = [...workers].filter((worker) => worker.isConnected())
-      const finish = () => {
-        clearTimeout(timer)
-        for (const worker of expected) worker.off("message", onPart)
-        if (asker.isConnected())
-          asker.send({ type: "stats:total", id: ask.id, snapshot: sum(parts) } satisfies StatsMessage)
-      }
-      const onPart = (message: unknown) => {
-        if (!isStatsMessage(message) || message.type !== "stats:part" || message.id !== id) return
-        parts.push(message.snapshot)
-        if (parts.length === expected.length) finish()
-      }
-      const timer = setTimeout(finish, collectMillis)
-      for (const worker of expected) {
-        worker.on("message", onPart)
-        worker.send({ type: "stats:collect", id, reset: ask.reset } satisfies StatsMessage)
-      }
-    }
-
-    const relayGather = (asker: Worker, ask: { readonly id: number; readonly topic: string }) => {
+    const relay = (asker: Worker, ask: { readonly id: number; readonly topic: string }) => {
       const id = ++collections
       const parts: Array<unknown> = []
       const expected = [...workers].filter((worker) => worker.isConnected())
@@ -173,8 +99,7 @@ export const supervise = (count: number) =>
       const worker = cluster.fork()
       workers.add(worker)
       worker.on("message", (message: unknown) => {
-        if (isStatsMessage(message) && message.type === "stats:ask") relay(worker, message)
-        else if (isGatherMessage(message) && message.type === "gather:ask") relayGather(worker, message)
+        if (isGatherMessage(message) && message.type === "gather:ask") relay(worker, message)
       })
       worker.once("exit", (code, signal) => {
         workers.delete(worker)

@@ -4,7 +4,7 @@ import { Effect, Layer } from "effect"
 import cluster from "node:cluster"
 import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./Cache/Live.js"
-import { CacheStats } from "./Cache/Stats.js"
+import * as CacheStats from "./Cache/Stats.js"
 import * as Cluster from "./Cluster.js"
 import { Database } from "./Database.js"
 import * as SharedInvalidations from "./Database/SharedInvalidations.js"
@@ -19,13 +19,14 @@ const ServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig.httpServer, ({ port, ...options }) => Server.nodeServer(port, options))
 )
 
+// Under WORKERS=N a worker's counters answer for every worker (Cluster.ts gathers them through the primary).
+const StatsLive = cluster.isWorker ? CacheStats.layerClustered : CacheStats.CacheStats.Default
+
 // One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
-const ServicesLive = Layer.mergeAll(
-  ProductService.Default,
-  ProductRepo.Default,
-  CacheStats.Default,
-  Database.Default
-).pipe(Layer.provideMerge(SharedInvalidations.layer))
+const ServicesLive = ProductService.DefaultWithoutDependencies.pipe(
+  Layer.provideMerge(Layer.mergeAll(ProductRepo.Default, StatsLive, Database.Default)),
+  Layer.provideMerge(SharedInvalidations.layer)
+)
 
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 

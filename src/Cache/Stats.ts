@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import type { CacheError } from "../Cache.js"
 import { CircuitOpen } from "../Cache.js"
 import * as Cluster from "../Cluster.js"
@@ -23,42 +23,52 @@ export interface CacheStatsSnapshot {
   readonly stale: number
 }
 
-/**
- * The counters behind `/api/v1/cache/stats`, counted as the contract says (see ProductService).
- *
- * Each call also counts into `cache_operations_total`, so the endpoint and the metrics never disagree. The numbers
- * here are per instance and `reset` zeroes them; the metric counters are process-wide and only grow, as Prometheus
- * requires of counters (it handles restarts, not resets): after a reset the endpoint counts from zero while
- * `rate()` over the metrics goes on undisturbed.
- */
-export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
-  sync: () => {
-    // Plain numbers: increments happen on the hot path and JavaScript runs them one at a time.
-    let hits = 0
-    let misses = 0
-    let sets = 0
-    let deletes = 0
-    let errors = 0
-    let stale = 0
-    const snapshot = (): CacheStatsSnapshot => {
-      const total = hits + misses
-      return {
-        hits,
-        misses,
-        sets,
-        deletes,
-        errors,
-        hit_rate: total === 0 ? 0 : hits / total,
-        total_gets: total,
-        stale
-      }
-    }
-    const reset = () => {
-      hits = misses = sets = deletes = errors = stale = 0
-      return snapshot()
-    }
-    Cluster.answerCollections((zero) => (zero ? reset() : snapshot()))
+/** Adds up the counters of several processes (WORKERS=N). */
+export const sum = (parts: ReadonlyArray<CacheStatsSnapshot>): CacheStatsSnapshot => {
+  const total = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
+  let stale = 0
+  for (const part of parts) {
+    total.hits += part.hits
+    total.misses += part.misses
+    total.sets += part.sets
+    total.deletes += part.deletes
+    total.errors += part.errors
+    stale += part.stale
+  }
+  const gets = total.hits + total.misses
+  return { ...total, hit_rate: gets === 0 ? 0 : total.hits / gets, total_gets: gets, stale }
+}
+
+/** This process's counters, and the calls that count into them (and into `cache_operations_total`). */
+const counters = () => {
+  // Plain numbers: increments happen on the hot path and JavaScript runs them one at a time.
+  let hits = 0
+  let misses = 0
+  let sets = 0
+  let deletes = 0
+  let errors = 0
+  let stale = 0
+  const snapshot = (): CacheStatsSnapshot => {
+    const total = hits + misses
     return {
+      hits,
+      misses,
+      sets,
+      deletes,
+      errors,
+      hit_rate: total === 0 ? 0 : hits / total,
+      total_gets: total,
+      stale
+    }
+  }
+  const reset = () => {
+    hits = misses = sets = deletes = errors = stale = 0
+    return snapshot()
+  }
+  return {
+    snapshot,
+    reset,
+    counting: {
       hit: Effect.sync(() => {
         hits++
         cacheOperations.unsafeUpdate(1, cacheSeriesOf.hit)
@@ -85,15 +95,55 @@ export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
         Effect.sync(() => {
           errors++
           cacheOperations.unsafeUpdate(1, seriesOfError(error))
-        }),
-      // Under WORKERS=N each worker counts its own requests: the endpoint answers for all of them (Cluster.ts).
-      // A primary that does not answer (busy or gone) leaves this worker answering for itself rather than hanging.
-      snapshot: Cluster.isWorker()
-        ? Effect.orElseSucceed(Effect.timeout(Cluster.askPrimary(false), "2 seconds"), snapshot)
-        : Effect.sync(snapshot),
-      reset: Cluster.isWorker()
-        ? Effect.orElseSucceed(Effect.timeout(Cluster.askPrimary(true), "2 seconds"), reset)
-        : Effect.sync(reset)
+        })
     }
   }
+}
+
+/**
+ * The counters behind `/api/v1/cache/stats`, counted as the contract says (see ProductService).
+ *
+ * Each call also counts into `cache_operations_total`, so the endpoint and the metrics never disagree. The numbers
+ * here are per instance and `reset` zeroes them; the metric counters are process-wide and only grow, as Prometheus
+ * requires of counters (it handles restarts, not resets): after a reset the endpoint counts from zero while
+ * `rate()` over the metrics goes on undisturbed.
+ */
+export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
+  sync: () => {
+    const local = counters()
+    return { ...local.counting, snapshot: Effect.sync(local.snapshot), reset: Effect.sync(local.reset) }
+  }
 }) {}
+
+const gatherTopic = "cache-stats"
+const resetTopic = "cache-stats:reset"
+
+/**
+ * The counters of a worker under WORKERS=N: each worker counts its own requests, and the endpoint answers for all of
+ * them, gathered through the primary (Cluster.ts); a reset zeroes every worker's. A primary that does not answer
+ * (busy or gone) leaves this worker answering for itself rather than hanging.
+ */
+export const layerClustered = Layer.scoped(
+  CacheStats,
+  Effect.gen(function* () {
+    const local = counters()
+    yield* Effect.acquireRelease(
+      Effect.sync(() => [
+        Cluster.answerGathers(gatherTopic, local.snapshot),
+        Cluster.answerGathers(resetTopic, local.reset)
+      ]),
+      (stops) => Effect.sync(() => stops.forEach((stop) => stop()))
+    )
+    const gathered = (topic: string, fallback: () => CacheStatsSnapshot) =>
+      Cluster.gather(topic).pipe(
+        Effect.timeout("2 seconds"),
+        Effect.map((parts) => sum(parts as ReadonlyArray<CacheStatsSnapshot>)),
+        Effect.orElseSucceed(fallback)
+      )
+    return CacheStats.make({
+      ...local.counting,
+      snapshot: gathered(gatherTopic, local.snapshot),
+      reset: gathered(resetTopic, local.reset)
+    })
+  })
+)
