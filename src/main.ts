@@ -23,7 +23,7 @@ const ServerLive = Layer.unwrapEffect(
 const StatsLive = cluster.isWorker ? CacheStats.layerClustered : CacheStats.CacheStats.Default
 
 // One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
-const ServicesLive = ProductService.DefaultWithoutDependencies.pipe(
+const ServicesLive = ProductService.Default.pipe(
   Layer.provideMerge(Layer.mergeAll(ProductRepo.Default, StatsLive, Database.Default)),
   Layer.provideMerge(SharedInvalidations.layer)
 )

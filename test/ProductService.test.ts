@@ -15,6 +15,7 @@ import {
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import * as CacheKeys from "../src/Cache/Keys.js"
+import { ReadThrough } from "../src/Cache/ReadThrough.js"
 import { CacheStats } from "../src/Cache/Stats.js"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
 import * as Invalidations from "../src/Cache/Invalidations.js"
@@ -41,6 +42,7 @@ const setup = (
     const cache = makeSwitchableCache(memory, options.cacheDown ?? false)
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
+        Layer.provide(ReadThrough.Default),
         Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
         Layer.provide(configWith(options.ttl ?? "1m", options.env))
       )
@@ -575,6 +577,7 @@ describe("ProductService across processes (two services on one cache and one rep
     Effect.map(
       Layer.build(
         ProductService.DefaultWithoutDependencies.pipe(
+          Layer.provide(ReadThrough.Default),
           Layer.provideMerge(
             Layer.mergeAll(first.fake.layer, first.cache.layer, CacheStats.Default, Invalidations.layerLocal)
           ),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Layer, Logger, LogLevel } from "effect"
 import { Cache } from "../src/Cache.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
+import { ReadThrough } from "../src/Cache/ReadThrough.js"
 import { CacheStats } from "../src/Cache/Stats.js"
 import { Invalidations } from "../src/Cache/Invalidations.js"
 import * as SharedInvalidations from "../src/Database/SharedInvalidations.js"
@@ -24,6 +25,7 @@ const instance = (env: Record<string, string>, shared: Cache["Type"]) =>
     const cache = makeSwitchableCache(shared)
     const context = yield* Layer.build(
       ProductService.DefaultWithoutDependencies.pipe(
+        Layer.provide(ReadThrough.Default),
         Layer.provideMerge(
           Layer.mergeAll(ProductRepo.Default, CacheStats.Default, SharedInvalidations.layer, cache.layer)
         ),

@@ -2,7 +2,8 @@ import { Effect } from "effect"
 import { databaseUnavailable, maxLimit, productNotFound } from "../Api.js"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { ProductId, ProductNotFound } from "../Domain/Product.js"
-import type { ProductService, Served } from "../ProductService.js"
+import type { Served } from "../Cache/ReadThrough.js"
+import type { ProductService } from "../ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
 // HttpApi routes (Products.ts) and the lean path (LeanPath.ts), so the two can never disagree.

@@ -5,6 +5,7 @@ import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
+import { ReadThrough } from "../../src/Cache/ReadThrough.js"
 import { CacheStats } from "../../src/Cache/Stats.js"
 import { Database } from "../../src/Database.js"
 import { HttpLive } from "../../src/Http.js"
@@ -92,6 +93,7 @@ export const layer = (options: {
           ? ProductRepo.Default
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
       const Services = ProductService.DefaultWithoutDependencies.pipe(
+        Layer.provide(ReadThrough.Default),
         Layer.provideMerge(
           Layer.mergeAll(Repo, CacheStats.Default, Database.Default, SharedInvalidations.layer, options.cache)
         )
