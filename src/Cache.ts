@@ -1,20 +1,20 @@
 import { Context, Data } from "effect"
 import type { Duration, Effect } from "effect"
 
-/** A cache operation that could not be done: failed, timed out, or refused because the cache is unreachable. */
+/** Every operation of the cache, as errors, spans and the `operation` label of the metrics name it. */
+export type CacheOperation = "lookup" | "fill" | "invalidate" | "stale" | "claim" | "ping"
+
+/**
+ * A cache operation that could not be done: `failed` when the cache was asked and failed or timed out, `skipped`
+ * when the open circuit refused it without asking (counted apart, so the metrics tell a sick cache from a shunned one).
+ */
 export class CacheError extends Data.TaggedError("CacheError")<{
-  readonly op: string
+  readonly op: CacheOperation
+  readonly reason: "failed" | "skipped"
   readonly cause: unknown
 }> {
   override get message() {
     return `cache ${this.op} failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
-  }
-}
-
-/** The cause of an operation the open circuit refused without trying it: counted as skipped, not as failed. */
-export class CircuitOpen extends Error {
-  constructor() {
-    super("circuit open: cache recently unreachable")
   }
 }
 
@@ -136,7 +136,7 @@ export class Cache extends Context.Tag("Cache")<
 /** The same cache with every operation passed through `around`, named as `CacheError.op` names it. */
 export const aroundEach = (
   cache: Cache["Type"],
-  around: <A>(op: string, operation: Effect.Effect<A, CacheError>) => Effect.Effect<A, CacheError>
+  around: <A>(op: CacheOperation, operation: Effect.Effect<A, CacheError>) => Effect.Effect<A, CacheError>
 ): Cache["Type"] =>
   Cache.of({
     lookup: (slot) => around("lookup", cache.lookup(slot)),

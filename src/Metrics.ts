@@ -1,4 +1,5 @@
 import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
+import type { CacheOperation } from "./Cache.js"
 
 // Every metric the service exports, as module-level constants in Effect's global registry (Metrics/PrometheusText.ts
 // renders them). The registry is process-global: several app instances in one process share these series.
@@ -84,11 +85,9 @@ export const processUptime = Metric.gauge("process_uptime_seconds", {
   description: "Seconds since the process started"
 })
 
-export type CacheOperation = "lookup" | "fill" | "invalidate" | "ping" | "stale" | "claim"
+const cacheSeries = (operation: CacheOperation, outcome: string) => labels({ operation, outcome })
 
-const cacheSeries = (operation: string, outcome: string) => labels({ operation, outcome })
-
-const perOperation = (outcome: string) => ({
+const perOperation = (outcome: string): Record<CacheOperation, Labels> => ({
   lookup: cacheSeries("lookup", outcome),
   fill: cacheSeries("fill", outcome),
   invalidate: cacheSeries("invalidate", outcome),
@@ -97,7 +96,7 @@ const perOperation = (outcome: string) => ({
   claim: cacheSeries("claim", outcome)
 })
 
-/** The series CacheStats counts into; `unknown` where a failure was not seen by the Observed cache wrapper. */
+/** The series CacheStats counts into. */
 export const cacheSeriesOf = {
   hit: cacheSeries("lookup", "hit"),
   miss: cacheSeries("lookup", "miss"),
@@ -106,8 +105,7 @@ export const cacheSeriesOf = {
   /** A read answered with a fallback copy because the database failed (CACHE_GRACE). */
   stale: cacheSeries("stale", "hit"),
   error: perOperation("error"),
-  skipped: perOperation("skipped"),
-  unknownError: cacheSeries("unknown", "error")
+  skipped: perOperation("skipped")
 } as const
 
 // Registered up front so a scrape shows every family, at zero, before the first request.

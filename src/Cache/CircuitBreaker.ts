@@ -1,5 +1,6 @@
 import { Clock, Effect, Layer, Runtime } from "effect"
-import { aroundEach, Cache, CacheError, CircuitOpen } from "../Cache.js"
+import { aroundEach, Cache, CacheError } from "../Cache.js"
+import type { CacheOperation } from "../Cache.js"
 import { cacheCircuitState, noLabels } from "../Metrics.js"
 
 export interface CircuitBreakerOptions {
@@ -16,6 +17,8 @@ export const defaults: CircuitBreakerOptions = { failureThreshold: 5, cooldownMi
 export type State = "closed" | "open" | "half-open"
 
 const gaugeValue: Record<State, number> = { closed: 0, "half-open": 1, open: 2 }
+
+const circuitOpen = new Error("circuit open: cache recently unreachable")
 
 /**
  * Stops sending traffic to a failing cache. A hung Redis costs every operation its full command timeout; once
@@ -50,7 +53,7 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
     }
   })
 
-  const guarded = <A>(op: string, effect: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
+  const guarded = <A>(op: CacheOperation, effect: Effect.Effect<A, CacheError>): Effect.Effect<A, CacheError> =>
     Effect.suspend(() => {
       // The closed circuit is the hot path: no clock read, and a success only resets a count that is not zero.
       if (state === "closed") {
@@ -60,7 +63,7 @@ export const make = (inner: Cache["Type"], options: CircuitBreakerOptions = defa
       }
       return Effect.flatMap(Clock.currentTimeMillis, (now) => {
         if (state === "half-open" || now < openUntil) {
-          return Effect.fail(new CacheError({ op, cause: new CircuitOpen() }))
+          return Effect.fail(new CacheError({ op, reason: "skipped", cause: circuitOpen }))
         }
         transition("half-open")
         return effect.pipe(

@@ -1,11 +1,12 @@
 import { Effect, FiberRef, Layer } from "effect"
 import type { CacheError } from "../Cache.js"
-import { Cache, CircuitOpen } from "../Cache.js"
-
-const skipped = (error: CacheError) => error.cause instanceof CircuitOpen
+import { Cache } from "../Cache.js"
 
 const degraded = (error: CacheError) =>
-  Effect.annotateCurrentSpan({ "cache.outcome": skipped(error) ? "skipped" : "error", "cache.error": error.message })
+  Effect.annotateCurrentSpan({
+    "cache.outcome": error.reason === "skipped" ? "skipped" : "error",
+    "cache.error": error.message
+  })
 
 const span =
   <A>(name: string, attributes: Record<string, unknown>, outcome: (a: A) => Record<string, unknown>) =>

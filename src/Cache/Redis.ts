@@ -2,7 +2,7 @@ import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Lookup, Peeked, Slot } from "../Cache.js"
+import type { CacheOperation, Lookup, Peeked, Slot } from "../Cache.js"
 import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
@@ -223,8 +223,8 @@ export const make = Effect.gen(function* () {
   let stamps = 0
   const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
 
-  const attempt = <A>(op: string, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, cause }) })
+  const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
+    Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
   const lookupScripted = (slot: Slot) => {
     const token = freshStamp()
@@ -297,7 +297,7 @@ export const make = Effect.gen(function* () {
   const peekInTurn = TurnBatch.make({
     keyOf: (slot: Slot) => slot.key,
     fetch: peek,
-    onError: (cause) => new CacheError({ op: "lookup", cause })
+    onError: (cause) => new CacheError({ op: "lookup", reason: "failed", cause })
   })
 
   return Cache.of({

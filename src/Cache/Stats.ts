@@ -1,15 +1,10 @@
 import { Effect, Layer } from "effect"
 import type { CacheError } from "../Cache.js"
-import { CircuitOpen } from "../Cache.js"
 import * as Cluster from "../Cluster.js"
-import type { CacheOperation } from "../Metrics.js"
 import { cacheOperations, cacheSeriesOf } from "../Metrics.js"
 
-const seriesOfError = (error: CacheError) => {
-  const op = error.op as CacheOperation
-  const series = error.cause instanceof CircuitOpen ? cacheSeriesOf.skipped[op] : cacheSeriesOf.error[op]
-  return series ?? cacheSeriesOf.unknownError
-}
+const seriesOfError = (error: CacheError) =>
+  error.reason === "skipped" ? cacheSeriesOf.skipped[error.op] : cacheSeriesOf.error[error.op]
 
 export interface CacheStatsSnapshot {
   readonly hits: number

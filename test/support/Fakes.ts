@@ -1,6 +1,7 @@
 import { SqlError } from "@effect/sql/SqlError"
 import { Clock, Deferred, Effect, Layer, Option } from "effect"
 import { aroundEach, Cache, CacheError } from "../../src/Cache.js"
+import type { CacheOperation } from "../../src/Cache.js"
 import type { Product, ProductId } from "../../src/Domain/Product.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 
@@ -97,8 +98,10 @@ export const makeRepo = Effect.sync(() => {
 /** Wraps a cache so a test can take it down and bring it back: while down, every operation fails. */
 export const makeSwitchableCache = (inner: Cache["Type"], startDown = false) => {
   let down = startDown
-  const unlessDown = <A>(op: string, effect: Effect.Effect<A, CacheError>) =>
-    Effect.suspend(() => (down ? Effect.fail(new CacheError({ op, cause: new Error("cache is down") })) : effect))
+  const unlessDown = <A>(op: CacheOperation, effect: Effect.Effect<A, CacheError>) =>
+    Effect.suspend(() =>
+      down ? Effect.fail(new CacheError({ op, reason: "failed", cause: new Error("cache is down") })) : effect
+    )
   const cache = aroundEach(inner, unlessDown)
   return {
     cache,
