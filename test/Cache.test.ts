@@ -24,7 +24,7 @@ interface Backend {
 const build = <E>(layer: Layer.Layer<Cache, E>) => Effect.orDie(Effect.map(Layer.build(layer), Context.get(Cache)))
 
 const redisLayer = (url: string, env: Record<string, string> = {}) =>
-  RedisCache.layer.pipe(
+  RedisCache.layerConfig.pipe(
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ REDIS_URL: url, ...env })))))
   )
 

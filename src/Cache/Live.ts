@@ -6,7 +6,7 @@ import * as Observed from "./Observed.js"
 import * as RedisCache from "./Redis.js"
 
 /** Redis behind a circuit breaker: what production runs. Observed outermost, so a skipped operation shows as such. */
-export const RedisLive = Observed.layer(CircuitBreaker.layer(RedisCache.layer))
+export const RedisLive = Observed.layer(CircuitBreaker.layer(RedisCache.layerConfig))
 
 export const MemoryLive = Observed.layer(MemoryCache.layer)
 

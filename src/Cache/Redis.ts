@@ -148,57 +148,65 @@ interface ScriptedRedis extends Redis {
 
 const absent: Peeked = { _tag: "Absent" }
 
-const connect = Effect.gen(function* () {
-  const url = yield* AppConfig.redisConnection
-  const timeout = Duration.toMillis(yield* AppConfig.cacheTimeout)
-  const runtime = yield* Effect.runtime()
-  const log = Runtime.runSync(runtime)
+export interface RedisCacheOptions {
+  /** `redis://` or `rediss://`; redacted, as it may carry a password. */
+  readonly url: Redacted.Redacted
+  /** The longest one command may take (then a CacheError); also bounds connecting. */
+  readonly timeout: Duration.DurationInput
+}
 
-  const redis = new Redis(Redacted.value(url), {
-    // Fail fast: with the offline queue off and one retry, a dead Redis costs a request microseconds, not seconds;
-    // the command timeout is what catches a Redis that accepts connections but does not answer.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: timeout,
-    connectTimeout: Math.max(timeout, 1000),
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-    lazyConnect: true,
-    // Commands issued in one turn of the event loop go out in one write: a socket write was the largest single cost
-    // of a cache hit, and under concurrency this shares it between requests (measured at 50 connections: +40% hits/s)
-    enableAutoPipelining: true
-  }) as ScriptedRedis
-  redis.defineCommand("cacheLookup", { lua: lookupScript })
-  redis.defineCommand("cachePeek", { lua: peekScript })
-  redis.defineCommand("cacheFill", { lua: fillScript })
-  redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
-  redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
-  redis.defineCommand("cacheStale", { lua: staleScript })
-  redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
+const connect = (options: RedisCacheOptions) =>
+  Effect.gen(function* () {
+    const url = options.url
+    const timeout = Duration.toMillis(options.timeout)
+    const runtime = yield* Effect.runtime()
+    const log = Runtime.runSync(runtime)
 
-  // One log line per transition, not one per failed request.
-  let up = false
-  redis.on("ready", () => {
-    up = true
-    log(Effect.logInfo("cache connected"))
-  })
-  redis.on("error", (error) => {
-    if (!up) return
-    up = false
-    log(Effect.logWarning("cache unreachable; serving from the database until it returns", error.message))
-  })
-  redis.on("end", () => {
-    up = false
-  })
+    const redis = new Redis(Redacted.value(url), {
+      // Fail fast: with the offline queue off and one retry, a dead Redis costs a request microseconds, not seconds;
+      // the command timeout is what catches a Redis that accepts connections but does not answer.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: timeout,
+      connectTimeout: Math.max(timeout, 1000),
+      retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+      lazyConnect: true,
+      // Commands issued in one turn of the event loop go out in one write: a socket write was the largest single cost
+      // of a cache hit, and under concurrency this shares it between requests (measured at 50 connections: +40% hits/s)
+      enableAutoPipelining: true
+    }) as ScriptedRedis
+    redis.defineCommand("cacheLookup", { lua: lookupScript })
+    redis.defineCommand("cachePeek", { lua: peekScript })
+    redis.defineCommand("cacheFill", { lua: fillScript })
+    redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
+    redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+    redis.defineCommand("cacheStale", { lua: staleScript })
+    redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
 
-  // Waiting briefly lets a healthy Redis be ready for the first request; an absent one only makes us start degraded.
-  yield* Effect.tryPromise(() => redis.connect()).pipe(
-    Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
-    Effect.catchAll(() => Effect.logWarning("cache unreachable at start; starting degraded, will keep trying")),
-    // Wall-clock time even under a TestClock: this waits on a real socket.
-    Effect.withClock(Clock.make())
-  )
-  return redis
-})
+    // One log line per transition, not one per failed request.
+    let up = false
+    redis.on("ready", () => {
+      up = true
+      log(Effect.logInfo("cache connected"))
+    })
+    redis.on("error", (error) => {
+      if (!up) return
+      up = false
+      log(Effect.logWarning("cache unreachable; serving from the database until it returns", error.message))
+    })
+    redis.on("end", () => {
+      up = false
+    })
+
+    // Waiting briefly lets a healthy Redis be ready for the first request; an absent one only makes us start degraded.
+    yield* Effect.tryPromise(() => redis.connect()).pipe(
+      Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
+      Effect.catchAll(() => Effect.logWarning("cache unreachable at start; starting degraded, will keep trying")),
+      // Wall-clock time even under a TestClock: this waits on a real socket.
+      Effect.withClock(Clock.make())
+    )
+    return redis
+  })
 
 // quit() waits for Redis to answer, which after a long outage may be never: bound it with a plain timer (a
 // finalizer is uninterruptible, and tests may run it under the TestClock), then drop the socket.
@@ -217,172 +225,181 @@ const release = (redis: Redis) =>
       })
   ).pipe(Effect.ensuring(Effect.sync(() => redis.disconnect())))
 
-export const make = Effect.gen(function* () {
-  const redis = yield* Effect.acquireRelease(connect, release)
-  const processStamp = `${process.pid.toString(36)}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`
-  let stamps = 0
-  const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
+export const make = (options: RedisCacheOptions) =>
+  Effect.gen(function* () {
+    const redis = yield* Effect.acquireRelease(connect(options), release)
+    const processStamp = `${process.pid.toString(36)}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`
+    let stamps = 0
+    const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
 
-  const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
-    Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
+    const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
+      Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
-  const lookupScripted = (slot: Slot) => {
-    const token = freshStamp()
-    // A page names its index where a product names its remembered absence; none has both.
-    const fifth = slot.index?.key ?? slot.absent
-    const role = slot.index === undefined ? "absent" : "index"
-    const run =
-      fifth === undefined
-        ? () =>
-            redis.cacheLookup(4, slot.key, slot.guard, slot.lease, slot.shadow, token, guardTtlMillis, leaseTtlMillis)
-        : () =>
-            redis.cacheLookup(
-              5,
-              slot.key,
-              slot.guard,
-              slot.lease,
-              slot.shadow,
-              fifth,
-              token,
-              guardTtlMillis,
-              leaseTtlMillis,
-              role
-            )
-    return Effect.map(attempt("lookup", run), ([found, payload, third, load]): Lookup => {
-      if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
-      if (found === 2) return absent
-      return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
-    })
-  }
+    const lookupScripted = (slot: Slot) => {
+      const token = freshStamp()
+      // A page names its index where a product names its remembered absence; none has both.
+      const fifth = slot.index?.key ?? slot.absent
+      const role = slot.index === undefined ? "absent" : "index"
+      const run =
+        fifth === undefined
+          ? () =>
+              redis.cacheLookup(4, slot.key, slot.guard, slot.lease, slot.shadow, token, guardTtlMillis, leaseTtlMillis)
+          : () =>
+              redis.cacheLookup(
+                5,
+                slot.key,
+                slot.guard,
+                slot.lease,
+                slot.shadow,
+                fifth,
+                token,
+                guardTtlMillis,
+                leaseTtlMillis,
+                role
+              )
+      return Effect.map(attempt("lookup", run), ([found, payload, third, load]): Lookup => {
+        if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
+        if (found === 2) return absent
+        return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
+      })
+    }
 
-  // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
-  const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
-    const index = slots[0]!.index?.key
-    const keys =
-      index === undefined
-        ? slots.flatMap((slot) => [slot.key, slot.shadow, slot.absent ?? slot.key])
-        : [index, ...slots.flatMap((slot) => [slot.key, slot.shadow])]
-    const replies = await redis.cachePeek(keys.length, ...keys, index === undefined ? "absent" : "index")
-    return replies.map((reply): Peeked | undefined =>
-      reply === null
-        ? undefined
-        : reply[0] === 2
-          ? absent
-          : { _tag: "Hit", value: reply[1], ttl: reply[2], load: reply[3] }
-    )
-  }
+    // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
+    const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+      const index = slots[0]!.index?.key
+      const keys =
+        index === undefined
+          ? slots.flatMap((slot) => [slot.key, slot.shadow, slot.absent ?? slot.key])
+          : [index, ...slots.flatMap((slot) => [slot.key, slot.shadow])]
+      const replies = await redis.cachePeek(keys.length, ...keys, index === undefined ? "absent" : "index")
+      return replies.map((reply): Peeked | undefined =>
+        reply === null
+          ? undefined
+          : reply[0] === 2
+            ? absent
+            : { _tag: "Hit", value: reply[1], ttl: reply[2], load: reply[3] }
+      )
+    }
 
-  const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
-    const kinds = new Map<string, Array<number>>()
-    slots.forEach((slot, position) => {
-      const kind = slot.index?.key ?? ""
-      const positions = kinds.get(kind)
-      if (positions === undefined) kinds.set(kind, [position])
-      else positions.push(position)
-    })
-    const found = new Array<Peeked | undefined>(slots.length)
-    await Promise.all(
-      Array.from(kinds.values(), (positions) =>
-        peekKind(positions.map((position) => slots[position]!)).then((replies) =>
-          replies.forEach((reply, at) => void (found[positions[at]!] = reply))
+    const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+      const kinds = new Map<string, Array<number>>()
+      slots.forEach((slot, position) => {
+        const kind = slot.index?.key ?? ""
+        const positions = kinds.get(kind)
+        if (positions === undefined) kinds.set(kind, [position])
+        else positions.push(position)
+      })
+      const found = new Array<Peeked | undefined>(slots.length)
+      await Promise.all(
+        Array.from(kinds.values(), (positions) =>
+          peekKind(positions.map((position) => slots[position]!)).then((replies) =>
+            replies.forEach((reply, at) => void (found[positions[at]!] = reply))
+          )
         )
       )
-    )
-    return found
-  }
+      return found
+    }
 
-  // A hit needs none of the lookup script's bookkeeping, so the lookups made in one turn of the event loop first
-  // read together (TurnBatch, one script for all): under load one command answers many requests. What is not found
-  // there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
-  const peekInTurn = TurnBatch.make({
-    keyOf: (slot: Slot) => slot.key,
-    fetch: peek,
-    onError: (cause) => new CacheError({ op: "lookup", reason: "failed", cause })
+    // A hit needs none of the lookup script's bookkeeping, so the lookups made in one turn of the event loop first
+    // read together (TurnBatch, one script for all): under load one command answers many requests. What is not found
+    // there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
+    const peekInTurn = TurnBatch.make({
+      keyOf: (slot: Slot) => slot.key,
+      fetch: peek,
+      onError: (cause) => new CacheError({ op: "lookup", reason: "failed", cause })
+    })
+
+    return Cache.of({
+      lookup: (slot) =>
+        Effect.flatMap(peekInTurn(slot), (found) =>
+          found !== undefined ? Effect.succeed(found) : lookupScripted(slot)
+        ),
+      peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
+      fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
+        const target = value === null ? slot.absent : slot.key
+        if (target === undefined) return Effect.succeed(false)
+        const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
+        // A remembered absence has no shadow ("" below) and is named by no index.
+        const graceMillis = value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace))
+        const loadMicros = Math.round(load ?? 0)
+        const index = value === null ? undefined : slot.index
+        const run =
+          index === undefined
+            ? () =>
+                redis.cacheFill(
+                  4,
+                  target,
+                  slot.guard,
+                  slot.lease,
+                  slot.shadow,
+                  value ?? "",
+                  millis,
+                  stamp,
+                  lease ?? "",
+                  loadMicros,
+                  graceMillis
+                )
+            : () =>
+                redis.cacheFill(
+                  5,
+                  target,
+                  slot.guard,
+                  slot.lease,
+                  slot.shadow,
+                  index.key,
+                  value ?? "",
+                  millis,
+                  stamp,
+                  lease ?? "",
+                  loadMicros,
+                  graceMillis,
+                  index.capacity,
+                  index.entries,
+                  index.shadows
+                )
+        return Effect.map(attempt("fill", run), (stored) => stored === 1)
+      },
+      invalidate: (keys, guards, also = []) =>
+        attempt("invalidate", () =>
+          redis.cacheInvalidate(
+            guards.length + keys.length + also.length,
+            ...guards,
+            ...keys,
+            ...also,
+            guards.length,
+            keys.length,
+            freshStamp(),
+            guardTtlMillis
+          )
+        ),
+      invalidateIndexed: (index, guard) =>
+        attempt("invalidate", () =>
+          redis.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
+        ),
+      stale: (slot) =>
+        Effect.map(
+          attempt("stale", () =>
+            slot.index === undefined
+              ? redis.cacheStale(1, slot.shadow)
+              : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key)
+          ),
+          (found) => (found === null ? null : { value: found[0], age: Number(found[1]) })
+        ),
+      claim: (slot) =>
+        Effect.map(
+          attempt("claim", () =>
+            redis.cacheClaim(slot.key, slot.guard, slot.lease, freshStamp(), guardTtlMillis, leaseTtlMillis)
+          ),
+          ([, stamp, lease]) => ({ stamp, lease: lease ?? null })
+        ),
+      ping: Effect.asVoid(attempt("ping", () => redis.ping()))
+    })
   })
 
-  return Cache.of({
-    lookup: (slot) =>
-      Effect.flatMap(peekInTurn(slot), (found) => (found !== undefined ? Effect.succeed(found) : lookupScripted(slot))),
-    peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
-    fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
-      const target = value === null ? slot.absent : slot.key
-      if (target === undefined) return Effect.succeed(false)
-      const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
-      // A remembered absence has no shadow ("" below) and is named by no index.
-      const graceMillis = value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace))
-      const loadMicros = Math.round(load ?? 0)
-      const index = value === null ? undefined : slot.index
-      const run =
-        index === undefined
-          ? () =>
-              redis.cacheFill(
-                4,
-                target,
-                slot.guard,
-                slot.lease,
-                slot.shadow,
-                value ?? "",
-                millis,
-                stamp,
-                lease ?? "",
-                loadMicros,
-                graceMillis
-              )
-          : () =>
-              redis.cacheFill(
-                5,
-                target,
-                slot.guard,
-                slot.lease,
-                slot.shadow,
-                index.key,
-                value ?? "",
-                millis,
-                stamp,
-                lease ?? "",
-                loadMicros,
-                graceMillis,
-                index.capacity,
-                index.entries,
-                index.shadows
-              )
-      return Effect.map(attempt("fill", run), (stored) => stored === 1)
-    },
-    invalidate: (keys, guards, also = []) =>
-      attempt("invalidate", () =>
-        redis.cacheInvalidate(
-          guards.length + keys.length + also.length,
-          ...guards,
-          ...keys,
-          ...also,
-          guards.length,
-          keys.length,
-          freshStamp(),
-          guardTtlMillis
-        )
-      ),
-    invalidateIndexed: (index, guard) =>
-      attempt("invalidate", () =>
-        redis.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
-      ),
-    stale: (slot) =>
-      Effect.map(
-        attempt("stale", () =>
-          slot.index === undefined
-            ? redis.cacheStale(1, slot.shadow)
-            : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key)
-        ),
-        (found) => (found === null ? null : { value: found[0], age: Number(found[1]) })
-      ),
-    claim: (slot) =>
-      Effect.map(
-        attempt("claim", () =>
-          redis.cacheClaim(slot.key, slot.guard, slot.lease, freshStamp(), guardTtlMillis, leaseTtlMillis)
-        ),
-        ([, stamp, lease]) => ({ stamp, lease: lease ?? null })
-      ),
-    ping: Effect.asVoid(attempt("ping", () => redis.ping()))
-  })
-})
+/** The cache in Redis at `options.url`, connected for the life of the layer. */
+export const layer = (options: RedisCacheOptions) => Layer.scoped(Cache, make(options))
 
-export const layer = Layer.scoped(Cache, make)
+/** The same, at `REDIS_URL` (or `REDIS_ADDR`) with `CACHE_TIMEOUT`. */
+export const layerConfig = Layer.unwrapEffect(
+  Effect.map(Effect.all({ url: AppConfig.redisConnection, timeout: AppConfig.cacheTimeout }), layer)
+)

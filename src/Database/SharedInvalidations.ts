@@ -12,6 +12,6 @@ export const layer = Layer.unwrapEffect(
   Effect.map(AppConfig.database, (database) =>
     database._tag === "Postgres"
       ? PgInvalidations.layer(database).pipe(Layer.provide(SqlLive))
-      : SqliteInvalidations.layer
+      : SqliteInvalidations.layer(database.path)
   )
 )

@@ -8,16 +8,13 @@ import * as AppConfig from "../AppConfig.js"
 import * as Migrations from "./Migrations.js"
 import * as Postgres from "./Postgres.js"
 
-const ClientLive = Layer.unwrapEffect(
-  Effect.gen(function* () {
-    const filename = yield* AppConfig.dbPath
-    yield* Effect.try({
+const client = (filename: string) =>
+  Layer.unwrapEffect(
+    Effect.try({
       try: () => mkdirSync(dirname(filename), { recursive: true }),
       catch: (cause) => new Error(`DB_PATH: cannot create the folder of ${filename}: ${String(cause)}`)
-    }).pipe(Effect.orDie)
-    return SqliteClient.layer({ filename })
-  })
-)
+    }).pipe(Effect.orDie, Effect.as(SqliteClient.layer({ filename })))
+  )
 
 const busyTimeout = (millis: number) =>
   Layer.effectDiscard(
@@ -35,16 +32,21 @@ const ServingLive = busyTimeout(0)
 
 const MigratorLive = SqliteMigrator.layer({ loader: Migrations.loader }).pipe(Layer.provide(NodeContext.layer))
 
-/** The SQLite client, opened on `DB_PATH` for the life of the runtime and migrated before anything uses it. */
-const SqliteLive = ServingLive.pipe(
-  Layer.provide(MigratorLive.pipe(Layer.provide(StartingLive))),
-  Layer.provideMerge(ClientLive)
-)
+/** The SQLite client, opened on `filename` for the life of the runtime and migrated before anything uses it. */
+const sqlite = (filename: string) =>
+  ServingLive.pipe(Layer.provide(MigratorLive.pipe(Layer.provide(StartingLive))), Layer.provideMerge(client(filename)))
 
 /**
- * The database client for the life of the runtime, migrated before anything uses it: PostgreSQL when `DATABASE_URL`
- * is set (Postgres.ts), otherwise SQLite at `DB_PATH`. Everything above it speaks `SqlClient` only.
+ * The database client for the life of the runtime, migrated before anything uses it: PostgreSQL (Postgres.ts) or
+ * SQLite. Everything above it speaks `SqlClient` only.
+ */
+export const layer = (database: AppConfig.DatabaseSettings): Layer.Layer<SqlClient.SqlClient, unknown> =>
+  database._tag === "Postgres" ? Postgres.layer(database) : sqlite(database.path)
+
+/**
+ * The client `DATABASE_URL` (or `DB_PATH`) names. One constant for every layer that needs a client, so they share
+ * one: layers are memoized by reference.
  */
 export const SqlLive: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapEffect(
-  Effect.map(AppConfig.database, (database) => (database._tag === "Postgres" ? Postgres.layer(database) : SqliteLive))
+  Effect.map(AppConfig.database, layer)
 )

@@ -1,7 +1,6 @@
 import { SqlClient } from "@effect/sql"
 import Sqlite from "better-sqlite3"
 import { Clock, Effect, Layer } from "effect"
-import * as AppConfig from "../AppConfig.js"
 import { Invalidations, nextGeneration } from "../Cache/Invalidations.js"
 import { Database, isBusyCause } from "../Database.js"
 import { SqlLive } from "./Sql.js"
@@ -16,52 +15,52 @@ import { SqlLive } from "./Sql.js"
  * That connection never waits for a lock either (timeout 0): in WAL mode a reader is refused only in rare moments
  * (another connection recovering the log), and then the keys seen last are the answer, until the next read asks again.
  */
-export const layer = Layer.scoped(
-  Invalidations,
-  Effect.gen(function* () {
-    const sql = yield* SqlClient.SqlClient
-    const database = yield* Database
-    const filename = yield* AppConfig.dbPath
-    const watcher = yield* Effect.acquireRelease(
-      Effect.sync(() => new Sqlite(filename, { readonly: true, fileMustExist: true, timeout: 0 })),
-      (db) => Effect.sync(() => db.close())
-    )
-    const dataVersion = watcher.prepare<[], number>("PRAGMA data_version").pluck()
-    const rows = watcher.prepare<[], { key: string; generation: string }>(
-      "SELECT key, generation FROM cache_invalidations"
-    )
-    let seenVersion = -1
-    let known = new Map<string, string>()
-    const current = () => {
-      try {
-        const version = dataVersion.get()!
-        if (version !== seenVersion) {
-          known = new Map(rows.all().map((row) => [row.key, row.generation]))
-          seenVersion = version
+export const layer = (filename: string) =>
+  Layer.scoped(
+    Invalidations,
+    Effect.gen(function* () {
+      const sql = yield* SqlClient.SqlClient
+      const database = yield* Database
+      const watcher = yield* Effect.acquireRelease(
+        Effect.sync(() => new Sqlite(filename, { readonly: true, fileMustExist: true, timeout: 0 })),
+        (db) => Effect.sync(() => db.close())
+      )
+      const dataVersion = watcher.prepare<[], number>("PRAGMA data_version").pluck()
+      const rows = watcher.prepare<[], { key: string; generation: string }>(
+        "SELECT key, generation FROM cache_invalidations"
+      )
+      let seenVersion = -1
+      let known = new Map<string, string>()
+      const current = () => {
+        try {
+          const version = dataVersion.get()!
+          if (version !== seenVersion) {
+            known = new Map(rows.all().map((row) => [row.key, row.generation]))
+            seenVersion = version
+          }
+        } catch (error) {
+          if (!isBusyCause(error)) throw error
         }
-      } catch (error) {
-        if (!isBusyCause(error)) throw error
+        return known
       }
-      return known
-    }
 
-    return Invalidations.of({
-      pending: (key) => Effect.sync(() => current().get(key)),
-      record: (key) =>
-        Effect.flatMap(Clock.currentTimeMillis, (now) => {
-          const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }
-          return database.write(sql`INSERT INTO cache_invalidations ${sql.insert(row)}
+      return Invalidations.of({
+        pending: (key) => Effect.sync(() => current().get(key)),
+        record: (key) =>
+          Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }
+            return database.write(sql`INSERT INTO cache_invalidations ${sql.insert(row)}
             ON CONFLICT(key) DO UPDATE SET generation = excluded.generation, failed_at = excluded.failed_at`)
-        }).pipe(
-          Effect.asVoid,
-          Effect.catchAll((error) => Effect.logError("could not record a pending cache invalidation", error))
-        ),
-      clear: (key, generation) =>
-        sql`DELETE FROM cache_invalidations WHERE key = ${key} AND generation = ${generation}`.pipe(
-          Effect.asVoid,
-          // Left in place (also when the lock is held: a read must not wait for it), it is retried on a later read.
-          Effect.catchAll(() => Effect.void)
-        )
+          }).pipe(
+            Effect.asVoid,
+            Effect.catchAll((error) => Effect.logError("could not record a pending cache invalidation", error))
+          ),
+        clear: (key, generation) =>
+          sql`DELETE FROM cache_invalidations WHERE key = ${key} AND generation = ${generation}`.pipe(
+            Effect.asVoid,
+            // Left in place (also when the lock is held: a read must not wait for it), it is retried on a later read.
+            Effect.catchAll(() => Effect.void)
+          )
+      })
     })
-  })
-).pipe(Layer.provide([SqlLive, Database.Default]))
+  ).pipe(Layer.provide([SqlLive, Database.Default]))
