@@ -5,7 +5,11 @@ import { defineConfig } from "vitest/config"
 const onBothDatabases = [
   "test/ProductRepo.test.ts",
   "test/ProductServiceStored.test.ts",
-  "test/Http.test.ts",
+  "test/HttpProducts.test.ts",
+  "test/HttpErrors.test.ts",
+  "test/HttpBadInput.test.ts",
+  "test/HttpCache.test.ts",
+  "test/LeanPath.test.ts",
   "test/integration/TwoInstances.test.ts",
   "test/integration/TwoProcesses.test.ts"
 ]

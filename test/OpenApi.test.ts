@@ -1,11 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { client, expectJson, fresh } from "./support/HttpClient.js"
 import * as OpenApiCheck from "./support/OpenApiCheck.js"
 import type { Reply } from "./support/TestApp.js"
-import { App, memoryApp } from "./support/TestApp.js"
+import { App } from "./support/TestApp.js"
 
 // The served OpenAPI document says what the service does (issue 12), and the edge answers that issue found wrong.
-// Every reply here is also checked against the document, as in Http.test.ts.
+// Every reply here is also checked against the document, as in the Http*.test.ts suites.
 
 const products = "/api/v1/products"
 
@@ -29,8 +30,6 @@ const documented = Effect.gen(function* () {
     )
   return { checker, document, request }
 })
-
-const fresh = <A, E>(self: Effect.Effect<A, E, App>) => Effect.provide(self, memoryApp())
 
 const expectInvalid = (reply: Reply, label: string, message: RegExp) => {
   expect(reply.status, `${label}: ${reply.text}`).toBe(400)
@@ -188,6 +187,31 @@ describe("the served OpenAPI document", () => {
         expect(found.length).toBeGreaterThan(10)
         for (const { at, problems } of found) expect(problems, at).toEqual([])
         expect(Object.keys(document.components.schemas)).toContain("Product")
+      })
+    )
+  )
+})
+
+describe("docs", () => {
+  it.live("/docs serves HTML and /docs/openapi.json is an OpenAPI 3.1 document with the product paths", () =>
+    fresh(
+      Effect.gen(function* () {
+        const api = yield* client
+        const html = yield* api.get("/docs")
+        expect(html.status).toBe(200)
+        expect(html.headers.get("content-type") ?? "").toMatch(/^text\/html\b/)
+        expect(html.text).toMatch(/<html/i)
+
+        const doc = yield* api.get("/docs/openapi.json")
+        expect(doc.status).toBe(200)
+        expectJson(doc)
+        expect(doc.body.openapi).toMatch(/^3\.1\.\d+$/)
+        const paths = doc.body.paths
+        expect(Object.keys(paths["/api/v1/products"]).sort()).toEqual(expect.arrayContaining(["get", "post"]))
+        expect(Object.keys(paths["/api/v1/products/{id}"])).toEqual(expect.arrayContaining(["get", "put", "delete"]))
+        expect(Object.keys(paths["/api/v1/cache/stats"])).toContain("get")
+        expect(Object.keys(paths["/api/v1/cache/stats/reset"])).toContain("post")
+        expect(Object.keys(paths["/health"])).toContain("get")
       })
     )
   )

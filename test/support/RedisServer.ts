@@ -1,12 +1,12 @@
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import * as Fs from "node:fs/promises"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { Clock, Context, Effect, Layer, Schedule } from "effect"
 import type { Scope } from "effect"
 import { Redis } from "ioredis"
+import { freePort } from "./ServiceProcess.js"
 
 export interface RedisServer {
   readonly port: number
@@ -41,15 +41,6 @@ interface Running {
   /** stdout/stderr tail: errors that stop startup (bad config, port in use) are printed there, not to the log file. */
   output: string
 }
-
-const freePort = Effect.async<number, Error>((resume) => {
-  const server = Net.createServer()
-  server.once("error", (error) => resume(Effect.fail(error)))
-  server.listen(0, "127.0.0.1", () => {
-    const { port } = server.address() as Net.AddressInfo
-    server.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 const connect = (port: number) =>
   Effect.sync(() => {
@@ -138,7 +129,7 @@ const hasExited = (running: Running) =>
 export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisServer, never, Scope.Scope> =>
   Effect.gen(function* () {
     const appendOnly = options?.appendOnly ?? false
-    const port = yield* Effect.orDie(freePort)
+    const port = yield* freePort
     const lock = yield* Effect.makeSemaphore(1)
     let running: Running | undefined
 

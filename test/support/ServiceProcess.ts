@@ -1,13 +1,12 @@
 import { spawn } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
-import * as Fs from "node:fs/promises"
 import * as Http from "node:http"
 import * as Net from "node:net"
-import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import { tempDir } from "./Databases.js"
 
 // The real service as a child process (`node --import tsx src/main.ts`), killed with its scope whatever happens.
 
@@ -62,10 +61,7 @@ export interface SpawnOptions {
  */
 export const spawnService = (options: SpawnOptions = {}): Effect.Effect<ServiceProcess, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const dir = yield* Effect.acquireRelease(
-      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "service-process-"))),
-      (dir) => Effect.promise(() => Fs.rm(dir, { recursive: true, force: true }))
-    )
+    const dir = yield* tempDir("service-process-")
     const port = yield* freePort
     const closedPort = yield* freePort
     const dbPath = options.dbPath ? options.dbPath(dir) : Path.join(dir, "products.db")

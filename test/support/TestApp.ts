@@ -4,6 +4,7 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
+import { MemoryLive } from "../../src/Cache/Live.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import { ReadThrough } from "../../src/Cache/ReadThrough.js"
 import { CacheStats } from "../../src/Cache/Stats.js"
@@ -118,9 +119,12 @@ export const layer = (options: {
               : Tracing.layer
         ),
         Layer.provide(config)
-      ) as Layer.Layer<App | CacheStats | ProductService | Cache>
+      )
     })
   ).pipe(Layer.orDie)
+
+/** The app with the cache wrapped as CACHE_BACKEND=memory runs it (spans, failure notes). */
+export const observedApp = () => layer({ cache: MemoryLive })
 
 export const memoryApp = (env?: Record<string, string>, database?: TestDatabase) =>
   layer({

@@ -1,0 +1,142 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Duration, Effect } from "effect"
+import type { CacheError } from "../src/Cache.js"
+import * as CacheKeys from "../src/Cache/Keys.js"
+import type { ProductId } from "../src/Domain/Product.js"
+import { build, redisLayer, liveClock, keys, bounded, product, ttl, miss, put } from "./support/CacheBackends.js"
+import * as RedisServer from "./support/RedisServer.js"
+
+// What only the Redis backend has to show: one round trip for the lookups of a turn, bounded waits on a Redis
+// that does not answer.
+
+describe("Cache contract: redis specifics", () => {
+  // The hits of one turn go out as one read; every lookup still gets its own answer, and one that is not a plain hit
+  // still goes through the lookup script (stamp, lease). Counted by Redis itself.
+  it.scoped("lookups made in one turn share one read: one script for the products, one for the pages", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const ids = Array.from({ length: 30 }, (_, index) => index + 1)
+      for (const id of ids) yield* put(cache, product(id), id === 7 ? null : `value ${id}`, Duration.seconds(60))
+      for (const offset of [0, 1, 2]) yield* put(cache, keys.page(offset, 10), `page ${offset}`, Duration.seconds(60))
+      const calls = (command: string) =>
+        Effect.map(server.command("INFO", "commandstats"), (info) => {
+          const found = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(info))
+          return found === null ? 0 : Number(found[1])
+        })
+      const before = { mget: yield* calls("mget"), scripts: yield* calls("evalsha") }
+      const found = yield* Effect.all(
+        [
+          ...ids.map((id) => cache.lookup(product(id))),
+          cache.lookup(product(3)),
+          cache.lookup(product(31)),
+          ...[0, 1, 2, 0].map((offset) => cache.lookup(keys.page(offset, 10)))
+        ],
+        { concurrency: "unbounded" }
+      )
+      const expected = [
+        ...ids.map((id) => (id === 7 ? { _tag: "Absent" } : { _tag: "Hit", value: `value ${id}` })),
+        { _tag: "Hit", value: "value 3" }
+      ]
+      expect(found.slice(0, 31)).toMatchObject(expected)
+      expect(miss(found[31]!).lease).not.toBeNull()
+      expect(found.slice(32)).toMatchObject(
+        ["page 0", "page 1", "page 2", "page 0"].map((value) => ({ _tag: "Hit", value }))
+      )
+      // A hit still says how long its entry has left (for refresh ahead).
+      const hit = found[0] as { ttl: number }
+      expect(hit.ttl).toBeGreaterThan(50_000)
+      expect(hit.ttl).toBeLessThanOrEqual(60_000)
+      // One script for the products' hits, one for the pages', one lookup for the miss of product 31.
+      expect((yield* calls("evalsha")) - before.scripts).toBe(3)
+      expect((yield* calls("mget")) - before.mget).toBe(0)
+    })
+  )
+
+  it.scoped("keys are plain Redis strings with a PX ttl no longer than asked; guards and leases expire too", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const slot = CacheKeys.make("product:").product(1 as ProductId)
+      const found = miss(yield* cache.lookup(slot))
+      expect(Number(yield* server.command("PTTL", slot.lease))).toBeGreaterThan(0)
+      yield* cache.fill(slot, { ...found, value: '{"id":1}', ttl: Duration.seconds(60) })
+      expect(yield* server.command("GET", "product:id:1")).toBe('{"id":1}')
+      const pttl = Number(yield* server.command("PTTL", "product:id:1"))
+      expect(pttl).toBeGreaterThan(55_000)
+      expect(pttl).toBeLessThanOrEqual(60_000)
+      expect(Number(yield* server.command("PTTL", slot.guard))).toBeGreaterThan(0)
+      expect(yield* server.command("EXISTS", slot.lease)).toBe(0)
+    })
+  )
+
+  it.scoped("the page index is a sorted set under <prefix>index:list that expires with its longest-lived page", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      for (const [offset, seconds] of [
+        [0, 20],
+        [1, 60],
+        [2, 30]
+      ] as const) {
+        yield* put(cache, bounded.page(offset, 10), "page", Duration.seconds(seconds))
+      }
+      // Not a value key: a pattern on <prefix>list:* never matches it.
+      expect(yield* server.command("TYPE", "p:index:list")).toBe("zset")
+      expect(yield* server.command("ZRANGE", "p:index:list", "0", "-1")).toEqual([
+        "p:list:0:10",
+        "p:list:2:10",
+        "p:list:1:10"
+      ])
+      const pttl = Number(yield* server.command("PTTL", "p:index:list"))
+      expect(pttl).toBeGreaterThan(55_000)
+      expect(pttl).toBeLessThanOrEqual(60_000)
+      // Full (three pages): the next fill evicts p:list:0:10, which expires first, value and all.
+      yield* put(cache, bounded.page(3, 10), "page", Duration.seconds(40))
+      expect(yield* server.command("ZCARD", "p:index:list")).toBe(3)
+      expect(yield* server.command("EXISTS", "p:list:0:10")).toBe(0)
+    })
+  )
+
+  it.scoped("a page its index does not name (the index was evicted) is a miss, never served", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      yield* put(cache, keys.page(0, 20), "old page", Duration.seconds(30))
+      yield* server.command("DEL", "p:index:list")
+      expect(yield* server.command("GET", "p:list:0:20")).toBe("old page")
+      expect(yield* put(cache, keys.page(0, 20), "new page", Duration.seconds(30))).toBe(true)
+      expect(yield* cache.lookup(keys.page(0, 20))).toMatchObject({ _tag: "Hit", value: "new page" })
+      expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(1)
+    })
+  )
+
+  it.scoped(
+    "a stopped Redis makes every operation fail fast with a CacheError, without waiting for CACHE_TIMEOUT",
+    () =>
+      Effect.gen(function* () {
+        const server = yield* RedisServer.make()
+        const cache = yield* build(redisLayer(server.url, { CACHE_TIMEOUT: "5s" }))
+        yield* server.stop
+        const timed = <A>(operation: Effect.Effect<A, CacheError>) =>
+          Effect.map(Effect.timed(Effect.flip(operation)), ([elapsed, error]) => ({
+            millis: Duration.toMillis(elapsed),
+            error
+          }))
+        const results = yield* Effect.all(
+          [
+            timed(cache.lookup(product(1))),
+            timed(cache.fill(product(1), { stamp: "s", lease: null, value: "v", ttl })),
+            timed(cache.invalidate(["k"], ["g"])),
+            timed(cache.invalidateIndexed(keys.listIndex, keys.listGuard)),
+            timed(cache.ping)
+          ],
+          { concurrency: "unbounded" }
+        ).pipe(Effect.withClock(liveClock))
+        expect(results.map(({ error }) => error._tag)).toEqual(Array(5).fill("CacheError"))
+        expect(results.map(({ error }) => error.op)).toEqual(["lookup", "fill", "invalidate", "invalidate", "ping"])
+        // A fraction of the timeout: the bound tells failing at once from waiting for the timeout.
+        for (const { error, millis } of results) expect(millis, error.op).toBeLessThan(1000)
+      })
+  )
+})
