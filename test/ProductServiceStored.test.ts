@@ -15,7 +15,7 @@ import { eventually } from "./support/TestApp.js"
 
 // ProductService over the real repository and the shared record of pending invalidations, on SQLite or PostgreSQL
 // (vitest.config.ts runs this file on both). Two instances share one database and one cache, as two hosts would;
-// test/ProductService.test.ts covers the service's own rules over fakes.
+// test/ProductService*.test.ts cover the service's own rules over fakes.
 
 const laptop = { name: "Laptop", description: "", price: 999.99, stock: 5, category: "" }
 
