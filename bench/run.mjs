@@ -129,6 +129,7 @@ const main = async (settings, state) => {
   const startedAt = new Date()
   const loadBefore = loadavg()[0]
   const taken = new Set()
+  /** @type {Array<string>} */
   const warnings = []
   const workersRun = chosen.some((s) => s.name === "scale-workers")
   const where = pinning
@@ -253,6 +254,7 @@ const main = async (settings, state) => {
   return failures.length > 0 || (gated && gated.length > 0) ? 1 : 0
 }
 
+/** @type {{ tmp: string | undefined; redis: Awaited<ReturnType<typeof startRedis>> | undefined }} */
 const state = { tmp: undefined, redis: undefined }
 let exitCode = 1
 let stopping = false

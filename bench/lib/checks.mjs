@@ -117,6 +117,7 @@ export const verdictsOf = (rows) => {
 }
 
 export const judge = (rows, stampedes, settings) => {
+  /** @type {{ failures: Array<string>; warnings: Array<string>; notes: Array<string> }} */
   const out = { failures: [], warnings: [], notes: [] }
   scenarioChecks(rows, settings, out)
   stampedeChecks(stampedes, out)

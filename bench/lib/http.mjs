@@ -1,16 +1,22 @@
 // The bench's own requests to the servers: seeding, warming, stats and readiness. Every wait is bounded.
 import { logTail, sleep } from "./process.mjs"
 
+/**
+ * @param {number} port
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} [body]
+ */
 const send = (port, method, path, body) =>
   fetch(`http://127.0.0.1:${port}${path}`, {
     method,
-    headers: body === undefined ? {} : { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000)
+    signal: AbortSignal.timeout(10_000),
+    ...(body === undefined ? {} : { headers: { "content-type": "application/json" }, body: JSON.stringify(body) })
   })
 
 // A kept-alive connection that the server closes as idle in the instant fetch reuses it fails the request before it
 // was read; a GET is safe to send once more. fetch says only "fetch failed": the reason is in its cause.
+/** @param {any} error */
 const closedUnderUs = (error) => ["ECONNRESET", "EPIPE", "UND_ERR_SOCKET"].includes(error?.cause?.code)
 
 const sendSafely = async (port, method, path, body) => {
@@ -18,7 +24,7 @@ const sendSafely = async (port, method, path, body) => {
     return await send(port, method, path, body).catch((error) =>
       method === "GET" && closedUnderUs(error) ? send(port, method, path, body) : Promise.reject(error)
     )
-  } catch (error) {
+  } catch (/** @type {any} */ error) {
     const cause = error?.cause?.code ?? error?.cause?.message
     throw new Error(`${method} ${path} on :${port}: ${error?.message}${cause ? ` (${cause})` : ""}`, { cause: error })
   }
@@ -44,7 +50,13 @@ export const expectOk = async (port, method, path, body) => {
   return answer
 }
 
-/** Polls `path` until it answers 200 and `ready(json)`; fails fast if the child exits. Bounded. */
+/**
+ * Polls `path` until it answers 200 and `ready(json)`; fails fast if the child exits. Bounded.
+ * @param {import("./process.mjs").Child} child
+ * @param {number} port
+ * @param {string} path
+ * @param {(json: any) => boolean} [ready]
+ */
 export const waitReady = async (child, port, path, ready = () => true, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {

@@ -26,13 +26,30 @@ export const serverCpu = "1"
 const pinned = (cpu, command, args) =>
   pinning && cpu !== null ? ["taskset", ["-c", cpu, command, ...args]] : [command, args]
 
+/**
+ * A process the bench started: its name for messages, its log file, and how it ended once it has.
+ * @typedef {import("node:child_process").ChildProcess & {
+ *   label: string
+ *   log: string | undefined
+ *   exitState: { code: number | null; signal: NodeJS.Signals | null; error?: string } | undefined
+ * }} Child
+ */
+
+/** @type {Set<Child>} */
 const children = new Set()
 
-/** Starts `command` (found through PATH) on `cpu`; its output goes to `log`, or to pipes when no log is given. */
+/**
+ * Starts `command` (found through PATH) on `cpu`; its output goes to `log`, or to pipes when no log is given.
+ * @param {string} name
+ * @param {string} command
+ * @param {ReadonlyArray<string>} args
+ * @param {{ env?: NodeJS.ProcessEnv; cpu?: string | null; log?: string }} [options]
+ * @returns {Child}
+ */
 export const spawnChild = (name, command, args, { env = process.env, cpu = serverCpu, log } = {}) => {
   const [file, argv] = pinned(cpu, command, args)
   const out = log === undefined ? "pipe" : openSync(log, "a")
-  const child = spawn(file, argv, { cwd: root, env, stdio: ["ignore", out, out] })
+  const child = /** @type {Child} */ (spawn(file, argv, { cwd: root, env, stdio: ["ignore", out, out] }))
   child.label = name
   child.log = log
   child.exitState = undefined
@@ -99,7 +116,7 @@ export const freePort = (taken) =>
     server.unref()
     server.on("error", fail)
     server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address()
+      const { port } = /** @type {import("node:net").AddressInfo} */ (server.address())
       server.close(() => done(port))
     })
   }).then((port) => (taken.has(port) ? freePort(taken) : (taken.add(port), port)))

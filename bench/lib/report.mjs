@@ -15,7 +15,9 @@ const cacheNote = (row) => {
   return `hit ${fixed(row.hit_rate * 100, 1)}%`
 }
 
+/** @param {ReadonlyArray<any>} rows */
 export const printTable = (rows) => {
+  /** @type {Array<[string, number, (row: any) => unknown, boolean?]>} */
   const columns = [
     ["target", 14, (r) => r.target],
     ["scenario", 13, (r) => r.scenario],
@@ -54,6 +56,7 @@ const colors = {
  * bar, its ratio to the baseline; at `targetConns`, a dashed mark across it where the scenario's minimum target lies.
  */
 export const svgChart = (rows, title, targets = []) => {
+  /** @type {Array<{ label: string; rows: Array<any> }>} */
   const groups = []
   for (const row of rows) {
     const label = `${row.scenario} c${row.conns}`
@@ -71,7 +74,8 @@ export const svgChart = (rows, title, targets = []) => {
   const width = left + groupWidths.reduce((a, b) => a + b + groupGap, 0) + 20
   const max = Math.max(1, ...rows.map((r) => r.rps)) * 1.15
   const step = 10 ** Math.floor(Math.log10(max / 4))
-  const tick = [1, 2, 5, 10].map((m) => m * step).find((t) => max / t <= 6)
+  // max / (10 * step) < 0.4: the last always fits.
+  const tick = /** @type {number} */ ([1, 2, 5, 10].map((m) => m * step).find((t) => max / t <= 6))
   const y = (value) => Math.round((top + height - (value / max) * height) * 10) / 10
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${top + height + 70}" font-family="sans-serif" font-size="11">`,

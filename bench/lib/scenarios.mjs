@@ -187,14 +187,18 @@ export const summarize = (runs) => {
       cache_errors: first.cache ? sumCache("errors") : undefined
     }
   })
+  /** @type {Array<(typeof rows)[number] & { ratio_workers1?: number | undefined; ratio_baseline?: number | undefined; ratio_hello?: number | undefined }>} */
+  const ratioed = rows
   const find = (scenario, conns, target) =>
-    rows.find((r) => r.scenario === scenario && r.conns === conns && r.target === target)
+    ratioed.find((r) => r.scenario === scenario && r.conns === conns && r.target === target)
   const ratio = (row, other) => (other ? Math.round((row.rps / other.rps) * 1000) / 1000 : undefined)
   const firstWorkers = `workers${scaleWorkers[0]}`
-  for (const row of rows) {
+  for (const row of ratioed) {
     if (row.scenario === "scale-workers") {
       // Unpinned, against the same service with one worker: no like-for-like ratio to the pinned references.
-      const one = rows.find((r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === firstWorkers)
+      const one = ratioed.find(
+        (r) => r.scenario === row.scenario && r.conns === row.conns && r.instance === firstWorkers
+      )
       row.ratio_workers1 = ratio(row, one)
       continue
     }

@@ -86,6 +86,7 @@ const startService = async (
   name,
   { port, redisUrl, dbPath, databaseUrl, logDir, ttl, prefix, workers, cpu = serverCpu, extraEnv = {} }
 ) => {
+  /** @type {NodeJS.ProcessEnv} */
   const env = {
     ...baseEnv(),
     ...extraEnv,
@@ -113,6 +114,7 @@ const startServicePg = async (name, options) => {
 }
 
 const startBaseline = async (name, { port, redisUrl, dbPath, logDir, ttl, prefix }) => {
+  /** @type {NodeJS.ProcessEnv} */
   const env = { ...baseEnv(), HTTP_PORT: String(port), REDIS_URL: redisUrl, DB_PATH: dbPath, CACHE_TTL: ttl }
   env.CACHE_PREFIX = prefix
   const child = spawnChild(name, process.execPath, [join(benchDir, "baseline.mjs")], {

@@ -45,14 +45,15 @@ export const runWrk = async ({ port, script, conns, duration }) => {
     env: { ...process.env, BENCH_IDS: String(productCount) }
   })
   let out = ""
-  child.stdout.on("data", (chunk) => (out += chunk))
-  child.stderr.on("data", (chunk) => (out += chunk))
+  // Pipes: no log file was given.
+  child.stdout?.on("data", (chunk) => (out += chunk))
+  child.stderr?.on("data", (chunk) => (out += chunk))
   if (!(await waitExit(child, (duration + 20) * 1000))) {
     child.kill("SIGKILL")
     throw new Error(`wrk did not finish within ${duration + 20} s`)
   }
   const parsed = parseWrk(out)
-  if (child.exitState.code !== 0 || !Number.isFinite(parsed.rps)) {
+  if (child.exitState?.code !== 0 || !Number.isFinite(parsed.rps)) {
     throw new Error(`wrk failed (${JSON.stringify(child.exitState)}):\n${out}`)
   }
   return parsed
