@@ -1,4 +1,4 @@
-import { Deferred, Effect } from "effect"
+import { Deferred, Effect, Runtime } from "effect"
 import cluster from "node:cluster"
 import type { Worker } from "node:cluster"
 
@@ -70,6 +70,8 @@ const respawnMillis = 1_000
  */
 export const supervise = (count: number) =>
   Effect.gen(function* () {
+    // Node's callbacks log through the caller's runtime: its logger is the one LOG_FORMAT and LOG_LEVEL chose.
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     let stopping = false
     const workers = new Set<Worker>()
     let collections = 0
@@ -104,7 +106,7 @@ export const supervise = (count: number) =>
       worker.once("exit", (code, signal) => {
         workers.delete(worker)
         if (stopping) return
-        Effect.runFork(Effect.logError(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`))
+        runFork(Effect.logError(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`))
         setTimeout(() => stopping || fork(), respawnMillis)
       })
       return worker

@@ -44,6 +44,6 @@ const ServiceLive = HttpLive.pipe(
 // One process, or with WORKERS=N a primary that supervises N of them (Cluster.ts).
 Effect.flatMap(AppConfig.workers, (workers) =>
   workers > 1 && cluster.isPrimary
-    ? Effect.zipRight(AppConfig.all, Cluster.supervise(workers))
+    ? Effect.zipRight(AppConfig.all, Cluster.supervise(workers).pipe(Effect.provide(Logging.layer)))
     : Layer.launch(ServiceLive)
 ).pipe(NodeRuntime.runMain)
