@@ -328,7 +328,7 @@ export const otlpEndpoint = Config.option(Config.string("OTEL_EXPORTER_OTLP_ENDP
 
 /**
  * `LOG_REQUESTS=true` writes one line per request. Off by default, as in Fastify: formatting and writing the line
- * cost a third of a cache hit's throughput, measured (see the README's benchmark section).
+ * cost a large share of a cache hit's throughput (figures in the README's benchmark section).
  */
 export const logRequests = Config.boolean("LOG_REQUESTS").pipe(Config.withDefault(false))
 

@@ -88,8 +88,8 @@ export const make = (options: LeanPathOptions) =>
       const { response } = read
       // The client hung up first: nobody to answer (the platform's 499).
       if (response.writableEnded || response.destroyed) return finish(read, 499, undefined)
-      // Node's flat-array form, built without an object spread: measured, spreading the extra headers into an
-      // object literal cost a hit about a quarter of its CPU (the README's benchmark section).
+      // Node's flat-array form, built without an object spread: spreading the extra headers into an object literal
+      // cost a hit a large share of its CPU (figures in the README's benchmark section).
       const headers = [
         "content-type",
         "application/json",
