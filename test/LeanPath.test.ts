@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
+import { Api } from "../src/Api.js"
 import { Cache } from "../src/Cache.js"
 import * as Databases from "./support/Databases.js"
 import { products, client, fresh } from "./support/HttpClient.js"
@@ -9,6 +10,16 @@ import { App, memoryApp } from "./support/TestApp.js"
 // The lean path and the HttpApi route answer a read alike (on both databases, vitest.config.ts).
 
 describe("the lean path for GET by id and of a list page", () => {
+  // The lean path answers these two reads without the HttpApi app: a middleware added to them (or to their group, or
+  // to the whole API) would run on other spellings only. This fails first, so whoever adds one teaches the lean path.
+  it("the reads it answers carry no HttpApi middleware", () => {
+    const group = Api.groups.products
+    expect(Api.middlewares.size).toBe(0)
+    expect(group.middlewares.size).toBe(0)
+    expect(group.endpoints.get.middlewares.size).toBe(0)
+    expect(group.endpoints.list.middlewares.size).toBe(0)
+  })
+
   // Canonical spellings are answered by the lean path (LeanPath.ts), other spellings of the same read by the HttpApi
   // route. In the same cache state the two must send the same answer: status, headers and body, byte for byte but
   // for the time measured.
