@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Deferred, Duration, Effect, FiberId, Option, Runtime } from "effect"
+import { Deferred, Duration, Effect, FiberId, FiberRef, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import type { CacheError, Slot } from "./Cache.js"
 import { Cache } from "./Cache.js"
@@ -62,7 +62,10 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const clock = yield* Effect.clock
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Misses for different ids in one turn of the event loop load in one query.
-    const loadProduct = ProductLoader.make(repo, runFork)
+    // With tracing on, each read loads alone, under its own span.
+    const loadProduct = (yield* FiberRef.get(FiberRef.currentTracerEnabled))
+      ? (id: ProductId) => repo.findById(id)
+      : ProductLoader.make(repo, runFork)
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
     const traced = yield* Tracing.spans
 
