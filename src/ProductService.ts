@@ -321,7 +321,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     ): Effect.Effect<ReadonlyArray<Served | Effect.Effect<Served, ProductNotFound | SqlError>>> =>
       Effect.suspend(() => {
         const slots = ids.map(keys.product)
-        return Effect.forEach(slots, (slot) => invalidations.pending(slot.key)).pipe(
+        return invalidations.pendingAll(slots.map((slot) => slot.key)).pipe(
           Effect.flatMap((pending) => {
             const clean = slots.filter((_, at) => pending[at] === undefined)
             return cache.peek(clean).pipe(
