@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, Option, Runtime } from "effect"
+import { Effect, FiberRef, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import * as CacheKeys from "./Cache/Keys.js"
 import { ReadThrough } from "./Cache/ReadThrough.js"
@@ -20,7 +20,10 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const readThrough = yield* ReadThrough
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Misses for different ids in one turn of the event loop load in one query.
-    const loadProduct = ProductLoader.make(repo, runFork)
+    // With tracing on, each read loads alone, under its own span.
+    const loadProduct = (yield* FiberRef.get(FiberRef.currentTracerEnabled))
+      ? (id: ProductId) => repo.findById(id)
+      : ProductLoader.make(repo, runFork)
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
     const traced = yield* Tracing.spans
 

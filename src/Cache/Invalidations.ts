@@ -10,6 +10,8 @@ export class Invalidations extends Context.Tag("Invalidations")<
   {
     /** The generation of `key`'s pending invalidation, if any. Asked on every cached read, so it must be cheap. */
     readonly pending: (key: string) => Effect.Effect<string | undefined>
+    /** `pending` of many keys at one instant, with one look at the shared record for all of them. */
+    readonly pendingAll: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<string | undefined>>
     readonly record: (key: string) => Effect.Effect<void>
     /** Clears the pending invalidation of `key` if it is still the one of `generation`. */
     readonly clear: (key: string, generation: string) => Effect.Effect<void>
@@ -24,6 +26,7 @@ export const layerLocal = Layer.sync(Invalidations, () => {
   const pending = new Map<string, string>()
   return Invalidations.of({
     pending: (key) => Effect.sync(() => pending.get(key)),
+    pendingAll: (keys) => Effect.sync(() => keys.map((key) => pending.get(key))),
     record: (key) => Effect.sync(() => void pending.set(key, nextGeneration())),
     clear: (key, generation) => Effect.sync(() => void (pending.get(key) === generation && pending.delete(key)))
   })

@@ -315,7 +315,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       slots: ReadonlyArray<Slot>,
       options: PeekOptions<E, A>
     ): Effect.Effect<ReadonlyArray<Served | Effect.Effect<Served, E | A>>> =>
-      Effect.forEach(slots, (slot) => invalidations.pending(pendingKeyOf(slot))).pipe(
+      invalidations.pendingAll(slots.map(pendingKeyOf)).pipe(
         Effect.flatMap((pending) => {
           const clean = slots.filter((_, at) => pending[at] === undefined)
           return cache.peek(clean).pipe(

@@ -23,24 +23,9 @@ local lease = stamp .. "|" .. ARGV[1]
 redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
-// KEYS: entry, guard, lease, shadow[, absent | index]. ARGV: token, guard ttl, lease ttl (ms), "index" when KEYS[5]
-// is the index. A hit also replies what refresh ahead needs, so that an ordinary hit costs no second round trip: the
-// entry's remaining life (ms) and how long its load took (µs, from its shadow). On a miss the guard's stamp and maybe
-// the lease, as claimLua. An entry its index does not name is out of a write's reach (Redis evicted the index under
-// memory pressure, or an older version filled it), so it is a miss, and the fill names it again.
-// Replies {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
-const lookupScript = `
-local indexed = ARGV[4] == "index"
-local value = redis.call("GET", KEYS[1])
-if value and (not indexed or redis.call("ZSCORE", KEYS[5], KEYS[1])) then
-  return {1, value, redis.call("PTTL", KEYS[1]), tonumber(redis.call("HGET", KEYS[4], "load")) or 0}
-end
-if KEYS[5] and not indexed and redis.call("EXISTS", KEYS[5]) == 1 then return {2} end
-${claimLua}`
-
 // What lookups find without bookkeeping, for many slots in one step. ARGV[1] "index": KEYS are the index, then entry
 // and shadow of each slot; "absent": entry, shadow and absent key of each slot. Replies, per slot, {1, value, pttl,
-// load} as the lookup script's hit, {2} for a remembered absence, or false for a miss (left to the lookup script).
+// load} as a lookup's hit, {2} for a remembered absence, or false for a miss (left to a lookup).
 const peekScript = `
 local indexed = ARGV[1] == "index"
 local width = indexed and 2 or 3
@@ -53,6 +38,41 @@ for i = indexed and 2 or 1, #KEYS, width do
     found[#found + 1] = {2}
   else
     found[#found + 1] = false
+  end
+end
+return found`
+
+// Looks up many slots in one step. KEYS: entry, guard, lease, shadow and absent-or-index key of each slot. ARGV: guard
+// ttl, lease ttl (ms), then each slot's token and role ("absent", "index" or "none"). Per slot: a hit also replies
+// what refresh ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining life (ms) and
+// how long its load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as claimLua. An
+// entry its index does not name is out of a write's reach (Redis evicted the index under memory pressure, or an older
+// version filled it), so it is a miss, and the fill names it again.
+// Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
+const lookupManyScript = `
+local found = {}
+for slot = 0, #KEYS / 5 - 1 do
+  local k = slot * 5
+  local token, role = ARGV[3 + slot * 2], ARGV[4 + slot * 2]
+  local value = redis.call("GET", KEYS[k + 1])
+  if value and (role ~= "index" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
+    found[slot + 1] = {1, value, redis.call("PTTL", KEYS[k + 1]), tonumber(redis.call("HGET", KEYS[k + 4], "load")) or 0}
+  elseif role == "absent" and redis.call("EXISTS", KEYS[k + 5]) == 1 then
+    found[slot + 1] = {2}
+  else
+    local stamp = redis.call("GET", KEYS[k + 2])
+    if not stamp then
+      stamp = token
+      redis.call("SET", KEYS[k + 2], stamp, "PX", ARGV[1])
+    end
+    local held = redis.call("GET", KEYS[k + 3])
+    if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then
+      found[slot + 1] = {0, stamp, false}
+    else
+      local lease = stamp .. "|" .. token
+      redis.call("SET", KEYS[k + 3], lease, "PX", ARGV[2])
+      found[slot + 1] = {0, stamp, lease}
+    end
   end
 end
 return found`
@@ -129,10 +149,10 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return {copy[1], now - tonumber(copy[2])}`
 
 interface ScriptedRedis extends Redis {
-  cacheLookup(
+  cacheLookupMany(
     keyCount: number,
     ...keysThenArgs: Array<string | number>
-  ): Promise<[0 | 1 | 2, string?, (string | number)?, number?]>
+  ): Promise<Array<[0 | 1 | 2, string?, (string | number)?, number?]>>
   cachePeek(keyCount: number, ...keysThenArgs: Array<string>): Promise<Array<[1, string, number, number] | [2] | null>>
   cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
@@ -175,8 +195,8 @@ const connect = (options: RedisCacheOptions) =>
       // of a cache hit, and under concurrency this shares it between requests (figures in the README's benchmarks)
       enableAutoPipelining: true
     }) as ScriptedRedis
-    redis.defineCommand("cacheLookup", { lua: lookupScript })
     redis.defineCommand("cachePeek", { lua: peekScript })
+    redis.defineCommand("cacheLookupMany", { lua: lookupManyScript })
     redis.defineCommand("cacheFill", { lua: fillScript })
     redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
     redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
@@ -232,37 +252,40 @@ export const make = (options: RedisCacheOptions) =>
     let stamps = 0
     const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
 
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+
     const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
-    const lookupScripted = (slot: Slot) => {
-      const token = freshStamp()
-      // A page names its index where a product names its remembered absence; none has both.
-      const fifth = slot.index?.key ?? slot.absent
-      const role = slot.index === undefined ? "absent" : "index"
-      const run =
-        fifth === undefined
-          ? () =>
-              redis.cacheLookup(4, slot.key, slot.guard, slot.lease, slot.shadow, token, guardTtlMillis, leaseTtlMillis)
-          : () =>
-              redis.cacheLookup(
-                5,
-                slot.key,
-                slot.guard,
-                slot.lease,
-                slot.shadow,
-                fifth,
-                token,
-                guardTtlMillis,
-                leaseTtlMillis,
-                role
-              )
-      return Effect.map(attempt("lookup", run), ([found, payload, third, load]): Lookup => {
-        if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
-        if (found === 2) return absent
-        return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
-      })
+    const lookupOf = ([found, payload, third, load]: [0 | 1 | 2, string?, (string | number)?, number?]): Lookup => {
+      if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
+      if (found === 2) return absent
+      return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
     }
+
+    // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one command
+    // answers many requests, hits and misses alike, each slot looked up exactly as the lookup script would alone.
+    const lookupInTurn = TurnBatch.make({
+      keyOf: (slot: Slot) => slot.key,
+      fetch: (slots) =>
+        Effect.map(
+          attempt("lookup", () => {
+            const keys: Array<string> = []
+            const args: Array<string | number> = [guardTtlMillis, leaseTtlMillis]
+            for (const slot of slots) {
+              // A page names its index where a product names its remembered absence; none has both.
+              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
+              args.push(
+                freshStamp(),
+                slot.index !== undefined ? "index" : slot.absent !== undefined ? "absent" : "none"
+              )
+            }
+            return redis.cacheLookupMany(keys.length, ...keys, ...args)
+          }),
+          (replies) => replies.map(lookupOf)
+        ),
+      runFork
+    })
 
     // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
     const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
@@ -300,20 +323,8 @@ export const make = (options: RedisCacheOptions) =>
       return found
     }
 
-    // A hit needs none of the lookup script's bookkeeping, so the lookups made in one turn of the event loop first
-    // read together (TurnBatch, one script for all): under load one command answers many requests. What is not found
-    // there (a miss) goes through the lookup script, which takes the guard's stamp and the lease.
-    const peekInTurn = TurnBatch.make({
-      keyOf: (slot: Slot) => slot.key,
-      fetch: peek,
-      onError: (cause) => new CacheError({ op: "lookup", reason: "failed", cause })
-    })
-
     return Cache.of({
-      lookup: (slot) =>
-        Effect.flatMap(peekInTurn(slot), (found) =>
-          found !== undefined ? Effect.succeed(found) : lookupScripted(slot)
-        ),
+      lookup: lookupInTurn,
       peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
       fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
         const target = value === null ? slot.absent : slot.key

@@ -182,6 +182,7 @@ export const layer = (settings: PostgresSettings) =>
 
       return Invalidations.of({
         pending: (key) => Effect.sync(() => known.get(key)),
+        pendingAll: (keys) => Effect.sync(() => keys.map((key) => known.get(key))),
         record: (key) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }

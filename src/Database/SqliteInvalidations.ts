@@ -46,6 +46,11 @@ export const layer = (filename: string) =>
 
       return Invalidations.of({
         pending: (key) => Effect.sync(() => current().get(key)),
+        pendingAll: (keys) =>
+          Effect.sync(() => {
+            const known = current()
+            return keys.map((key) => known.get(key))
+          }),
         record: (key) =>
           Effect.flatMap(Clock.currentTimeMillis, (now) => {
             const row = { key, generation: nextGeneration(), failed_at: new Date(now).toISOString() }

@@ -84,9 +84,9 @@ describe("what the service says and sends to Redis", () => {
           misses: 2,
           errors: 0
         })
-        // One read for the batch; then for the two it handed over (a turn of their own), one read, and a lookup and a
-        // fill each. Were every read run alone, the first read would have served the whole turn: 5.
-        expect((yield* scripts) - before).toBe(6)
+        // One read for the batch; then for the two it handed over (a turn of their own) one lookup, and a fill each.
+        // Were every read run alone, their lookups would have shared one script in the first turn: 3.
+        expect((yield* scripts) - before).toBe(4)
       })
     )
   )
