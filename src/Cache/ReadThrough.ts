@@ -47,6 +47,12 @@ export interface PeekOptions<E, A> {
 
 const fromDatabase = (json: string): Served => ({ json, fromCache: false })
 
+/** What a load found, as the read's answer: its value, or `absent` when there is none. */
+const servedOf =
+  <A>(absent: () => Effect.Effect<never, A>) =>
+  (found: Option.Option<string>): Effect.Effect<Served, A> =>
+    Option.isSome(found) ? Effect.succeed(fromDatabase(found.value)) : absent()
+
 /** How long a reader that lost the fill lease waits for the holder's fill before loading itself. */
 const leaseWaitMillis = 200
 const leasePollMillis = 10
@@ -249,15 +255,8 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
     }
 
     /** XFetch: -beta * delta * ln(random) >= ttl, with delta (the load time) in µs and ttl in ms. */
-    const refreshIfDue = <E>(
-      slot: Slot,
-      hit: { readonly ttl: number; readonly load: number },
-      load: Effect.Effect<Option.Option<string>, E>
-    ) => {
-      if (hit.ttl * 1000 < hit.load * reach && -hit.load * refreshBeta * Math.log(Math.random()) >= hit.ttl * 1000) {
-        refreshAhead(slot, load)
-      }
-    }
+    const refreshDue = (hit: { readonly ttl: number; readonly load: number }) =>
+      hit.ttl * 1000 < hit.load * reach && -hit.load * refreshBeta * Math.log(Math.random()) >= hit.ttl * 1000
 
     /**
      * The cache-aside read of `slot`. A pending invalidation (`options.pending`) is applied first, and while it cannot
@@ -266,7 +265,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
     const read = <E, A>(slot: Slot, options: ReadOptions<E, A>): Effect.Effect<Served, E | A> => {
       const { absent, load } = options
       const pendingKey = options.pending?.key ?? pendingKeyOf(slot)
-      const served = Option.match({ onNone: absent, onSome: (json: string) => Effect.succeed(fromDatabase(json)) })
+      const served = servedOf(absent)
       // Built only on the paths that read the database, not on every hit.
       const fromDatabaseOnly = () => Effect.flatMap(load, served)
       const cached = cache.lookup(slot).pipe(
@@ -275,7 +274,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
           onSuccess: (found): Effect.Effect<Served, E | A> => {
             switch (found._tag) {
               case "Hit":
-                refreshIfDue(slot, found, load)
+                if (refreshDue(found)) refreshAhead(slot, load)
                 return Effect.as(stats.hit, { json: found.value, fromCache: true })
               case "Absent":
                 return Effect.zipRight(stats.hit, absent())
@@ -324,7 +323,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
               return slots.map((slot, at): Served | Effect.Effect<Served, E | A> => {
                 const found = pending[at] === undefined ? values[next++] : undefined
                 if (found?._tag !== "Hit") return options.read(at)
-                refreshIfDue(slot, found, options.load(at))
+                if (refreshDue(found)) refreshAhead(slot, options.load(at))
                 return { json: found.value, fromCache: true }
               })
             }),
@@ -335,10 +334,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
                     stats.error(error),
                     Effect.flatMap(
                       options.load(at),
-                      Option.match({
-                        onNone: () => options.absent(at),
-                        onSome: (json) => Effect.succeed(fromDatabase(json))
-                      })
+                      servedOf(() => options.absent(at))
                     )
                   )
                 )

@@ -136,7 +136,7 @@ export const make = (options: LeanPathOptions) =>
     }
 
     // Reads by id that arrive in one turn of the event loop wait for its check phase and are served together: one
-    // fiber and one cache read answer all those the cache holds (ProductService.cachedProducts); each of the others
+    // fiber and one cache read answer all those the cache holds (ProductService.getByIds); each of the others
     // (a miss, say) then runs on its own as any lean read does. A fiber per request was most of what a hit cost
     // beyond the work the plain Node baseline does too. With tracing on, every read runs alone, for its own span.
     let batch: Array<Read & { readonly id: ProductId }> = []
