@@ -7,65 +7,73 @@ import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
 
-// Lua functions the scripts below share.
-
 // Reads the guard's stamp (making it the token if it has none) and takes the lease unless another reader holds it
 // under that stamp. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
-// whose fill a write has already voided, so it is taken over rather than waited for. Returns {0, stamp, lease or
-// false}.
-const claimFunction = `
-local function claim(guard, lease, token, guardTtl, leaseTtl)
-  local stamp = redis.call("GET", guard)
-  if not stamp then
-    stamp = token
-    redis.call("SET", guard, stamp, "PX", guardTtl)
-  end
-  local held = redis.call("GET", lease)
-  if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then return {0, stamp, false} end
-  local leased = stamp .. "|" .. token
-  redis.call("SET", lease, leased, "PX", leaseTtl)
-  return {0, stamp, leased}
-end`
+// whose fill a write has already voided, so it is taken over rather than waited for. KEYS[2] guard, KEYS[3] lease;
+// ARGV: token, guard ttl, lease ttl (ms). Replies {0, stamp, lease or false}.
+const claimLua = `
+local stamp = redis.call("GET", KEYS[2])
+if not stamp then
+  stamp = ARGV[1]
+  redis.call("SET", KEYS[2], stamp, "PX", ARGV[2])
+end
+local held = redis.call("GET", KEYS[3])
+if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then return {0, stamp, false} end
+local lease = stamp .. "|" .. ARGV[1]
+redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
+return {0, stamp, lease}`
 
-// What a lookup finds without bookkeeping. `fourth` is the slot's remembered absence (role "absent") or its index
-// (role "index"). A hit also returns what refresh ahead needs, so that an ordinary hit costs no second round trip:
-// the entry's remaining life (ms) and how long its load took (µs, from its shadow). An entry its index does not name
-// is out of a write's reach (Redis evicted the index under memory pressure, or an older version filled it), so it is
-// a miss, and the fill names it again. Returns {1, value, pttl, load} | {2} (absent) | false (a miss).
-const peekFunction = `
-local function peek(entry, shadow, fourth, role)
-  local value = redis.call("GET", entry)
-  if value and (role ~= "index" or redis.call("ZSCORE", fourth, entry)) then
-    return {1, value, redis.call("PTTL", entry), tonumber(redis.call("HGET", shadow, "load")) or 0}
-  end
-  if role == "absent" and redis.call("EXISTS", fourth) == 1 then return {2} end
-  return false
-end`
-
-// KEYS: entry, guard, lease. ARGV: token, guard ttl, lease ttl (ms). Refresh ahead's right to load.
-const claimScript = `${claimFunction}
-return claim(KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3])`
-
-// Many slots, without bookkeeping. KEYS: entry, shadow and absent-or-index key of each slot. ARGV: each slot's role
-// ("absent", "index" or "none"). Replies, per slot, what peek returns.
-const peekScript = `${peekFunction}
+// What lookups find without bookkeeping, for many slots in one step. ARGV[1] "index": KEYS are the index, then entry
+// and shadow of each slot; "absent": entry, shadow and absent key of each slot. Replies, per slot, {1, value, pttl,
+// load} as a lookup's hit, {2} for a remembered absence, or false for a miss (left to a lookup).
+const peekScript = `
+local indexed = ARGV[1] == "index"
+local width = indexed and 2 or 3
 local found = {}
-for slot = 0, #KEYS / 3 - 1 do
-  local k = slot * 3
-  found[slot + 1] = peek(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[slot + 1])
+for i = indexed and 2 or 1, #KEYS, width do
+  local value = redis.call("GET", KEYS[i])
+  if value and (not indexed or redis.call("ZSCORE", KEYS[1], KEYS[i])) then
+    found[#found + 1] = {1, value, redis.call("PTTL", KEYS[i]), tonumber(redis.call("HGET", KEYS[i + 1], "load")) or 0}
+  elseif not indexed and redis.call("EXISTS", KEYS[i + 2]) == 1 then
+    found[#found + 1] = {2}
+  else
+    found[#found + 1] = false
+  end
 end
 return found`
 
-// Looks up many slots in one step: what peek finds, or on a miss the guard's stamp and maybe the lease (claim).
-// KEYS: entry, guard, lease, shadow and absent-or-index key of each slot. ARGV: guard ttl, lease ttl (ms), then each
-// slot's token and role. Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
-const lookupManyScript = `${claimFunction}${peekFunction}
+// Looks up many slots in one step. KEYS: entry, guard, lease, shadow and absent-or-index key of each slot. ARGV: guard
+// ttl, lease ttl (ms), then each slot's token and role ("absent", "index" or "none"). Per slot: a hit also replies
+// what refresh ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining life (ms) and
+// how long its load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as claimLua. An
+// entry its index does not name is out of a write's reach (Redis evicted the index under memory pressure, or an older
+// version filled it), so it is a miss, and the fill names it again.
+// Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
+const lookupManyScript = `
 local found = {}
 for slot = 0, #KEYS / 5 - 1 do
   local k = slot * 5
   local token, role = ARGV[3 + slot * 2], ARGV[4 + slot * 2]
-  found[slot + 1] = peek(KEYS[k + 1], KEYS[k + 4], KEYS[k + 5], role)
-    or claim(KEYS[k + 2], KEYS[k + 3], token, ARGV[1], ARGV[2])
+  local value = redis.call("GET", KEYS[k + 1])
+  if value and (role ~= "index" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
+    found[slot + 1] = {1, value, redis.call("PTTL", KEYS[k + 1]), tonumber(redis.call("HGET", KEYS[k + 4], "load")) or 0}
+  elseif role == "absent" and redis.call("EXISTS", KEYS[k + 5]) == 1 then
+    found[slot + 1] = {2}
+  else
+    local stamp = redis.call("GET", KEYS[k + 2])
+    if not stamp then
+      stamp = token
+      redis.call("SET", KEYS[k + 2], stamp, "PX", ARGV[1])
+    end
+    local held = redis.call("GET", KEYS[k + 3])
+    if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then
+      found[slot + 1] = {0, stamp, false}
+    else
+      local lease = stamp .. "|" .. token
+      redis.call("SET", KEYS[k + 3], lease, "PX", ARGV[2])
+      found[slot + 1] = {0, stamp, lease}
+    end
+  end
 end
 return found`
 
@@ -140,12 +148,12 @@ local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return {copy[1], now - tonumber(copy[2])}`
 
-/** A lookup's reply: {1, value, pttl, load} | {2} | {0, stamp, lease or null}. */
-type LookupReply = [0 | 1 | 2, string?, (string | number)?, number?]
-
 interface ScriptedRedis extends Redis {
-  cacheLookupMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<LookupReply>>
-  cachePeek(keyCount: number, ...keysThenArgs: Array<string>): Promise<Array<LookupReply | null>>
+  cacheLookupMany(
+    keyCount: number,
+    ...keysThenArgs: Array<string | number>
+  ): Promise<Array<[0 | 1 | 2, string?, (string | number)?, number?]>>
+  cachePeek(keyCount: number, ...keysThenArgs: Array<string>): Promise<Array<[1, string, number, number] | [2] | null>>
   cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
   cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
@@ -193,7 +201,7 @@ const connect = (options: RedisCacheOptions) =>
     redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
     redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
     redis.defineCommand("cacheStale", { lua: staleScript })
-    redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimScript })
+    redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
 
     // One log line per transition, not one per failed request.
     let up = false
@@ -249,18 +257,14 @@ export const make = (options: RedisCacheOptions) =>
     const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
-    const lookupOf = ([found, payload, third, load]: LookupReply): Lookup => {
+    const lookupOf = ([found, payload, third, load]: [0 | 1 | 2, string?, (string | number)?, number?]): Lookup => {
       if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
       if (found === 2) return absent
       return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
     }
 
-    // A page names its index where a product names its remembered absence; none has both.
-    const roleOf = (slot: Slot) => (slot.index !== undefined ? "index" : slot.absent !== undefined ? "absent" : "none")
-    const fourthOf = (slot: Slot) => slot.index?.key ?? slot.absent ?? slot.key
-
     // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one command
-    // answers many requests, hits and misses alike, each slot looked up exactly as it would be alone.
+    // answers many requests, hits and misses alike, each slot looked up exactly as the lookup script would alone.
     const lookupInTurn = TurnBatch.make({
       keyOf: (slot: Slot) => slot.key,
       fetch: (slots) =>
@@ -269,8 +273,12 @@ export const make = (options: RedisCacheOptions) =>
             const keys: Array<string> = []
             const args: Array<string | number> = [guardTtlMillis, leaseTtlMillis]
             for (const slot of slots) {
-              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, fourthOf(slot))
-              args.push(freshStamp(), roleOf(slot))
+              // A page names its index where a product names its remembered absence; none has both.
+              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
+              args.push(
+                freshStamp(),
+                slot.index !== undefined ? "index" : slot.absent !== undefined ? "absent" : "none"
+              )
             }
             return redis.cacheLookupMany(keys.length, ...keys, ...args)
           }),
@@ -279,21 +287,45 @@ export const make = (options: RedisCacheOptions) =>
       runFork
     })
 
-    const peek = (slots: ReadonlyArray<Slot>) =>
-      Effect.map(
-        attempt("lookup", () =>
-          redis.cachePeek(
-            slots.length * 3,
-            ...slots.flatMap((slot) => [slot.key, slot.shadow, fourthOf(slot)]),
-            ...slots.map(roleOf)
-          )
-        ),
-        (replies) => replies.map((reply) => (reply === null ? undefined : (lookupOf(reply) as Peeked)))
+    // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
+    const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+      const index = slots[0]!.index?.key
+      const keys =
+        index === undefined
+          ? slots.flatMap((slot) => [slot.key, slot.shadow, slot.absent ?? slot.key])
+          : [index, ...slots.flatMap((slot) => [slot.key, slot.shadow])]
+      const replies = await redis.cachePeek(keys.length, ...keys, index === undefined ? "absent" : "index")
+      return replies.map((reply): Peeked | undefined =>
+        reply === null
+          ? undefined
+          : reply[0] === 2
+            ? absent
+            : { _tag: "Hit", value: reply[1], ttl: reply[2], load: reply[3] }
       )
+    }
+
+    const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
+      const kinds = new Map<string, Array<number>>()
+      slots.forEach((slot, position) => {
+        const kind = slot.index?.key ?? ""
+        const positions = kinds.get(kind)
+        if (positions === undefined) kinds.set(kind, [position])
+        else positions.push(position)
+      })
+      const found = new Array<Peeked | undefined>(slots.length)
+      await Promise.all(
+        Array.from(kinds.values(), (positions) =>
+          peekKind(positions.map((position) => slots[position]!)).then((replies) =>
+            replies.forEach((reply, at) => void (found[positions[at]!] = reply))
+          )
+        )
+      )
+      return found
+    }
 
     return Cache.of({
       lookup: lookupInTurn,
-      peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : peek(slots)),
+      peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
       fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
         const target = value === null ? slot.absent : slot.key
         if (target === undefined) return Effect.succeed(false)
