@@ -70,7 +70,7 @@ describe(`ProductService on ${Databases.kind}`, () => {
     })
   )
 
-  it.scopedLive("a write whose invalidation one instance could not deliver is honoured by the other at once", () =>
+  it.scopedLive("a write whose invalidation one instance could not deliver is honoured by the other's next read", () =>
     Effect.gen(function* () {
       const database = yield* Databases.make
       const shared = yield* sharedCache
@@ -84,7 +84,17 @@ describe(`ProductService on ${Databases.kind}`, () => {
       yield* a.setCacheDown(true) // only a loses the cache, which still holds price 999.99
       yield* a.service.update(created.id, { price: 2 })
       const key = `product:id:${created.id}`
-      expect(yield* b.invalidations.pending(key)).toBeDefined()
+      // SQLite: b sees the record at once. PostgreSQL: once the announcement has travelled to b's listener, the
+      // window the README states (the writer waited only for its own copy); under a loaded CI machine that is not
+      // always before the next line, so the test waits for it, bounded.
+      if (Databases.kind === "sqlite") expect(yield* b.invalidations.pending(key)).toBeDefined()
+      else
+        expect(
+          yield* eventually(
+            Effect.map(b.invalidations.pending(key), (pending) => pending !== undefined),
+            2_000
+          )
+        ).toBe(true)
 
       // b's very next reads: the entry is bypassed, the invalidation applied by b, the record cleared.
       expect(priceOf(yield* b.service.getById(created.id))).toBe(2)
