@@ -65,9 +65,6 @@ export type Lookup =
   | { readonly _tag: "Absent" }
   | { readonly _tag: "Miss"; readonly stamp: string; readonly lease: string | null }
 
-/** What a peek finds: a lookup's answer that needs no bookkeeping. */
-export type Peeked = Exclude<Lookup, { readonly _tag: "Miss" }>
-
 export interface Fill {
   readonly stamp: string
   /** The value to store, or `null` to remember under `slot.absent` that there is none. */
@@ -102,14 +99,14 @@ export class Cache extends Context.Tag("Cache")<
   {
     /** Reads the slot; on a miss, returns the guard's stamp (creating one if needed) and tries to take the lease. */
     readonly lookup: (slot: Slot) => Effect.Effect<Lookup, CacheError>
-    /**
-     * What lookups of the slots would find now where it is a hit or a remembered absence, `undefined` where it is a
-     * miss, in one step and without a miss's bookkeeping (stamp, lease): for serving many reads at once, each of
-     * which not answered here then looks up on its own.
-     */
-    readonly peek: (slots: ReadonlyArray<Slot>) => Effect.Effect<ReadonlyArray<Peeked | undefined>, CacheError>
+    /** `lookup` of every slot, in one step: for reads that arrive together. */
+    readonly lookupMany: (slots: ReadonlyArray<Slot>) => Effect.Effect<ReadonlyArray<Lookup>, CacheError>
     /** Stores the value if the guard still holds the stamp (`false` when a write got there first); frees the lease. */
     readonly fill: (slot: Slot, fill: Fill) => Effect.Effect<boolean, CacheError>
+    /** `fill` of every slot given, in one step. */
+    readonly fillMany: (
+      fills: ReadonlyArray<readonly [Slot, Fill]>
+    ) => Effect.Effect<ReadonlyArray<boolean>, CacheError>
     /**
      * Moves every guard to a fresh stamp, then deletes the keys, and the `also` keys (shadows: bookkeeping, so not
      * counted); returns how many `keys` existed.
@@ -140,8 +137,9 @@ export const aroundEach = (
 ): Cache["Type"] =>
   Cache.of({
     lookup: (slot) => around("lookup", cache.lookup(slot)),
-    peek: (slots) => around("lookup", cache.peek(slots)),
+    lookupMany: (slots) => around("lookup", cache.lookupMany(slots)),
     fill: (slot, fill) => around("fill", cache.fill(slot, fill)),
+    fillMany: (fills) => around("fill", cache.fillMany(fills)),
     invalidate: (keys, guards, also) => around("invalidate", cache.invalidate(keys, guards, also)),
     invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),
     stale: (slot) => around("stale", cache.stale(slot)),

@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Effect, FiberRef, Option, Runtime } from "effect"
+import { Array as Arr, Effect, FiberRef, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import * as CacheKeys from "./Cache/Keys.js"
 import { ReadThrough } from "./Cache/ReadThrough.js"
@@ -21,6 +21,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
     // Misses for different ids in one turn of the event loop load in one query.
     // With tracing on, each read loads alone, under its own span.
+    const loadProducts = ProductLoader.loadMany(repo)
     const loadProduct = (yield* FiberRef.get(FiberRef.currentTracerEnabled))
       ? (id: ProductId) => repo.findById(id)
       : ProductLoader.make(repo, runFork)
@@ -45,18 +46,26 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         .pipe(traced("ProductService.getById", { id }))
 
     /**
-     * Reads many products with one cache step (the lean path's batch): each id is answered from the cache as it is
-     * now, or handed to `getById`; see ReadThrough's `peek`.
+     * Reads many products at once (the lean path's batch): one cache lookup, and one database load and one fill for
+     * the misses this read holds the leases of. Each is answered through `answer` as soon as its answer is known: a
+     * value, or the effect that answers it. See ReadThrough's `readMany`.
      */
     const getByIds = (
-      ids: ReadonlyArray<ProductId>
-    ): Effect.Effect<ReadonlyArray<Served | Effect.Effect<Served, ProductNotFound | SqlError>>> =>
+      ids: ReadonlyArray<ProductId>,
+      answer: (at: number, answer: Served | Effect.Effect<Served, ProductNotFound | SqlError>) => void
+    ): Effect.Effect<void> =>
       Effect.suspend(() =>
         readThrough
-          .peek(ids.map(keys.product), {
+          .readMany(ids.map(keys.product), {
+            loadMany: (ats) =>
+              Effect.map(
+                loadProducts(ats.map((at) => ids[at]!)),
+                Arr.map(Option.map((product) => JSON.stringify(product)))
+              ),
             load: (at) => Effect.suspend(() => findJson(ids[at]!)),
             absent: (at) => notFound(ids[at]!)(),
-            read: (at) => getById(ids[at]!)
+            read: (at) => getById(ids[at]!),
+            answer
           })
           .pipe(traced("ProductService.getByIds", { count: ids.length }))
       )

@@ -2,6 +2,7 @@ import { HttpServer } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import cluster from "node:cluster"
+import * as v8 from "node:v8"
 import * as AppConfig from "./AppConfig.js"
 import { CacheLive } from "./Cache/Live.js"
 import * as CacheStats from "./Cache/Stats.js"
@@ -14,6 +15,12 @@ import { ProductRepo } from "./ProductRepo.js"
 import { ProductService } from "./ProductService.js"
 import * as Server from "./Http/Server.js"
 import * as Tracing from "./Tracing.js"
+
+// A request's objects die young. Once most objects from one allocation site outlive a few young collections, as they
+// do while a burst of misses waits on the database, V8 allocates that site's objects straight into the old
+// generation and seldom changes its mind: every later request then leaves its garbage to the costly full
+// collections. Measured after a cold start (README, "Benchmarks"): a cache hit 34 µs of CPU with it, 27 µs without.
+v8.setFlagsFromString("--no-allocation-site-pretenuring")
 
 const ServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig.httpServer, ({ port, ...options }) => Server.nodeServer(port, options))

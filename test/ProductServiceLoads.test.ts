@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Option, TestClock } from "effect"
 import type { ProductId } from "../src/Domain/Product.js"
 import { cacheRefreshes } from "../src/Metrics.js"
-import { laptop, setup, counts } from "./support/ProductServiceHarness.js"
+import type { ProductService } from "../src/ProductService.js"
+import { coalesced, counts, laptop, setup, waitUntil } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes: misses loaded together, and entries reloaded before they expire.
 
@@ -53,6 +54,93 @@ describe("ProductService batched loads", () => {
       expect(failed.map((error) => error._tag)).toEqual(["SqlError", "SqlError"])
       expect(fake.reads).toMatchObject({ findById: 1, findByIds: 1 })
     })
+  )
+})
+
+describe("ProductService reads taken together (getByIds, the lean path's batch)", () => {
+  type Answer = Parameters<Parameters<ProductService["getByIds"]>[1]>[1]
+
+  /** Runs getByIds and returns each position's answer: a value, or what the effect it was handed settles to. */
+  const readTogether = (service: ProductService, ids: ReadonlyArray<ProductId>) =>
+    Effect.gen(function* () {
+      const given = new Array<Answer | undefined>(ids.length)
+      yield* service.getByIds(ids, (at, answer) => {
+        expect(given[at]).toBeUndefined()
+        given[at] = answer
+      })
+      return yield* Effect.forEach(given, (answer): Effect.Effect<{ handedOver: boolean; settled: unknown }> =>
+        answer === undefined
+          ? Effect.dieMessage("a read was left unanswered")
+          : Effect.isEffect(answer)
+            ? Effect.map(Effect.either(answer), (settled) => ({ handedOver: true, settled }))
+            : Effect.succeed({ handedOver: false, settled: answer })
+      )
+    })
+
+  it.scoped("one lookup, one query and one fill for its misses; hits, a repeat and an unknown id each as alone", () =>
+    Effect.gen(function* () {
+      const { fake, service, stats } = yield* setup()
+      const [a, b, c] = yield* Effect.forEach([1, 2, 3], (n) => service.create({ ...laptop, name: `P${n}` }))
+      yield* service.getById(a!.id)
+      const before = { ...fake.reads }
+      const answers = yield* readTogether(service, [a!.id, b!.id, c!.id, b!.id, 999 as ProductId])
+
+      // The hit and the loaded products are answered as values (no fiber of their own); the repeat as its first.
+      expect(answers.slice(0, 4).map(({ handedOver, settled }) => [handedOver, settled])).toEqual([
+        [false, { json: JSON.stringify(a), fromCache: true }],
+        [false, { json: JSON.stringify(b), fromCache: false }],
+        [false, { json: JSON.stringify(c), fromCache: false }],
+        [false, { json: JSON.stringify(b), fromCache: false }]
+      ])
+      expect(answers[4]).toMatchObject({ settled: { _tag: "Left", left: { _tag: "ProductNotFound", id: 999 } } })
+      // b, c and 999 in one query; each miss filled (the unknown id remembered as absent).
+      expect({
+        findById: fake.reads.findById - before.findById,
+        findByIds: fake.reads.findByIds - before.findByIds
+      }).toEqual({ findById: 0, findByIds: 1 })
+      expect(counts(yield* stats())).toMatchObject({ hits: 1, misses: 1 + 4, sets: 1 + 2, errors: 0 })
+
+      // Now all in the cache: hits, and the remembered absence, with no query.
+      const again = yield* readTogether(service, [b!.id, c!.id, 999 as ProductId])
+      expect(again.map(({ settled }) => settled)).toMatchObject([
+        { json: JSON.stringify(b), fromCache: true },
+        { json: JSON.stringify(c), fromCache: true },
+        { _tag: "Left", left: { _tag: "ProductNotFound" } }
+      ])
+      expect(fake.reads.findByIds - before.findByIds + fake.reads.findById - before.findById).toBe(1)
+    })
+  )
+
+  it.scoped(
+    "a lone read of a key the batch is loading joins that load; the cache down, each is read from the database",
+    () =>
+      Effect.gen(function* () {
+        const { cache, fake, service, stats } = yield* setup()
+        const product = yield* service.create(laptop)
+        const held = yield* fake.holdReads
+        const batch = yield* Effect.fork(readTogether(service, [product.id]))
+        yield* held.loaded
+        const joinedBefore = yield* coalesced
+        const lone = yield* Effect.fork(service.getById(product.id))
+        yield* waitUntil(Effect.map(coalesced, (count) => count === joinedBefore + 1))
+        yield* held.release
+        yield* held.unhold
+        expect((yield* Fiber.join(batch))[0]).toEqual({
+          handedOver: false,
+          settled: { json: JSON.stringify(product), fromCache: false }
+        })
+        expect(yield* Fiber.join(lone)).toEqual({ json: JSON.stringify(product), fromCache: false })
+        expect(fake.reads).toMatchObject({ findById: 1, findByIds: 0 })
+
+        yield* cache.setDown(true)
+        const down = yield* readTogether(service, [product.id, 999 as ProductId])
+        expect(down.map(({ handedOver, settled }) => [handedOver, settled])).toMatchObject([
+          [true, { _tag: "Right", right: { json: JSON.stringify(product), fromCache: false } }],
+          [true, { _tag: "Left", left: { _tag: "ProductNotFound" } }]
+        ])
+        // One failed lookup, counted for each read it failed.
+        expect(counts(yield* stats())).toMatchObject({ errors: 2 })
+      })
   )
 })
 

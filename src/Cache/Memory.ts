@@ -1,8 +1,8 @@
 import { Clock, Duration, Effect, Layer } from "effect"
 import { Cache, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Index, Lookup, Peeked, Slot } from "../Cache.js"
+import type { Fill, Index, Lookup, Slot } from "../Cache.js"
 
-const absent: Peeked = { _tag: "Absent" }
+const absent: Lookup = { _tag: "Absent" }
 
 interface Entry {
   readonly value: string
@@ -85,7 +85,7 @@ export const make = Effect.gen(function* () {
     return held
   }
 
-  const peekOne = (slot: Slot, now: number): Peeked | undefined => {
+  const peekOne = (slot: Slot, now: number): Lookup | undefined => {
     const value = read(slot.key, now)
     if (value !== undefined) {
       const ttl = store.get(slot.key)!.expiresAt - now
@@ -95,38 +95,42 @@ export const make = Effect.gen(function* () {
     return undefined
   }
 
+  const lookupOne = (slot: Slot, now: number): Lookup => {
+    const found = peekOne(slot, now)
+    if (found !== undefined) return found
+    const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
+    return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) }
+  }
+
+  const fillOne = (slot: Slot, { grace, lease, load, stamp, ttl, value }: Fill, now: number) => {
+    if (lease !== null && read(slot.lease, now) === lease) store.delete(slot.lease)
+    if (read(slot.guard, now) !== stamp) return false
+    const target = value === null ? slot.absent : slot.key
+    if (target === undefined) return false
+    const expiresAt = now + Duration.toMillis(ttl)
+    store.set(target, { value: value ?? "", expiresAt })
+    if (value !== null) {
+      const graceMillis = grace === undefined ? 0 : Duration.toMillis(grace)
+      const kept = expiresAt + graceMillis
+      shadows.set(slot.shadow, {
+        at: now,
+        load: Math.round(load ?? 0),
+        value: graceMillis > 0 ? value : undefined,
+        expiresAt: kept
+      })
+      if (slot.index !== undefined) name(slot.index, target, kept)
+    }
+    // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
+    if (++fills % 1024 === 0) sweep(now)
+    return true
+  }
+
   return Cache.of({
-    lookup: (slot) =>
-      Effect.map(Clock.currentTimeMillis, (now): Lookup => {
-        const found = peekOne(slot, now)
-        if (found !== undefined) return found
-        const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
-        return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) }
-      }),
-    peek: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => peekOne(slot, now))),
-    fill: (slot, { grace, lease, load, stamp, ttl, value }) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        if (lease !== null && read(slot.lease, now) === lease) store.delete(slot.lease)
-        if (read(slot.guard, now) !== stamp) return false
-        const target = value === null ? slot.absent : slot.key
-        if (target === undefined) return false
-        const expiresAt = now + Duration.toMillis(ttl)
-        store.set(target, { value: value ?? "", expiresAt })
-        if (value !== null) {
-          const graceMillis = grace === undefined ? 0 : Duration.toMillis(grace)
-          const kept = expiresAt + graceMillis
-          shadows.set(slot.shadow, {
-            at: now,
-            load: Math.round(load ?? 0),
-            value: graceMillis > 0 ? value : undefined,
-            expiresAt: kept
-          })
-          if (slot.index !== undefined) name(slot.index, target, kept)
-        }
-        // Entries nobody reads again would otherwise stay forever: sweep now and then, off the read path.
-        if (++fills % 1024 === 0) sweep(now)
-        return true
-      }),
+    lookup: (slot) => Effect.map(Clock.currentTimeMillis, (now) => lookupOne(slot, now)),
+    lookupMany: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => lookupOne(slot, now))),
+    fill: (slot, fill) => Effect.map(Clock.currentTimeMillis, (now) => fillOne(slot, fill, now)),
+    fillMany: (fills) =>
+      Effect.map(Clock.currentTimeMillis, (now) => fills.map(([slot, fill]) => fillOne(slot, fill, now))),
     invalidate: (keys, guards, also = []) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         for (const guard of guards) stampGuard(guard, now)

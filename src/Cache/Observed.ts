@@ -26,16 +26,22 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
         .pipe(
           span("Cache.lookup", { "cache.key": slot.key }, (found) => ({ "cache.outcome": found._tag.toLowerCase() }))
         ),
-    peek: (slots) =>
-      cache.peek(slots).pipe(
-        span("Cache.peek", { "cache.keys": slots.length }, (values) => ({
-          "cache.hits": values.filter((value) => value !== undefined).length
+    lookupMany: (slots) =>
+      cache.lookupMany(slots).pipe(
+        span("Cache.lookupMany", { "cache.keys": slots.length }, (found) => ({
+          "cache.hits": found.filter((one) => one._tag !== "Miss").length
         }))
       ),
     fill: (slot, fill) =>
       cache.fill(slot, fill).pipe(
         span("Cache.fill", { "cache.key": fill.value === null ? slot.absent : slot.key }, (stored) => ({
           "cache.outcome": stored ? "stored" : "refused"
+        }))
+      ),
+    fillMany: (fills) =>
+      cache.fillMany(fills).pipe(
+        span("Cache.fillMany", { "cache.keys": fills.length }, (stored) => ({
+          "cache.stored": stored.filter((one) => one).length
         }))
       ),
     invalidate: (keys, guards, also) =>

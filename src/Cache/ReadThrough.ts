@@ -1,6 +1,6 @@
-import { Deferred, Duration, Effect, FiberId, Option, Runtime } from "effect"
+import { Deferred, Duration, Effect, Exit, FiberId, Option, Runtime } from "effect"
 import * as AppConfig from "../AppConfig.js"
-import type { CacheError, Index, Slot } from "../Cache.js"
+import type { CacheError, Fill, Index, Slot } from "../Cache.js"
 import { Cache } from "../Cache.js"
 import { cacheCoalescedLoads, cacheRefreshes, noLabels } from "../Metrics.js"
 import { Invalidations } from "./Invalidations.js"
@@ -37,12 +37,19 @@ export interface ReadOptions<E, A> {
   readonly pending?: Invalidation
 }
 
-export interface PeekOptions<E, A> {
+export interface ReadManyOptions<E, A> {
+  /** The database's values of `slots[at]` for every `at` given, in that order, loaded together. */
+  readonly loadMany: (ats: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<Option.Option<string>>, E>
   /** The `load` and `absent` of the read of `slots[at]`. */
   readonly load: (at: number) => Effect.Effect<Option.Option<string>, E>
   readonly absent: (at: number) => Effect.Effect<never, A>
-  /** The read that answers `slots[at]` on its own: what a slot not answered by the peek is handed over to. */
+  /** The read that answers `slots[at]` on its own: what a slot with a pending invalidation is handed over to. */
   readonly read: (at: number) => Effect.Effect<Served, E | A>
+  /**
+   * Receives the answer to `slots[at]` as soon as it is known, once per slot: a value, or the effect that answers
+   * it (a remembered absence, a load to wait for, a read handed over).
+   */
+  readonly answer: (at: number, answer: Served | Effect.Effect<Served, E | A>) => void
 }
 
 const fromDatabase = (json: string): Served => ({ json, fromCache: false })
@@ -135,20 +142,20 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
         Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), false))
       )
 
+    const fillOf = (stamp: string, lease: string | null, value: Option.Option<string>, load: number): Fill => ({
+      stamp,
+      lease,
+      value: Option.getOrNull(value),
+      ttl: Option.isSome(value) ? jitteredTtl() : absentTtl,
+      load,
+      grace
+    })
+
     const fill = (slot: Slot, stamp: string, lease: string | null, value: Option.Option<string>, load: number) =>
-      cache
-        .fill(slot, {
-          stamp,
-          lease,
-          value: Option.getOrNull(value),
-          ttl: Option.isSome(value) ? jitteredTtl() : absentTtl,
-          load,
-          grace
-        })
-        .pipe(
-          Effect.flatMap((stored) => (stored && Option.isSome(value) ? stats.set : Effect.void)),
-          Effect.catchTag("CacheError", stats.error)
-        )
+      cache.fill(slot, fillOf(stamp, lease, value, load)).pipe(
+        Effect.flatMap((stored) => (stored && Option.isSome(value) ? stats.set : Effect.void)),
+        Effect.catchTag("CacheError", stats.error)
+      )
 
     /** Another reader holds the lease: give it a short while to fill, then stop waiting. */
     const awaitFill = (slot: Slot) =>
@@ -169,7 +176,29 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
     // database load and one fill. A miss that saw another stamp comes after a write, so it never joins an older load.
     // The first joiner makes the Deferred: most loads have none, and making one for each was a measurable share of
     // a miss's CPU.
-    const loading = new Map<string, { joined?: Deferred.Deferred<Option.Option<string>, unknown> }>()
+    interface Flight {
+      joined?: Deferred.Deferred<Option.Option<string>, unknown>
+    }
+    const loading = new Map<string, Flight>()
+    const flightOf = (slot: Slot, stamp: string) => `${slot.key}\u0000${stamp}`
+
+    const join = <E>(running: Flight) => {
+      cacheCoalescedLoads.unsafeUpdate(1, noLabels)
+      running.joined ??= Deferred.unsafeMake(FiberId.none)
+      return Deferred.await(running.joined as Deferred.Deferred<Option.Option<string>, E>)
+    }
+
+    /** Starts a flight: readers that saw the same stamp join it until it lands. */
+    const takeOff = (flight: string): Flight => {
+      const shared: Flight = {}
+      loading.set(flight, shared)
+      return shared
+    }
+
+    const land = <E>(flight: string, shared: Flight, exit: Exit.Exit<Option.Option<string>, E>) => {
+      loading.delete(flight)
+      if (shared.joined !== undefined) Deferred.unsafeDone(shared.joined, exit)
+    }
 
     const loadShared = <E>(
       slot: Slot,
@@ -178,15 +207,10 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       load: Effect.Effect<Option.Option<string>, E>
     ): Effect.Effect<Option.Option<string>, E> =>
       Effect.suspend(() => {
-        const flight = `${slot.key}\u0000${stamp}`
+        const flight = flightOf(slot, stamp)
         const running = loading.get(flight)
-        if (running !== undefined) {
-          cacheCoalescedLoads.unsafeUpdate(1, noLabels)
-          running.joined ??= Deferred.unsafeMake(FiberId.none)
-          return Deferred.await(running.joined as Deferred.Deferred<Option.Option<string>, E>)
-        }
-        const shared: { joined?: Deferred.Deferred<Option.Option<string>, unknown> } = {}
-        loading.set(flight, shared)
+        if (running !== undefined) return join<E>(running)
+        const shared = takeOff(flight)
         // The load's duration (µs, on the Effect clock so tests can set it) is kept with the entry for refresh ahead.
         const loadAndFill = Effect.suspend(() => {
           const started = clock.unsafeCurrentTimeNanos()
@@ -205,8 +229,8 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
         return run.pipe(
           Effect.exit,
           Effect.flatMap((exit) => {
-            loading.delete(flight)
-            return shared.joined === undefined ? exit : Effect.zipRight(Deferred.done(shared.joined, exit), exit)
+            land(flight, shared, exit)
+            return exit
           }),
           Effect.uninterruptible
         )
@@ -231,6 +255,20 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
               )
             )
       )
+
+    /** A miss's answer once its load is done: the value, or `absent`; with a grace period, a failed load may fall back. */
+    const afterLoad = <E, A>(
+      slot: Slot,
+      pendingKey: string,
+      loaded: Effect.Effect<Option.Option<string>, E>,
+      absent: () => Effect.Effect<never, A>
+    ): Effect.Effect<Served, E | A> =>
+      graceOn
+        ? Effect.matchEffect(loaded, {
+            onFailure: (failure) => orStale(slot, pendingKey, failure),
+            onSuccess: servedOf(absent)
+          })
+        : Effect.flatMap(loaded, servedOf(absent))
 
     // Keys with a refresh under way in this process: a hot key's hits must not start one each.
     const refreshing = new Set<string>()
@@ -278,18 +316,11 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
                 return Effect.as(stats.hit, { json: found.value, fromCache: true })
               case "Absent":
                 return Effect.zipRight(stats.hit, absent())
-              case "Miss": {
-                const loaded = loadShared(slot, found.stamp, found.lease, load)
+              case "Miss":
                 return Effect.zipRight(
                   stats.miss,
-                  graceOn
-                    ? Effect.matchEffect(loaded, {
-                        onFailure: (failure) => orStale(slot, pendingKey, failure),
-                        onSuccess: served
-                      })
-                    : Effect.flatMap(loaded, served)
+                  afterLoad(slot, pendingKey, loadShared(slot, found.stamp, found.lease, load), absent)
                 )
-              }
             }
           }
         })
@@ -303,50 +334,148 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       )
     }
 
-    /**
-     * Many reads with one cache step, for reads that arrive together (the lean path's batch). For each slot it answers
-     * what the cache holds now, counted as a hit, or else hands the slot to the read that answers it on its own
-     * (`options.read`: a miss, a remembered absence, a pending invalidation to apply first), or, when the cache step
-     * failed, a read from the database counted as that error, as that read would count it without asking the cache
-     * again (a sick cache costs each request one timeout, not two). It never fails.
-     */
-    const peek = <E, A>(
+    /** A miss whose lease a batch holds, and the flight other readers join while the batch loads it. */
+    interface Leased {
+      readonly at: number
+      readonly stamp: string
+      readonly lease: string
+      readonly flight: Flight
+    }
+
+    /** Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. */
+    const loadLeased = <E, A>(
       slots: ReadonlyArray<Slot>,
-      options: PeekOptions<E, A>
-    ): Effect.Effect<ReadonlyArray<Served | Effect.Effect<Served, E | A>>> =>
-      invalidations.pendingAll(slots.map(pendingKeyOf)).pipe(
-        Effect.flatMap((pending) => {
-          const clean = slots.filter((_, at) => pending[at] === undefined)
-          return cache.peek(clean).pipe(
-            Effect.map((values) => {
-              let next = 0
-              return slots.map((slot, at): Served | Effect.Effect<Served, E | A> => {
-                const found = pending[at] === undefined ? values[next++] : undefined
-                if (found?._tag !== "Hit") return options.read(at)
-                if (refreshDue(found)) refreshAhead(slot, options.load(at))
-                return { json: found.value, fromCache: true }
-              })
-            }),
+      leased: ReadonlyArray<Leased>,
+      options: ReadManyOptions<E, A>,
+      answer: (at: number, given: Served | Effect.Effect<Served, E | A>) => void
+    ) =>
+      Effect.suspend(() => {
+        const started = clock.unsafeCurrentTimeNanos()
+        return Effect.tap(options.loadMany(leased.map(({ at }) => at)), (values) => {
+          // Each entry keeps the batch's load time for refresh ahead: what reloading it would take.
+          const load = Number(clock.unsafeCurrentTimeNanos() - started) / 1000
+          const fills = leased.map(
+            ({ at, lease, stamp }, i) => [slots[at]!, fillOf(stamp, lease, values[i]!, load)] as const
+          )
+          return cache.fillMany(fills).pipe(
+            Effect.flatMap((stored) =>
+              stats.tally({ sets: stored.filter((one, i) => one && Option.isSome(values[i]!)).length })
+            ),
+            // One fill each, as if each had filled alone.
             Effect.catchTag("CacheError", (error) =>
-              Effect.succeed(
-                slots.map((_, at) =>
-                  Effect.zipRight(
-                    stats.error(error),
-                    Effect.flatMap(
-                      options.load(at),
-                      servedOf(() => options.absent(at))
-                    )
-                  )
-                )
-              )
+              Effect.forEach(leased, () => stats.error(error), { discard: true })
             )
           )
-        }),
-        Effect.tap((answers) =>
-          Effect.forEach(answers, (answer) => (Effect.isEffect(answer) ? Effect.void : stats.hit), { discard: true })
+        })
+      }).pipe(
+        Effect.exit,
+        Effect.map((exit) =>
+          leased.forEach(({ at, flight, stamp }, i) => {
+            const slot = slots[at]!
+            const loaded = Exit.map(exit, (values) => values[i]!)
+            land(flightOf(slot, stamp), flight, loaded)
+            if (Exit.isSuccess(loaded) && Option.isSome(loaded.value)) answer(at, fromDatabase(loaded.value.value))
+            else
+              answer(
+                at,
+                afterLoad(slot, pendingKeyOf(slot), loaded, () => options.absent(at))
+              )
+          })
         )
       )
 
-    return { read, peek, invalidate, entry, indexed } as const
+    /** The first position of every key in `slots` (what is read), and where each is named again (what is copied). */
+    const distinct = (slots: ReadonlyArray<Slot>) => {
+      const firstOf = new Map<string, number>()
+      const copiesOf = new Map<number, Array<number>>()
+      const asked: Array<number> = []
+      slots.forEach((slot, at) => {
+        const first = firstOf.get(slot.key)
+        if (first === undefined) {
+          firstOf.set(slot.key, at)
+          asked.push(at)
+        } else if (copiesOf.has(first)) copiesOf.get(first)!.push(at)
+        else copiesOf.set(first, [at])
+      })
+      return { asked, copiesOf }
+    }
+
+    /**
+     * Many reads at once, for reads that arrive together (the lean path's batch): one look at the pending record, one
+     * cache lookup, and for the misses this batch holds the leases of, one database load and one fill. Each slot is
+     * answered through `options.answer` as soon as its answer is known: hits and remembered absences right after the
+     * lookup, the batch's own misses after their load; a miss another reader is loading waits for that reader, and a
+     * slot with a pending invalidation is handed to `options.read`, each as the effect `answer` receives. When the
+     * lookup fails, every slot is read from the database, counted as that error, without asking the cache again (a
+     * sick cache costs each request one timeout, not two). It never fails. Slots named twice are read once.
+     */
+    const readMany = <E, A>(slots: ReadonlyArray<Slot>, options: ReadManyOptions<E, A>): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        const { asked, copiesOf } = distinct(slots)
+        const answer = (at: number, given: Served | Effect.Effect<Served, E | A>) => {
+          options.answer(at, given)
+          for (const copy of copiesOf.get(at) ?? []) options.answer(copy, given)
+        }
+        // A key read by several requests counts for each, as if each had looked it up.
+        const weightOf = (at: number) => 1 + (copiesOf.get(at)?.length ?? 0)
+
+        return Effect.flatMap(invalidations.pendingAll(asked.map((at) => pendingKeyOf(slots[at]!))), (pending) => {
+          const clean: Array<number> = []
+          asked.forEach((at, i) => (pending[i] === undefined ? clean.push(at) : answer(at, options.read(at))))
+          return cache.lookupMany(clean.map((at) => slots[at]!)).pipe(
+            Effect.matchEffect({
+              onFailure: (error) => {
+                for (const at of clean) {
+                  const fromDatabaseOnly = Effect.flatMap(
+                    options.load(at),
+                    servedOf(() => options.absent(at))
+                  )
+                  answer(at, Effect.zipRight(stats.error(error), fromDatabaseOnly))
+                }
+                return Effect.void
+              },
+              onSuccess: (found) => {
+                let hits = 0
+                let misses = 0
+                const leased: Array<Leased> = []
+                found.forEach((one, i) => {
+                  const at = clean[i]!
+                  const slot = slots[at]!
+                  switch (one._tag) {
+                    case "Hit":
+                      hits += weightOf(at)
+                      if (refreshDue(one)) refreshAhead(slot, options.load(at))
+                      return answer(at, { json: one.value, fromCache: true })
+                    case "Absent":
+                      hits += weightOf(at)
+                      return answer(at, options.absent(at))
+                    case "Miss": {
+                      misses += weightOf(at)
+                      // This batch loads what it holds the lease of, unless a load of this process already runs.
+                      const flight = flightOf(slot, one.stamp)
+                      if (one.lease !== null && !loading.has(flight)) {
+                        return void leased.push({ at, stamp: one.stamp, lease: one.lease, flight: takeOff(flight) })
+                      }
+                      const loaded = loadShared(slot, one.stamp, one.lease, options.load(at))
+                      return answer(
+                        at,
+                        afterLoad(slot, pendingKeyOf(slot), loaded, () => options.absent(at))
+                      )
+                    }
+                  }
+                })
+                return Effect.zipRight(
+                  stats.tally({ hits, misses }),
+                  leased.length === 0 ? Effect.void : loadLeased(slots, leased, options, answer)
+                )
+              }
+            }),
+            // The flights taken off above must land: readers that joined them wait for their answers.
+            Effect.uninterruptible
+          )
+        })
+      })
+
+    return { read, readMany, invalidate, entry, indexed } as const
   })
 }) {}

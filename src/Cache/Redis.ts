@@ -2,7 +2,7 @@ import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
 import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { CacheOperation, Lookup, Peeked, Slot } from "../Cache.js"
+import type { CacheOperation, Fill, Lookup, Slot } from "../Cache.js"
 import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
@@ -23,53 +23,35 @@ local lease = stamp .. "|" .. ARGV[1]
 redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
-// What lookups find without bookkeeping, for many slots in one step. ARGV[1] "index": KEYS are the index, then entry
-// and shadow of each slot; "absent": entry, shadow and absent key of each slot. Replies, per slot, {1, value, pttl,
-// load} as a lookup's hit, {2} for a remembered absence, or false for a miss (left to a lookup).
-const peekScript = `
-local indexed = ARGV[1] == "index"
-local width = indexed and 2 or 3
-local found = {}
-for i = indexed and 2 or 1, #KEYS, width do
-  local value = redis.call("GET", KEYS[i])
-  if value and (not indexed or redis.call("ZSCORE", KEYS[1], KEYS[i])) then
-    found[#found + 1] = {1, value, redis.call("PTTL", KEYS[i]), tonumber(redis.call("HGET", KEYS[i + 1], "load")) or 0}
-  elseif not indexed and redis.call("EXISTS", KEYS[i + 2]) == 1 then
-    found[#found + 1] = {2}
-  else
-    found[#found + 1] = false
-  end
-end
-return found`
-
 // Looks up many slots in one step. KEYS: entry, guard, lease, shadow and absent-or-index key of each slot. ARGV: guard
-// ttl, lease ttl (ms), then each slot's token and role ("absent", "index" or "none"). Per slot: a hit also replies
-// what refresh ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining life (ms) and
-// how long its load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as claimLua. An
-// entry its index does not name is out of a write's reach (Redis evicted the index under memory pressure, or an older
-// version filled it), so it is a miss, and the fill names it again.
+// ttl, lease ttl (ms), a fresh token (a slot's own is the token, a dot and its position), then one letter per slot
+// for its role: "a" (has an absent key), "i" (has an index), "n" (neither). Per slot: a hit also replies what refresh
+// ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining life (ms) and how long its
+// load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as claimLua. An entry its index
+// does not name is out of a write's reach (Redis evicted the index under memory pressure, or an older version filled
+// it), so it is a miss, and the fill names it again.
 // Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
 const lookupManyScript = `
 local found = {}
 for slot = 0, #KEYS / 5 - 1 do
   local k = slot * 5
-  local token, role = ARGV[3 + slot * 2], ARGV[4 + slot * 2]
+  local role = string.sub(ARGV[4], slot + 1, slot + 1)
   local value = redis.call("GET", KEYS[k + 1])
-  if value and (role ~= "index" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
+  if value and (role ~= "i" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
     found[slot + 1] = {1, value, redis.call("PTTL", KEYS[k + 1]), tonumber(redis.call("HGET", KEYS[k + 4], "load")) or 0}
-  elseif role == "absent" and redis.call("EXISTS", KEYS[k + 5]) == 1 then
+  elseif role == "a" and redis.call("EXISTS", KEYS[k + 5]) == 1 then
     found[slot + 1] = {2}
   else
     local stamp = redis.call("GET", KEYS[k + 2])
     if not stamp then
-      stamp = token
+      stamp = ARGV[3] .. "." .. slot
       redis.call("SET", KEYS[k + 2], stamp, "PX", ARGV[1])
     end
     local held = redis.call("GET", KEYS[k + 3])
     if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then
       found[slot + 1] = {0, stamp, false}
     else
-      local lease = stamp .. "|" .. token
+      local lease = stamp .. "|" .. ARGV[3] .. "." .. slot
       redis.call("SET", KEYS[k + 3], lease, "PX", ARGV[2])
       found[slot + 1] = {0, stamp, lease}
     end
@@ -77,43 +59,51 @@ for slot = 0, #KEYS / 5 - 1 do
 end
 return found`
 
-// KEYS: target (entry or absent), guard, lease, shadow[, index]. ARGV: value, ttl (ms), stamp, lease token ("" if
-// none), load (µs), grace (ms; "" for a remembered absence, which has no shadow)[, index capacity, entries' prefix,
-// shadows' prefix]. The shadow is written with the entry: when, how long the load took, and with a grace period the
+// Fills many slots in one step. KEYS, five per fill: target (entry or absent), guard, lease, shadow, index (or the
+// target again when there is none). ARGV, nine per fill: value, ttl (ms), stamp, lease token ("" if none), load (µs),
+// grace (ms; "" for a remembered absence, which has no shadow), then for an indexed entry its index's capacity,
+// entries' prefix and shadows' prefix ("" otherwise). Each fill frees its lease and stores only if its guard still
+// holds its stamp. The shadow is written with the entry: when, how long the load took, and with a grace period the
 // value again, kept that much longer than the entry. The index is a sorted set scored by when an entry's shadow
 // expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry that expires
 // first (names of expired entries, scored lowest, go before any live one), its value and shadow too, since what the
 // index no longer names could not be invalidated; the index itself lives as long as its longest-lived shadow, so a
-// write always reaches every fallback copy.
-const fillScript = `
-if ARGV[4] ~= "" and redis.call("GET", KEYS[3]) == ARGV[4] then redis.call("DEL", KEYS[3]) end
-if redis.call("GET", KEYS[2]) ~= ARGV[3] then return 0 end
-redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-if ARGV[6] == "" then return 1 end
+// write always reaches every fallback copy. Replies 1 (stored) or 0 (a write got there first) per fill.
+const fillManyScript = `
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local kept = tonumber(ARGV[2]) + tonumber(ARGV[6])
-redis.call("DEL", KEYS[4])
-if tonumber(ARGV[6]) > 0 then
-  redis.call("HSET", KEYS[4], "at", now, "load", ARGV[5], "value", ARGV[1])
-else
-  redis.call("HSET", KEYS[4], "at", now, "load", ARGV[5])
-end
-redis.call("PEXPIRE", KEYS[4], kept)
-if KEYS[5] then
-  if not redis.call("ZSCORE", KEYS[5], KEYS[1]) then
-    local over = redis.call("ZCARD", KEYS[5]) - tonumber(ARGV[7]) + 1
-    if over > 0 then
-      local evicted = redis.call("ZPOPMIN", KEYS[5], over)
-      for i = 1, #evicted, 2 do
-        redis.call("DEL", evicted[i], ARGV[9] .. string.sub(evicted[i], #ARGV[8] + 1))
+local function fill(k, a)
+  if ARGV[a + 4] ~= "" and redis.call("GET", KEYS[k + 3]) == ARGV[a + 4] then redis.call("DEL", KEYS[k + 3]) end
+  if redis.call("GET", KEYS[k + 2]) ~= ARGV[a + 3] then return 0 end
+  redis.call("SET", KEYS[k + 1], ARGV[a + 1], "PX", ARGV[a + 2])
+  if ARGV[a + 6] == "" then return 1 end
+  local kept = tonumber(ARGV[a + 2]) + tonumber(ARGV[a + 6])
+  redis.call("DEL", KEYS[k + 4])
+  if tonumber(ARGV[a + 6]) > 0 then
+    redis.call("HSET", KEYS[k + 4], "at", now, "load", ARGV[a + 5], "value", ARGV[a + 1])
+  else
+    redis.call("HSET", KEYS[k + 4], "at", now, "load", ARGV[a + 5])
+  end
+  redis.call("PEXPIRE", KEYS[k + 4], kept)
+  if ARGV[a + 7] ~= "" then
+    local index = KEYS[k + 5]
+    if not redis.call("ZSCORE", index, KEYS[k + 1]) then
+      local over = redis.call("ZCARD", index) - tonumber(ARGV[a + 7]) + 1
+      if over > 0 then
+        local evicted = redis.call("ZPOPMIN", index, over)
+        for i = 1, #evicted, 2 do
+          redis.call("DEL", evicted[i], ARGV[a + 9] .. string.sub(evicted[i], #ARGV[a + 8] + 1))
+        end
       end
     end
+    redis.call("ZADD", index, now + kept, KEYS[k + 1])
+    if redis.call("PTTL", index) < kept then redis.call("PEXPIRE", index, kept) end
   end
-  redis.call("ZADD", KEYS[5], now + kept, KEYS[1])
-  if redis.call("PTTL", KEYS[5]) < kept then redis.call("PEXPIRE", KEYS[5], kept) end
+  return 1
 end
-return 1`
+local stored = {}
+for slot = 0, #KEYS / 5 - 1 do stored[slot + 1] = fill(slot * 5, slot * 9) end
+return stored`
 
 // KEYS: the guards, the entries, then their shadows. ARGV: number of guards, number of entries, fresh stamp, guard
 // ttl (ms). Only entries are counted: shadows are bookkeeping.
@@ -153,8 +143,7 @@ interface ScriptedRedis extends Redis {
     keyCount: number,
     ...keysThenArgs: Array<string | number>
   ): Promise<Array<[0 | 1 | 2, string?, (string | number)?, number?]>>
-  cachePeek(keyCount: number, ...keysThenArgs: Array<string>): Promise<Array<[1, string, number, number] | [2] | null>>
-  cacheFill(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<0 | 1>
+  cacheFillMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<0 | 1>>
   cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
   cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
   cacheStale(keyCount: number, ...keysThenArgs: Array<string>): Promise<[string, number] | null>
@@ -166,7 +155,7 @@ interface ScriptedRedis extends Redis {
   ): Promise<[0, string, string?]>
 }
 
-const absent: Peeked = { _tag: "Absent" }
+const absent: Lookup = { _tag: "Absent" }
 
 export interface RedisCacheOptions {
   /** `redis://` or `rediss://`; redacted, as it may carry a password. */
@@ -195,9 +184,8 @@ const connect = (options: RedisCacheOptions) =>
       // of a cache hit, and under concurrency this shares it between requests (figures in the README's benchmarks)
       enableAutoPipelining: true
     }) as ScriptedRedis
-    redis.defineCommand("cachePeek", { lua: peekScript })
     redis.defineCommand("cacheLookupMany", { lua: lookupManyScript })
-    redis.defineCommand("cacheFill", { lua: fillScript })
+    redis.defineCommand("cacheFillMany", { lua: fillManyScript })
     redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
     redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
     redis.defineCommand("cacheStale", { lua: staleScript })
@@ -263,113 +251,57 @@ export const make = (options: RedisCacheOptions) =>
       return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
     }
 
-    // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one command
-    // answers many requests, hits and misses alike, each slot looked up exactly as the lookup script would alone.
-    const lookupInTurn = TurnBatch.make({
-      keyOf: (slot: Slot) => slot.key,
-      fetch: (slots) =>
-        Effect.map(
-          attempt("lookup", () => {
-            const keys: Array<string> = []
-            const args: Array<string | number> = [guardTtlMillis, leaseTtlMillis]
-            for (const slot of slots) {
-              // A page names its index where a product names its remembered absence; none has both.
-              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
-              args.push(
-                freshStamp(),
-                slot.index !== undefined ? "index" : slot.absent !== undefined ? "absent" : "none"
-              )
-            }
-            return redis.cacheLookupMany(keys.length, ...keys, ...args)
-          }),
-          (replies) => replies.map(lookupOf)
-        ),
-      runFork
-    })
-
-    // Slots of one kind in one script: pages of one index, or products (with their remembered absences).
-    const peekKind = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
-      const index = slots[0]!.index?.key
-      const keys =
-        index === undefined
-          ? slots.flatMap((slot) => [slot.key, slot.shadow, slot.absent ?? slot.key])
-          : [index, ...slots.flatMap((slot) => [slot.key, slot.shadow])]
-      const replies = await redis.cachePeek(keys.length, ...keys, index === undefined ? "absent" : "index")
-      return replies.map((reply): Peeked | undefined =>
-        reply === null
-          ? undefined
-          : reply[0] === 2
-            ? absent
-            : { _tag: "Hit", value: reply[1], ttl: reply[2], load: reply[3] }
-      )
-    }
-
-    const peek = async (slots: ReadonlyArray<Slot>): Promise<Array<Peeked | undefined>> => {
-      const kinds = new Map<string, Array<number>>()
-      slots.forEach((slot, position) => {
-        const kind = slot.index?.key ?? ""
-        const positions = kinds.get(kind)
-        if (positions === undefined) kinds.set(kind, [position])
-        else positions.push(position)
-      })
-      const found = new Array<Peeked | undefined>(slots.length)
-      await Promise.all(
-        Array.from(kinds.values(), (positions) =>
-          peekKind(positions.map((position) => slots[position]!)).then((replies) =>
-            replies.forEach((reply, at) => void (found[positions[at]!] = reply))
+    const lookupMany = (slots: ReadonlyArray<Slot>) =>
+      slots.length === 0
+        ? Effect.succeed([])
+        : Effect.map(
+            attempt("lookup", () => {
+              const keys: Array<string> = []
+              let roles = ""
+              for (const slot of slots) {
+                // A page names its index where a product names its remembered absence; none has both.
+                keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
+                roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
+              }
+              return redis.cacheLookupMany(keys.length, ...keys, guardTtlMillis, leaseTtlMillis, freshStamp(), roles)
+            }),
+            (replies) => replies.map(lookupOf)
           )
+
+    const fillMany = (fills: ReadonlyArray<readonly [Slot, Fill]>) => {
+      const keys: Array<string> = []
+      const args: Array<string | number> = []
+      for (const [slot, { grace, lease, load, stamp, ttl, value }] of fills) {
+        // A remembered absence has no shadow ("" below) and is named by no index; a slot without one stores nothing.
+        const target = value === null ? slot.absent : slot.key
+        const index = value === null ? undefined : slot.index
+        keys.push(target ?? "", slot.guard, slot.lease, slot.shadow, index?.key ?? target ?? "")
+        args.push(
+          value ?? "",
+          Math.max(1, Math.round(Duration.toMillis(ttl))),
+          // No stamp matches "": a fill without a target is refused.
+          target === undefined ? "" : stamp,
+          lease ?? "",
+          Math.round(load ?? 0),
+          value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace)),
+          index?.capacity ?? "",
+          index?.entries ?? "",
+          index?.shadows ?? ""
         )
+      }
+      return Effect.map(
+        attempt("fill", () => redis.cacheFillMany(keys.length, ...keys, ...args)),
+        (stored) => stored.map((one) => one === 1)
       )
-      return found
     }
 
     return Cache.of({
-      lookup: lookupInTurn,
-      peek: (slots) => (slots.length === 0 ? Effect.succeed([]) : attempt("lookup", () => peek(slots))),
-      fill: (slot, { grace, lease, load, stamp, ttl, value }) => {
-        const target = value === null ? slot.absent : slot.key
-        if (target === undefined) return Effect.succeed(false)
-        const millis = Math.max(1, Math.round(Duration.toMillis(ttl)))
-        // A remembered absence has no shadow ("" below) and is named by no index.
-        const graceMillis = value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace))
-        const loadMicros = Math.round(load ?? 0)
-        const index = value === null ? undefined : slot.index
-        const run =
-          index === undefined
-            ? () =>
-                redis.cacheFill(
-                  4,
-                  target,
-                  slot.guard,
-                  slot.lease,
-                  slot.shadow,
-                  value ?? "",
-                  millis,
-                  stamp,
-                  lease ?? "",
-                  loadMicros,
-                  graceMillis
-                )
-            : () =>
-                redis.cacheFill(
-                  5,
-                  target,
-                  slot.guard,
-                  slot.lease,
-                  slot.shadow,
-                  index.key,
-                  value ?? "",
-                  millis,
-                  stamp,
-                  lease ?? "",
-                  loadMicros,
-                  graceMillis,
-                  index.capacity,
-                  index.entries,
-                  index.shadows
-                )
-        return Effect.map(attempt("fill", run), (stored) => stored === 1)
-      },
+      // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one
+      // command answers many requests, each slot looked up exactly as it would be alone.
+      lookup: TurnBatch.make({ keyOf: (slot: Slot) => slot.key, fetch: lookupMany, runFork }),
+      lookupMany,
+      fill: (slot, fill) => Effect.map(fillMany([[slot, fill]]), (stored) => stored[0]!),
+      fillMany: (fills) => (fills.length === 0 ? Effect.succeed([]) : fillMany(fills)),
       invalidate: (keys, guards, also = []) =>
         attempt("invalidate", () =>
           redis.cacheInvalidate(

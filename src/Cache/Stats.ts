@@ -76,6 +76,17 @@ const counters = () => {
         sets++
         cacheOperations.unsafeUpdate(1, cacheSeriesOf.set)
       }),
+      /** The outcomes of many reads at once (a batch of them): one step instead of one per read. */
+      tally: (counts: { readonly hits?: number; readonly misses?: number; readonly sets?: number }) =>
+        Effect.sync(() => {
+          const { hits: hit = 0, misses: missed = 0, sets: stored = 0 } = counts
+          hits += hit
+          misses += missed
+          sets += stored
+          if (hit > 0) cacheOperations.unsafeUpdate(hit, cacheSeriesOf.hit)
+          if (missed > 0) cacheOperations.unsafeUpdate(missed, cacheSeriesOf.miss)
+          if (stored > 0) cacheOperations.unsafeUpdate(stored, cacheSeriesOf.set)
+        }),
       stale: Effect.sync(() => {
         stale++
         cacheOperations.unsafeUpdate(1, cacheSeriesOf.stale)

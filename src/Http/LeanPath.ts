@@ -135,24 +135,37 @@ export const make = (options: LeanPathOptions) =>
       })
     }
 
-    // Reads by id that arrive in one turn of the event loop wait for its check phase and are served together: one
-    // fiber and one cache read answer all those the cache holds (ProductService.getByIds); each of the others
-    // (a miss, say) then runs on its own as any lean read does. A fiber per request was most of what a hit cost
-    // beyond the work the plain Node baseline does too. With tracing on, every read runs alone, for its own span.
+    // Reads by id that arrive in one turn of the event loop wait for its check phase and are served together by one
+    // fiber (ProductService.getByIds): one cache lookup for all, and one database load and one fill for the misses
+    // it holds the leases of. Each is answered as soon as its answer is known; what needs more (a remembered absence,
+    // a load another reader is doing, a pending invalidation) runs on its own as any lean read does. A fiber per
+    // request was most of what a read cost beyond the work the plain Node baseline does too. With tracing on, every
+    // read runs alone, for its own span.
     let batch: Array<Read & { readonly id: ProductId }> = []
     const flush = () => {
       const reads = batch.filter((read) => !read.response.destroyed || void finish(read, 499, undefined))
       batch = []
-      run(products.getByIds(reads.map((read) => read.id)), {
-        onExit: (exit) => {
-          reads.forEach((read, at) => {
-            const answer = Exit.isSuccess(exit) ? exit.value[at]! : products.getById(read.id)
-            if (!Effect.isEffect(answer)) respond(read, ReadAnswers.productFound(answer, read.started))
-            else if (read.response.destroyed) finish(read, 499, undefined)
-            else runAlone(read, ReadAnswers.productBy(answer, read.started))
-          })
+      const answered = new Array<boolean>(reads.length).fill(false)
+      const answer = (at: number, given: ReadAnswers.ProductRead) => {
+        if (answered[at]) return
+        answered[at] = true
+        const read = reads[at]!
+        if (!Effect.isEffect(given)) respond(read, ReadAnswers.productFound(given, read.started))
+        else if (read.response.destroyed) finish(read, 499, undefined)
+        else runAlone(read, ReadAnswers.productBy(given, read.started))
+      }
+      run(
+        products.getByIds(
+          reads.map((read) => read.id),
+          answer
+        ),
+        {
+          // It never fails; should it die, whatever it left unanswered is read alone.
+          onExit: (exit) => {
+            if (Exit.isFailure(exit)) reads.forEach((read, at) => answer(at, products.getById(read.id)))
+          }
         }
-      })
+      )
     }
 
     const handler: LeanHandler = (request, response) => {

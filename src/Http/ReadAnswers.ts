@@ -58,6 +58,9 @@ export const productFound = (served: Served, started: number): ReadAnswer => {
     : staleAnswer(body, served)
 }
 
+/** A read by id as a batch answers it: the value, or the effect that answers it. */
+export type ProductRead = Served | Effect.Effect<Served, ProductNotFound | SqlError>
+
 /** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getByIds` handed over). */
 export const productBy = (
   read: Effect.Effect<Served, ProductNotFound | SqlError>,

@@ -53,8 +53,9 @@ const pipelined = (url: string, paths: ReadonlyArray<string>) =>
 
 describe("what the service says and sends to Redis", () => {
   // Requests pipelined on one connection are parsed in one turn, so they reach the lean path together: the batch
-  // answers its hits with one MGET, and each of the others (here a miss and an unknown id) as if it came alone.
-  it.scopedLive("reads by id that arrive together share one cache read, and each gets its own answer", () =>
+  // looks them all up with one script, loads its misses (here a product and an unknown id) with one query and
+  // fills them with one script; each request still gets the answer it would get alone.
+  it.scopedLive("reads by id that arrive together share one lookup, one load and one fill, each its own answer", () =>
     withApp((server) =>
       Effect.gen(function* () {
         const app = yield* App
@@ -65,7 +66,18 @@ describe("what the service says and sends to Redis", () => {
         const scripts = Effect.map(server.command("INFO", "commandstats"), (info) =>
           Number(/cmdstat_evalsha:calls=(\d+)/.exec(String(info))?.[1] ?? 0)
         )
+        // Database loads by id so far, single and batched, from /metrics.
+        const queries = Effect.map(app.get("/metrics"), (reply) => {
+          const count = (query: string) =>
+            Number(
+              new RegExp(`^db_queries_total\\{[^}]*query="${query}",outcome="ok"\\} (\\d+)`, "m").exec(
+                reply.text
+              )?.[1] ?? 0
+            )
+          return { findById: count("findById"), findByIds: count("findByIds") }
+        })
         const before = yield* scripts
+        const queriesBefore = yield* queries
         const ids = [...products.map((product) => product.id), 999_999, products[5]!.id]
         const replies = yield* pipelined(
           app.url,
@@ -84,9 +96,18 @@ describe("what the service says and sends to Redis", () => {
           misses: 2,
           errors: 0
         })
-        // One read for the batch; then for the two it handed over (a turn of their own) one lookup, and a fill each.
-        // Were every read run alone, their lookups would have shared one script in the first turn: 3.
-        expect((yield* scripts) - before).toBe(4)
+        // One lookup for the batch and one fill for its two misses. Were every read run alone, the lookups would
+        // have shared one script and each miss filled with its own: 3; handed over after a peek, as before: 4.
+        expect((yield* scripts) - before).toBe(2)
+        // The two misses loaded with one query for both ids.
+        const after = yield* queries
+        expect({
+          findById: after.findById - queriesBefore.findById,
+          findByIds: after.findByIds - queriesBefore.findByIds
+        }).toEqual({
+          findById: 0,
+          findByIds: 1
+        })
       })
     )
   )
