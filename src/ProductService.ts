@@ -1,5 +1,5 @@
 import type { SqlError } from "@effect/sql/SqlError"
-import { Array as Arr, Effect, FiberRef, Option, Runtime } from "effect"
+import { Effect, FiberRef, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import * as CacheKeys from "./Cache/Keys.js"
 import { ReadThrough } from "./Cache/ReadThrough.js"
@@ -9,6 +9,11 @@ import { ProductNotFound } from "./Domain/Product.js"
 import { ProductRepo } from "./ProductRepo.js"
 import * as ProductLoader from "./ProductRepo/Loader.js"
 import * as Tracing from "./Tracing.js"
+
+/** One read of a batch: a product by id, or a list page. */
+export type CatalogRead =
+  | { readonly id: ProductId; readonly offset?: undefined; readonly limit?: undefined }
+  | { readonly id?: undefined; readonly offset: number; readonly limit: number }
 
 /**
  * The catalog, read through the cache (Cache/ReadThrough.ts, which also counts) and written to the database first,
@@ -45,36 +50,59 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         .read(keys.product(id), { load: Effect.suspend(() => findJson(id)), absent: notFound(id) })
         .pipe(traced("ProductService.getById", { id }))
 
+    const loadPage = (offset: number, limit: number) =>
+      Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page))))
+
     /**
-     * Reads many products at once (the lean path's batch): one cache lookup, and one database load and one fill for
-     * the misses this read holds the leases of. Each is answered through `answer` as soon as its answer is known: a
-     * value, or the effect that answers it. See ReadThrough's `readMany`.
+     * Reads taken together (the lean path's batch): products and list pages, with one cache lookup, and for the misses
+     * whose leases it takes one query for the products and one per page, and one fill. Each read is answered through
+     * `answer` as soon as its answer is known: a value, or the effect that answers it. See ReadThrough's `readMany`.
      */
-    const getByIds = (
-      ids: ReadonlyArray<ProductId>,
+    const getMany = (
+      reads: ReadonlyArray<CatalogRead>,
       answer: (at: number, answer: Served | Effect.Effect<Served, ProductNotFound | SqlError>) => void
     ): Effect.Effect<void> =>
       Effect.suspend(() =>
         readThrough
-          .readMany(ids.map(keys.product), {
-            loadMany: (ats) =>
-              Effect.map(
-                loadProducts(ats.map((at) => ids[at]!)),
-                Arr.map(Option.map((product) => JSON.stringify(product)))
-              ),
-            load: (at) => Effect.suspend(() => findJson(ids[at]!)),
-            absent: (at) => notFound(ids[at]!)(),
-            read: (at) => getById(ids[at]!),
-            answer
-          })
-          .pipe(traced("ProductService.getByIds", { count: ids.length }))
+          .readMany(
+            reads.map((read) => (read.id !== undefined ? keys.product(read.id) : keys.page(read.offset, read.limit))),
+            {
+              loadMany: (ats) => loadTogether(ats.map((at) => reads[at]!)),
+              load: (at) => {
+                const read = reads[at]!
+                return read.id !== undefined
+                  ? Effect.suspend(() => findJson(read.id))
+                  : loadPage(read.offset, read.limit)
+              },
+              absent: (at) => notFound(reads[at]!.id!)(),
+              read: (at) => {
+                const read = reads[at]!
+                return read.id !== undefined ? getById(read.id) : list(read.offset, read.limit)
+              },
+              answer
+            }
+          )
+          .pipe(traced("ProductService.getMany", { count: reads.length }))
       )
+
+    /** The values of `reads`, in order: every product with one query, each page with its own. */
+    const loadTogether = (reads: ReadonlyArray<CatalogRead>) => {
+      const ids = reads.flatMap((read) => (read.id !== undefined ? [read.id] : []))
+      return Effect.flatMap(ids.length === 0 ? Effect.succeed([]) : loadProducts(ids), (products) => {
+        let next = 0
+        return Effect.forEach(reads, (read) =>
+          read.id !== undefined
+            ? Effect.succeed(Option.map(products[next++]!, (product) => JSON.stringify(product)))
+            : loadPage(read.offset, read.limit)
+        )
+      })
+    }
 
     /** A page as `{"products":[...],"total":N}`, the shape the contract fixes for list entries. */
     const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
       readThrough
         .read(keys.page(offset, limit), {
-          load: Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page)))),
+          load: loadPage(offset, limit),
           // A page slot has no absent key, so a page is never reported absent.
           absent: () => Effect.dieMessage("a list page was reported absent")
         })
@@ -112,7 +140,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         traced("ProductService.remove", { id })
       )
 
-    return { getById, getByIds, list, create, update, remove } as const
+    return { getById, getMany, list, create, update, remove } as const
   }),
   dependencies: [ProductRepo.Default, ReadThrough.Default]
 }) {}

@@ -16,6 +16,41 @@ for (const backend of [memory, redis]) {
       })
     )
 
+    it.scoped("lookupMany and fillMany do for each slot what lookup and fill do alone, in one step", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const page = keys.page(0, 20)
+        yield* put(cache, product(1), "v1")
+        yield* put(cache, product(2), null) // remembered absent
+        const held = miss(yield* cache.lookup(product(3))) // another reader holds 3's lease
+        expect(held.lease).not.toBeNull()
+        const found = yield* cache.lookupMany([product(1), product(2), product(3), product(4), page])
+        expect(found.slice(0, 2)).toMatchObject([{ _tag: "Hit", value: "v1" }, { _tag: "Absent" }])
+        const [three, four, onPage] = found.slice(2).map(miss)
+        expect({ ...three, lease: three!.lease === null }).toEqual({ _tag: "Miss", stamp: held.stamp, lease: true })
+        expect(four!.lease).not.toBeNull()
+        expect(onPage!.lease).not.toBeNull()
+
+        // A write moves 4's guard before the fills land: its fill is refused, the others stored, leases given back.
+        yield* cache.invalidate([product(4).key], [product(4).guard])
+        const stored = yield* cache.fillMany([
+          [product(4), { stamp: four!.stamp, lease: four!.lease, value: "old", ttl }],
+          [page, { stamp: onPage!.stamp, lease: onPage!.lease, value: "page", ttl }],
+          [product(5), { stamp: "never stamped", lease: null, value: null, ttl }]
+        ])
+        expect(stored).toEqual([false, true, false])
+        const after = yield* cache.lookupMany([product(4), page, product(5)])
+        expect(after[0]).toMatchObject({ _tag: "Miss" })
+        expect(miss(after[0]!).lease).not.toBeNull()
+        expect(after[1]).toMatchObject({ _tag: "Hit", value: "page" })
+        expect(after[2]).toMatchObject({ _tag: "Miss" })
+        // The page was named by its index in the same step: a write through the index removes it.
+        expect(yield* cache.invalidateIndexed(keys.listIndex, keys.listGuard)).toBe(1)
+        expect(yield* cache.lookupMany([])).toEqual([])
+        expect(yield* cache.fillMany([])).toEqual([])
+      })
+    )
+
     it.scoped("the first miss takes the fill lease; later misses share the stamp but not the lease", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache

@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Option, TestClock } from "effect"
 import type { ProductId } from "../src/Domain/Product.js"
 import { cacheRefreshes } from "../src/Metrics.js"
-import type { ProductService } from "../src/ProductService.js"
+import type { CatalogRead, ProductService } from "../src/ProductService.js"
 import { coalesced, counts, laptop, setup, waitUntil } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes: misses loaded together, and entries reloaded before they expire.
@@ -57,14 +57,15 @@ describe("ProductService batched loads", () => {
   )
 })
 
-describe("ProductService reads taken together (getByIds, the lean path's batch)", () => {
-  type Answer = Parameters<Parameters<ProductService["getByIds"]>[1]>[1]
+describe("ProductService reads taken together (getMany, the lean path's batch)", () => {
+  type Answer = Parameters<Parameters<ProductService["getMany"]>[1]>[1]
 
-  /** Runs getByIds and returns each position's answer: a value, or what the effect it was handed settles to. */
-  const readTogether = (service: ProductService, ids: ReadonlyArray<ProductId>) =>
+  /** Runs getMany and returns each position's answer: a value, or what the effect it was handed settles to. */
+  const readTogether = (service: ProductService, reads: ReadonlyArray<ProductId | CatalogRead>) =>
     Effect.gen(function* () {
-      const given = new Array<Answer | undefined>(ids.length)
-      yield* service.getByIds(ids, (at, answer) => {
+      const given = new Array<Answer | undefined>(reads.length)
+      const catalog = reads.map((read) => (typeof read === "number" ? { id: read } : read))
+      yield* service.getMany(catalog, (at, answer) => {
         expect(given[at]).toBeUndefined()
         given[at] = answer
       })
@@ -77,38 +78,46 @@ describe("ProductService reads taken together (getByIds, the lean path's batch)"
       )
     })
 
-  it.scoped("one lookup, one query and one fill for its misses; hits, a repeat and an unknown id each as alone", () =>
-    Effect.gen(function* () {
-      const { fake, service, stats } = yield* setup()
-      const [a, b, c] = yield* Effect.forEach([1, 2, 3], (n) => service.create({ ...laptop, name: `P${n}` }))
-      yield* service.getById(a!.id)
-      const before = { ...fake.reads }
-      const answers = yield* readTogether(service, [a!.id, b!.id, c!.id, b!.id, 999 as ProductId])
+  it.scoped(
+    "one lookup, one load and one fill for its misses; hits, a page, a repeat and an unknown id each as alone",
+    () =>
+      Effect.gen(function* () {
+        const { fake, service, stats } = yield* setup()
+        const [a, b, c] = yield* Effect.forEach([1, 2, 3], (n) => service.create({ ...laptop, name: `P${n}` }))
+        yield* service.getById(a!.id)
+        const before = { ...fake.reads }
+        const page = { offset: 0, limit: 2 }
+        const answers = yield* readTogether(service, [a!.id, b!.id, c!.id, b!.id, 999 as ProductId, page])
 
-      // The hit and the loaded products are answered as values (no fiber of their own); the repeat as its first.
-      expect(answers.slice(0, 4).map(({ handedOver, settled }) => [handedOver, settled])).toEqual([
-        [false, { json: JSON.stringify(a), fromCache: true }],
-        [false, { json: JSON.stringify(b), fromCache: false }],
-        [false, { json: JSON.stringify(c), fromCache: false }],
-        [false, { json: JSON.stringify(b), fromCache: false }]
-      ])
-      expect(answers[4]).toMatchObject({ settled: { _tag: "Left", left: { _tag: "ProductNotFound", id: 999 } } })
-      // b, c and 999 in one query; each miss filled (the unknown id remembered as absent).
-      expect({
-        findById: fake.reads.findById - before.findById,
-        findByIds: fake.reads.findByIds - before.findByIds
-      }).toEqual({ findById: 0, findByIds: 1 })
-      expect(counts(yield* stats())).toMatchObject({ hits: 1, misses: 1 + 4, sets: 1 + 2, errors: 0 })
+        // The hit and the loaded products are answered as values (no fiber of their own); the repeat as its first.
+        expect(answers.slice(0, 4).map(({ handedOver, settled }) => [handedOver, settled])).toEqual([
+          [false, { json: JSON.stringify(a), fromCache: true }],
+          [false, { json: JSON.stringify(b), fromCache: false }],
+          [false, { json: JSON.stringify(c), fromCache: false }],
+          [false, { json: JSON.stringify(b), fromCache: false }]
+        ])
+        expect(answers[4]).toMatchObject({ settled: { _tag: "Left", left: { _tag: "ProductNotFound", id: 999 } } })
+        const pageJson = JSON.stringify({ products: [a, b], total: 3 })
+        expect(answers[5]).toEqual({ handedOver: false, settled: { json: pageJson, fromCache: false } })
+        // b, c and 999 in one query, the page in its own; each miss filled (the unknown id remembered as absent).
+        const queries = () => ({
+          findById: fake.reads.findById - before.findById,
+          findByIds: fake.reads.findByIds - before.findByIds,
+          page: fake.reads.page - before.page
+        })
+        expect(queries()).toEqual({ findById: 0, findByIds: 1, page: 1 })
+        expect(counts(yield* stats())).toMatchObject({ hits: 1, misses: 1 + 5, sets: 1 + 3, errors: 0 })
 
-      // Now all in the cache: hits, and the remembered absence, with no query.
-      const again = yield* readTogether(service, [b!.id, c!.id, 999 as ProductId])
-      expect(again.map(({ settled }) => settled)).toMatchObject([
-        { json: JSON.stringify(b), fromCache: true },
-        { json: JSON.stringify(c), fromCache: true },
-        { _tag: "Left", left: { _tag: "ProductNotFound" } }
-      ])
-      expect(fake.reads.findByIds - before.findByIds + fake.reads.findById - before.findById).toBe(1)
-    })
+        // Now all in the cache: hits, and the remembered absence, with no query.
+        const again = yield* readTogether(service, [b!.id, page, c!.id, 999 as ProductId])
+        expect(again.map(({ settled }) => settled)).toMatchObject([
+          { json: JSON.stringify(b), fromCache: true },
+          { json: pageJson, fromCache: true },
+          { json: JSON.stringify(c), fromCache: true },
+          { _tag: "Left", left: { _tag: "ProductNotFound" } }
+        ])
+        expect(queries()).toEqual({ findById: 0, findByIds: 1, page: 1 })
+      })
   )
 
   it.scoped(

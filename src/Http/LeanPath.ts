@@ -1,10 +1,13 @@
 import { Effect, Exit, FiberRef, Runtime } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { defaultLimit, unexpectedError } from "../Api.js"
-import type { ProductId } from "../Domain/Product.js"
+import type { SqlError } from "@effect/sql/SqlError"
+import type { Served } from "../Cache/ReadThrough.js"
+import type { ProductId, ProductNotFound } from "../Domain/Product.js"
 import * as HttpObservability from "./Observability.js"
 import { activeRequests } from "../Metrics.js"
 import { ProductService } from "../ProductService.js"
+import type { CatalogRead } from "../ProductService.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 
 // Only canonical spellings; anything else (leading zeros, too long, other parameters or order, a trailing slash)
@@ -27,9 +30,9 @@ export interface LeanPathOptions {
 }
 
 /**
- * The lean path: a canonical GET by id or of a list page is dispatched at Node's `request` event and runs
- * ProductService's read as one fiber on the application's own runtime, writing the Node response in the fiber's
- * exit callback. It skips the platform's per-request machinery (request wrapping, the handled-app pipeline, response
+ * The lean path: a canonical GET by id or of a list page is dispatched at Node's `request` event and served by
+ * ProductService on the application's own runtime (the reads of one event-loop turn together), writing the Node
+ * response itself. It skips the platform's per-request machinery (request wrapping, the handled-app pipeline, response
  * conversion), which cost most of a cache hit's CPU, and keeps what that machinery gave: metrics and the log line
  * (HttpObservability), a request id, spans when tracing is on, and interruption when the client hangs up.
  *
@@ -45,17 +48,30 @@ export const make = (options: LeanPathOptions) =>
     const { logRequests } = options
     const extraPairs = Object.entries(options.headers).flat()
 
-    const readOf = (url: string): [string, Effect.Effect<ReadAnswers.ReadAnswer>] | undefined => {
+    /** The read a canonical URL asks for, or nothing for any other URL (left to the HttpApi route). */
+    const readOf = (url: string): CatalogRead | undefined => {
       const byId = canonicalGet.exec(url)
       if (byId !== null) {
         const id = Number(byId[1])
-        return id <= Number.MAX_SAFE_INTEGER ? [byIdRoute, ReadAnswers.product(products, id as ProductId)] : undefined
+        return id <= Number.MAX_SAFE_INTEGER ? { id: id as ProductId } : undefined
       }
       const page = canonicalList.exec(url)
       if (page === null) return undefined
       const offset = page[1] === undefined ? 0 : Number(page[1])
-      return [listRoute, ReadAnswers.page(products, offset, Number(page[2] ?? defaultLimit))]
+      return { offset, limit: ReadAnswers.pageLimit(Number(page[2] ?? defaultLimit)) }
     }
+
+    /** A read's answer from its value, or from the effect that answers it. */
+    const answerOf = (catalog: CatalogRead, started: number) => ({
+      found: (served: Served) =>
+        catalog.id !== undefined
+          ? ReadAnswers.productFound(served, started)
+          : ReadAnswers.pageFound(served, catalog.offset, catalog.limit, started),
+      by: (read: Effect.Effect<Served, ProductNotFound | SqlError>) =>
+        catalog.id !== undefined
+          ? ReadAnswers.productBy(read, started)
+          : ReadAnswers.pageBy(read, catalog.offset, catalog.limit, started)
+    })
 
     /** One request on its way through the lean path. */
     interface Read {
@@ -64,6 +80,7 @@ export const make = (options: LeanPathOptions) =>
       readonly response: ServerResponse
       readonly started: number
       readonly requestId: string
+      readonly catalog: CatalogRead
       /** Interrupts the request's own fiber, once it has one. */
       cancel?: () => void
     }
@@ -135,34 +152,42 @@ export const make = (options: LeanPathOptions) =>
       })
     }
 
-    // Reads by id that arrive in one turn of the event loop wait for its check phase and are served together by one
-    // fiber (ProductService.getByIds): one cache lookup for all, and one database load and one fill for the misses
-    // it holds the leases of. Each is answered as soon as its answer is known; what needs more (a remembered absence,
-    // a load another reader is doing, a pending invalidation) runs on its own as any lean read does. A fiber per
-    // request was most of what a read cost beyond the work the plain Node baseline does too. With tracing on, every
-    // read runs alone, for its own span.
-    let batch: Array<Read & { readonly id: ProductId }> = []
+    // Reads that arrive in one turn of the event loop wait for its check phase and are served together by one fiber
+    // (ProductService.getMany): one cache lookup for all, and one database load and one fill for the misses whose
+    // leases it takes. Each is answered as soon as its answer is known; what needs more (a remembered absence, a load
+    // another reader is doing, a pending invalidation) runs on its own as any lean read does. A fiber per request was
+    // most of what a read cost beyond the work the plain Node baseline does too. With tracing on, every read runs
+    // alone, for its own span.
+    let batch: Array<Read> = []
     const flush = () => {
       const reads = batch.filter((read) => !read.response.destroyed || void finish(read, 499, undefined))
       batch = []
       const answered = new Array<boolean>(reads.length).fill(false)
-      const answer = (at: number, given: ReadAnswers.ProductRead) => {
+      const answer = (at: number, given: ReadAnswers.BatchAnswer) => {
         if (answered[at]) return
         answered[at] = true
         const read = reads[at]!
-        if (!Effect.isEffect(given)) respond(read, ReadAnswers.productFound(given, read.started))
+        const answers = answerOf(read.catalog, read.started)
+        if (!Effect.isEffect(given)) respond(read, answers.found(given))
         else if (read.response.destroyed) finish(read, 499, undefined)
-        else runAlone(read, ReadAnswers.productBy(given, read.started))
+        else runAlone(read, answers.by(given))
       }
       run(
-        products.getByIds(
-          reads.map((read) => read.id),
+        products.getMany(
+          reads.map((read) => read.catalog),
           answer
         ),
         {
           // It never fails; should it die, whatever it left unanswered is read alone.
           onExit: (exit) => {
-            if (Exit.isFailure(exit)) reads.forEach((read, at) => answer(at, products.getById(read.id)))
+            if (Exit.isFailure(exit)) {
+              reads.forEach(({ catalog }, at) =>
+                answer(
+                  at,
+                  catalog.id !== undefined ? products.getById(catalog.id) : products.list(catalog.offset, catalog.limit)
+                )
+              )
+            }
           }
         }
       )
@@ -171,21 +196,27 @@ export const make = (options: LeanPathOptions) =>
     const handler: LeanHandler = (request, response) => {
       if (request.method !== "GET") return false
       const url = request.url!
-      const started = performance.now()
-      const byId = tracing ? null : canonicalGet.exec(url)
-      let read: Read
-      if (byId !== null && Number(byId[1]) <= Number.MAX_SAFE_INTEGER) {
-        const requestId = HttpObservability.requestIdOf(request.headers["x-request-id"] as string | undefined)
-        const waiting = { route: byIdRoute, url, response, started, requestId, id: Number(byId[1]) as ProductId }
-        if (batch.length === 0) setImmediate(flush)
-        batch.push(waiting)
-        read = waiting
+      const catalog = readOf(url)
+      if (catalog === undefined) return false
+      const read: Read = {
+        route: catalog.id !== undefined ? byIdRoute : listRoute,
+        url,
+        response,
+        started: performance.now(),
+        requestId: HttpObservability.requestIdOf(request.headers["x-request-id"] as string | undefined),
+        catalog
+      }
+      if (tracing) {
+        const answers = answerOf(catalog, read.started)
+        runAlone(
+          read,
+          answers.by(
+            catalog.id !== undefined ? products.getById(catalog.id) : products.list(catalog.offset, catalog.limit)
+          )
+        )
       } else {
-        const found = readOf(url)
-        if (found === undefined) return false
-        const requestId = HttpObservability.requestIdOf(request.headers["x-request-id"] as string | undefined)
-        read = { route: found[0], url, response, started, requestId }
-        runAlone(read, found[1])
+        if (batch.length === 0) setImmediate(flush)
+        batch.push(read)
       }
       response.once("close", () => {
         activeRequests.count--

@@ -58,10 +58,10 @@ export const productFound = (served: Served, started: number): ReadAnswer => {
     : staleAnswer(body, served)
 }
 
-/** A read by id as a batch answers it: the value, or the effect that answers it. */
-export type ProductRead = Served | Effect.Effect<Served, ProductNotFound | SqlError>
+/** A read as a batch answers it: the value, or the effect that answers it. */
+export type BatchAnswer = Served | Effect.Effect<Served, ProductNotFound | SqlError>
 
-/** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getByIds` handed over). */
+/** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getMany` handed over). */
 export const productBy = (
   read: Effect.Effect<Served, ProductNotFound | SqlError>,
   started = performance.now()
@@ -75,18 +75,35 @@ export const productBy = (
 export const product = (products: ProductService, id: ProductId, started = performance.now()) =>
   productBy(products.getById(id), started)
 
-/** GET /api/v1/products: the cached page is `{"products":[...],"total":N}`, extended in place instead of parsed. */
+/** The answer of GET /api/v1/products with `served` as its page, for a read begun at `started`. */
+export const pageFound = (served: Served, offset: number, limit: number, started: number): ReadAnswer => {
+  const { fromCache, json } = served
+  // The cached page is `{"products":[...],"total":N}`, extended in place instead of parsed.
+  const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
+  return served.age === undefined
+    ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
+    : staleAnswer(body, served)
+}
+
+/** GET /api/v1/products, answered by `read` (`ProductService.list` or a read `getMany` handed over). */
+export const pageBy = (
+  read: Effect.Effect<Served, ProductNotFound | SqlError>,
+  offset: number,
+  limit: number,
+  started = performance.now()
+): Effect.Effect<ReadAnswer> =>
+  read.pipe(
+    Effect.map((served) => pageFound(served, offset, limit, started)),
+    // A page is never absent: were it reported so, the 500 of an unexpected failure answers.
+    Effect.catchTags({ ProductNotFound: (error) => Effect.die(error), SqlError: unavailable })
+  )
+
+/** The limit a page is read with: the one asked for, at most the contract's maximum. */
+export const pageLimit = (requested: number) => Math.min(requested, maxLimit)
+
+/** GET /api/v1/products */
 export const page = (products: ProductService, offset: number, requestedLimit: number): Effect.Effect<ReadAnswer> => {
   const started = performance.now()
-  const limit = Math.min(requestedLimit, maxLimit)
-  return products.list(offset, limit).pipe(
-    Effect.map((served): ReadAnswer => {
-      const { fromCache, json } = served
-      const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
-      return served.age === undefined
-        ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
-        : staleAnswer(body, served)
-    }),
-    Effect.catchTags({ SqlError: unavailable })
-  )
+  const limit = pageLimit(requestedLimit)
+  return pageBy(products.list(offset, limit), offset, limit, started)
 }
