@@ -53,6 +53,18 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const loadPage = (offset: number, limit: number) =>
       Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page))))
 
+    // A catalog read's slot, load, absence and read alone: the product's or the page's.
+    const slotOf = (read: CatalogRead) =>
+      read.id !== undefined ? keys.product(read.id) : keys.page(read.offset, read.limit)
+    const loadOf = (read: CatalogRead) =>
+      read.id !== undefined ? Effect.suspend(() => findJson(read.id)) : loadPage(read.offset, read.limit)
+    const absentOf = (read: CatalogRead) =>
+      read.id !== undefined ? notFound(read.id)() : Effect.dieMessage("a list page was reported absent")
+
+    /** One read alone: `getById` or `list`. */
+    const get = (read: CatalogRead): Effect.Effect<Served, ProductNotFound | SqlError> =>
+      read.id !== undefined ? getById(read.id) : list(read.offset, read.limit)
+
     /**
      * Reads taken together (the lean path's batch): products and list pages, with one cache lookup, and for the misses
      * whose leases it takes one query for the products and one per page, and one fill. Each read is answered through
@@ -64,24 +76,13 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     ): Effect.Effect<void> =>
       Effect.suspend(() =>
         readThrough
-          .readMany(
-            reads.map((read) => (read.id !== undefined ? keys.product(read.id) : keys.page(read.offset, read.limit))),
-            {
-              loadMany: (ats) => loadTogether(ats.map((at) => reads[at]!)),
-              load: (at) => {
-                const read = reads[at]!
-                return read.id !== undefined
-                  ? Effect.suspend(() => findJson(read.id))
-                  : loadPage(read.offset, read.limit)
-              },
-              absent: (at) => notFound(reads[at]!.id!)(),
-              read: (at) => {
-                const read = reads[at]!
-                return read.id !== undefined ? getById(read.id) : list(read.offset, read.limit)
-              },
-              answer
-            }
-          )
+          .readMany(reads.map(slotOf), {
+            loadMany: (ats) => loadTogether(ats.map((at) => reads[at]!)),
+            load: (at) => loadOf(reads[at]!),
+            absent: (at) => absentOf(reads[at]!),
+            read: (at) => get(reads[at]!),
+            answer
+          })
           .pipe(traced("ProductService.getMany", { count: reads.length }))
       )
 
@@ -140,7 +141,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         traced("ProductService.remove", { id })
       )
 
-    return { getById, getMany, list, create, update, remove } as const
+    return { getById, list, get, getMany, create, update, remove } as const
   }),
   dependencies: [ProductRepo.Default, ReadThrough.Default]
 }) {}

@@ -85,19 +85,13 @@ export const make = Effect.gen(function* () {
     return held
   }
 
-  const peekOne = (slot: Slot, now: number): Lookup | undefined => {
+  const lookupOne = (slot: Slot, now: number): Lookup => {
     const value = read(slot.key, now)
     if (value !== undefined) {
       const ttl = store.get(slot.key)!.expiresAt - now
       return { _tag: "Hit", value, ttl, load: readShadow(slot.shadow, now)?.load ?? 0 }
     }
     if (slot.absent !== undefined && read(slot.absent, now) !== undefined) return absent
-    return undefined
-  }
-
-  const lookupOne = (slot: Slot, now: number): Lookup => {
-    const found = peekOne(slot, now)
-    if (found !== undefined) return found
     const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
     return { _tag: "Miss", stamp, lease: takeLease(slot.lease, stamp, now) }
   }

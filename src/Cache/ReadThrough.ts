@@ -339,7 +339,8 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       readonly at: number
       readonly stamp: string
       readonly lease: string
-      readonly flight: Flight
+      readonly flight: string
+      readonly shared: Flight
     }
 
     /** Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. */
@@ -371,10 +372,10 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       ).pipe(
         Effect.exit,
         Effect.map((exit) =>
-          leased.forEach(({ at, flight, stamp }, i) => {
+          leased.forEach(({ at, flight, shared }, i) => {
             const slot = slots[at]!
             const loaded = Exit.map(exit, (values) => values[i]!)
-            land(flightOf(slot, stamp), flight, loaded)
+            land(flight, shared, loaded)
             if (Exit.isSuccess(loaded) && Option.isSome(loaded.value)) answer(at, fromDatabase(loaded.value.value))
             else
               answer(
@@ -464,7 +465,8 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
                       // This batch loads what it holds the lease of, unless a load of this process already runs.
                       const flight = flightOf(slot, one.stamp)
                       if (one.lease !== null && !loading.has(flight)) {
-                        return void leased.push({ at, stamp: one.stamp, lease: one.lease, flight: takeOff(flight) })
+                        const shared = takeOff(flight)
+                        return void leased.push({ at, stamp: one.stamp, lease: one.lease, flight, shared })
                       }
                       const loaded = loadShared(slot, one.stamp, one.lease, options.load(at))
                       return answer(

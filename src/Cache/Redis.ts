@@ -269,6 +269,7 @@ export const make = (options: RedisCacheOptions) =>
           )
 
     const fillMany = (fills: ReadonlyArray<readonly [Slot, Fill]>) => {
+      if (fills.length === 0) return Effect.succeed([])
       const keys: Array<string> = []
       const args: Array<string | number> = []
       for (const [slot, { grace, lease, load, stamp, ttl, value }] of fills) {
@@ -301,7 +302,7 @@ export const make = (options: RedisCacheOptions) =>
       lookup: TurnBatch.make({ keyOf: (slot: Slot) => slot.key, fetch: lookupMany, runFork }),
       lookupMany,
       fill: (slot, fill) => Effect.map(fillMany([[slot, fill]]), (stored) => stored[0]!),
-      fillMany: (fills) => (fills.length === 0 ? Effect.succeed([]) : fillMany(fills)),
+      fillMany,
       invalidate: (keys, guards, also = []) =>
         attempt("invalidate", () =>
           redis.cacheInvalidate(

@@ -60,33 +60,25 @@ const counters = () => {
     hits = misses = sets = deletes = errors = stale = 0
     return snapshot()
   }
+  /** The outcomes of reads: one each for a lone read, many at once for a batch of them. */
+  const tally = (counts: { readonly hits?: number; readonly misses?: number; readonly sets?: number }) =>
+    Effect.sync(() => {
+      const { hits: hit = 0, misses: missed = 0, sets: stored = 0 } = counts
+      hits += hit
+      misses += missed
+      sets += stored
+      if (hit > 0) cacheOperations.unsafeUpdate(hit, cacheSeriesOf.hit)
+      if (missed > 0) cacheOperations.unsafeUpdate(missed, cacheSeriesOf.miss)
+      if (stored > 0) cacheOperations.unsafeUpdate(stored, cacheSeriesOf.set)
+    })
   return {
     snapshot,
     reset,
     counting: {
-      hit: Effect.sync(() => {
-        hits++
-        cacheOperations.unsafeUpdate(1, cacheSeriesOf.hit)
-      }),
-      miss: Effect.sync(() => {
-        misses++
-        cacheOperations.unsafeUpdate(1, cacheSeriesOf.miss)
-      }),
-      set: Effect.sync(() => {
-        sets++
-        cacheOperations.unsafeUpdate(1, cacheSeriesOf.set)
-      }),
-      /** The outcomes of many reads at once (a batch of them): one step instead of one per read. */
-      tally: (counts: { readonly hits?: number; readonly misses?: number; readonly sets?: number }) =>
-        Effect.sync(() => {
-          const { hits: hit = 0, misses: missed = 0, sets: stored = 0 } = counts
-          hits += hit
-          misses += missed
-          sets += stored
-          if (hit > 0) cacheOperations.unsafeUpdate(hit, cacheSeriesOf.hit)
-          if (missed > 0) cacheOperations.unsafeUpdate(missed, cacheSeriesOf.miss)
-          if (stored > 0) cacheOperations.unsafeUpdate(stored, cacheSeriesOf.set)
-        }),
+      hit: tally({ hits: 1 }),
+      miss: tally({ misses: 1 }),
+      set: tally({ sets: 1 }),
+      tally,
       stale: Effect.sync(() => {
         stale++
         cacheOperations.unsafeUpdate(1, cacheSeriesOf.stale)

@@ -61,18 +61,6 @@ export const make = (options: LeanPathOptions) =>
       return { offset, limit: ReadAnswers.pageLimit(Number(page[2] ?? defaultLimit)) }
     }
 
-    /** A read's answer from its value, or from the effect that answers it. */
-    const answerOf = (catalog: CatalogRead, started: number) => ({
-      found: (served: Served) =>
-        catalog.id !== undefined
-          ? ReadAnswers.productFound(served, started)
-          : ReadAnswers.pageFound(served, catalog.offset, catalog.limit, started),
-      by: (read: Effect.Effect<Served, ProductNotFound | SqlError>) =>
-        catalog.id !== undefined
-          ? ReadAnswers.productBy(read, started)
-          : ReadAnswers.pageBy(read, catalog.offset, catalog.limit, started)
-    })
-
     /** One request on its way through the lean path. */
     interface Read {
       readonly route: string
@@ -84,6 +72,18 @@ export const make = (options: LeanPathOptions) =>
       /** Interrupts the request's own fiber, once it has one. */
       cancel?: () => void
     }
+
+    /** A read's answer from its value. */
+    const foundAnswer = ({ catalog, started }: Read, served: Served) =>
+      catalog.id !== undefined
+        ? ReadAnswers.productFound(served, started)
+        : ReadAnswers.pageFound(served, catalog.offset, catalog.limit, started)
+
+    /** A read's answer from the effect that answers it. */
+    const answerBy = ({ catalog, started }: Read, answer: Effect.Effect<Served, ProductNotFound | SqlError>) =>
+      catalog.id !== undefined
+        ? ReadAnswers.productBy(answer, started)
+        : ReadAnswers.pageBy(answer, catalog.offset, catalog.limit, started)
 
     const finish = (read: Read, status: number, xCache: string | undefined) => {
       const elapsedMillis = performance.now() - read.started
@@ -167,10 +167,9 @@ export const make = (options: LeanPathOptions) =>
         if (answered[at]) return
         answered[at] = true
         const read = reads[at]!
-        const answers = answerOf(read.catalog, read.started)
-        if (!Effect.isEffect(given)) respond(read, answers.found(given))
+        if (!Effect.isEffect(given)) respond(read, foundAnswer(read, given))
         else if (read.response.destroyed) finish(read, 499, undefined)
-        else runAlone(read, answers.by(given))
+        else runAlone(read, answerBy(read, given))
       }
       run(
         products.getMany(
@@ -180,14 +179,7 @@ export const make = (options: LeanPathOptions) =>
         {
           // It never fails; should it die, whatever it left unanswered is read alone.
           onExit: (exit) => {
-            if (Exit.isFailure(exit)) {
-              reads.forEach(({ catalog }, at) =>
-                answer(
-                  at,
-                  catalog.id !== undefined ? products.getById(catalog.id) : products.list(catalog.offset, catalog.limit)
-                )
-              )
-            }
+            if (Exit.isFailure(exit)) reads.forEach(({ catalog }, at) => answer(at, products.get(catalog)))
           }
         }
       )
@@ -206,15 +198,8 @@ export const make = (options: LeanPathOptions) =>
         requestId: HttpObservability.requestIdOf(request.headers["x-request-id"] as string | undefined),
         catalog
       }
-      if (tracing) {
-        const answers = answerOf(catalog, read.started)
-        runAlone(
-          read,
-          answers.by(
-            catalog.id !== undefined ? products.getById(catalog.id) : products.list(catalog.offset, catalog.limit)
-          )
-        )
-      } else {
+      if (tracing) runAlone(read, answerBy(read, products.get(catalog)))
+      else {
         if (batch.length === 0) setImmediate(flush)
         batch.push(read)
       }
