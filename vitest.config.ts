@@ -11,6 +11,7 @@ const onBothDatabases = [
   "test/HttpCache.test.ts",
   "test/LeanPath.test.ts",
   "test/integration/TwoInstances.test.ts",
+  "test/integration/RedisRestore.test.ts",
   "test/integration/TwoProcesses.test.ts"
 ]
 // What only PostgreSQL has: several hosts' start-up, a network between the service and its database.

@@ -4,6 +4,7 @@ import { Cache } from "../src/Cache.js"
 import * as CircuitBreaker from "../src/Cache/CircuitBreaker.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
 import { RedisLive } from "../src/Cache/Live.js"
+import * as Databases from "./support/Databases.js"
 import { makeSwitchableCache } from "./support/Fakes.js"
 import * as RedisServer from "./support/RedisServer.js"
 
@@ -101,7 +102,8 @@ describe("the circuit breaker as production wires it (RedisLive, CircuitBreaker.
     Effect.gen(function* () {
       const server = yield* RedisServer.make()
       yield* server.stop
-      const config = ConfigProvider.fromMap(new Map([["REDIS_URL", server.url]]))
+      const database = yield* Databases.make
+      const config = ConfigProvider.fromMap(new Map(Object.entries({ REDIS_URL: server.url, ...database.env })))
       const cache = yield* Effect.map(
         Layer.build(RedisLive.pipe(Layer.provide(Layer.setConfigProvider(config)))),
         Context.get(Cache)

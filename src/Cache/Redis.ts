@@ -3,6 +3,7 @@ import { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
 import type { CacheOperation, Fill, Lookup, Slot } from "../Cache.js"
+import { CacheEpoch } from "./Epoch.js"
 import * as TurnBatch from "./TurnBatch.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step.
@@ -24,12 +25,13 @@ redis.call("SET", KEYS[3], lease, "PX", ARGV[3])
 return {0, stamp, lease}`
 
 // Looks up many slots in one step. KEYS: entry, guard, lease, shadow and absent-or-index key of each slot. ARGV: guard
-// ttl, lease ttl (ms), a fresh token (a slot's own is the token, a dot and its position), then one letter per slot
-// for its role: "a" (has an absent key), "i" (has an index), "n" (neither). Per slot: a hit also replies what refresh
-// ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining life (ms) and how long its
-// load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as claimLua. An entry its index
-// does not name is out of a write's reach (Redis evicted the index under memory pressure, or an older version filled
-// it), so it is a miss, and the fill names it again.
+// ttl, lease ttl (ms), a fresh token (a slot's own is the token, a dot and its position), one letter per slot for its
+// role: "a" (has an absent key), "i" (has an index), "n" (neither), then the epoch (Cache/Epoch.ts). Per slot: a hit
+// also replies what refresh ahead needs, so that an ordinary hit costs no second round trip: the entry's remaining
+// life (ms) and how long its load took (µs, from its shadow). On a miss, the guard's stamp and maybe the lease, as
+// claimLua. An entry whose shadow names another epoch (or none) was filled in a Redis history that may have lost
+// invalidations since, and an entry its index does not name is out of a write's reach (Redis evicted the index under
+// memory pressure, or an older version filled it): both are misses, and the fill replaces them.
 // Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
 const lookupManyScript = `
 local found = {}
@@ -37,9 +39,10 @@ for slot = 0, #KEYS / 5 - 1 do
   local k = slot * 5
   local role = string.sub(ARGV[4], slot + 1, slot + 1)
   local value = redis.call("GET", KEYS[k + 1])
-  if value and (role ~= "i" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
-    found[slot + 1] = {1, value, redis.call("PTTL", KEYS[k + 1]), tonumber(redis.call("HGET", KEYS[k + 4], "load")) or 0}
-  elseif role == "a" and redis.call("EXISTS", KEYS[k + 5]) == 1 then
+  local shadow = value and redis.call("HMGET", KEYS[k + 4], "epoch", "load")
+  if value and shadow[1] == ARGV[5] and (role ~= "i" or redis.call("ZSCORE", KEYS[k + 5], KEYS[k + 1])) then
+    found[slot + 1] = {1, value, redis.call("PTTL", KEYS[k + 1]), tonumber(shadow[2]) or 0}
+  elseif role == "a" and redis.call("GET", KEYS[k + 5]) == ARGV[5] then
     found[slot + 1] = {2}
   else
     local stamp = redis.call("GET", KEYS[k + 2])
@@ -60,11 +63,11 @@ end
 return found`
 
 // Fills many slots in one step. KEYS, five per fill: target (entry or absent), guard, lease, shadow, index (or the
-// target again when there is none). ARGV, nine per fill: value, ttl (ms), stamp, lease token ("" if none), load (µs),
-// grace (ms; "" for a remembered absence, which has no shadow), then for an indexed entry its index's capacity,
-// entries' prefix and shadows' prefix ("" otherwise). Each fill frees its lease and stores only if its guard still
-// holds its stamp. The shadow is written with the entry: when, how long the load took, and with a grace period the
-// value again, kept that much longer than the entry. The index is a sorted set scored by when an entry's shadow
+// target again when there is none). ARGV, nine per fill: value (the epoch, for a remembered absence), ttl (ms), stamp,
+// lease token ("" if none), load (µs), grace (ms; "" for a remembered absence, which has no shadow), then for an
+// indexed entry its index's capacity, entries' prefix and shadows' prefix ("" otherwise); last, once, the epoch. Each
+// fill frees its lease and stores only if its guard still holds its stamp. The shadow is written with the entry: the
+// epoch, when, how long the load took, and with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when an entry's shadow
 // expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry that expires
 // first (names of expired entries, scored lowest, go before any live one), its value and shadow too, since what the
 // index no longer names could not be invalidated; the index itself lives as long as its longest-lived shadow, so a
@@ -80,9 +83,9 @@ local function fill(k, a)
   local kept = tonumber(ARGV[a + 2]) + tonumber(ARGV[a + 6])
   redis.call("DEL", KEYS[k + 4])
   if tonumber(ARGV[a + 6]) > 0 then
-    redis.call("HSET", KEYS[k + 4], "at", now, "load", ARGV[a + 5], "value", ARGV[a + 1])
+    redis.call("HSET", KEYS[k + 4], "epoch", ARGV[#ARGV], "at", now, "load", ARGV[a + 5], "value", ARGV[a + 1])
   else
-    redis.call("HSET", KEYS[k + 4], "at", now, "load", ARGV[a + 5])
+    redis.call("HSET", KEYS[k + 4], "epoch", ARGV[#ARGV], "at", now, "load", ARGV[a + 5])
   end
   redis.call("PEXPIRE", KEYS[k + 4], kept)
   if ARGV[a + 7] ~= "" then
@@ -129,11 +132,12 @@ end
 redis.call("DEL", KEYS[2])
 return removed`
 
-// KEYS: shadow[, index, entry]. The fallback copy and its age (ms), unless the index no longer names the entry.
+// KEYS: shadow[, index, entry]. ARGV: the epoch. The fallback copy and its age (ms), unless the index no longer names
+// the entry or the copy was kept under another epoch.
 const staleScript = `
 if KEYS[2] and not redis.call("ZSCORE", KEYS[2], KEYS[3]) then return false end
-local copy = redis.call("HMGET", KEYS[1], "value", "at")
-if not copy[1] then return false end
+local copy = redis.call("HMGET", KEYS[1], "value", "at", "epoch")
+if not copy[1] or copy[3] ~= ARGV[1] then return false end
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return {copy[1], now - tonumber(copy[2])}`
@@ -157,17 +161,54 @@ interface ScriptedRedis extends Redis {
 
 const absent: Lookup = { _tag: "Absent" }
 
+/** A `host:port` of a Sentinel. */
+export interface Address {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * One Redis (the default), or a master that Sentinels promote replicas to: then the service asks them for the master
+ * and follows every failover.
+ */
+export type Topology =
+  | { readonly _tag: "Single" }
+  | { readonly _tag: "Sentinel"; readonly sentinels: ReadonlyArray<Address>; readonly name: string }
+
 export interface RedisCacheOptions {
-  /** `redis://` or `rediss://`; redacted, as it may carry a password. */
+  /**
+   * `redis://` or `rediss://`; redacted, as it may carry a password. With Sentinels its password, database and TLS
+   * apply to the master they name, and its host is not used.
+   */
   readonly url: Redacted.Redacted
   /** The longest one command may take (then a CacheError); also bounds connecting. */
   readonly timeout: Duration.DurationInput
+  readonly topology?: Topology
 }
+
+/** Stamps handed out with a miss or a claim carry the epoch of the lookup that made them: `<epoch>~<guard stamp>`. */
+const epochStamp = (epoch: string, stamp: string) => `${epoch}~${stamp}`
+const splitStamp = (stamp: string) => {
+  const at = stamp.indexOf("~")
+  return at < 0 ? { epoch: "", stamp } : { epoch: stamp.slice(0, at), stamp: stamp.slice(at + 1) }
+}
+
+/** What tells one Redis history from another: the process (`run_id`) and its replication history (`master_replid`). */
+const historyOf = (server: string, replication: string) => {
+  const field = (text: string, name: string) => new RegExp(`^${name}:(\\S+)`, "m").exec(text)?.[1]
+  return {
+    identity: `${field(server, "run_id")}:${field(replication, "master_replid")}`,
+    role: field(replication, "role")
+  }
+}
+
+const unverified = new Error("this Redis's history is not verified yet")
 
 const connect = (options: RedisCacheOptions) =>
   Effect.gen(function* () {
     const url = options.url
     const timeout = Duration.toMillis(options.timeout)
+    const topology = options.topology ?? { _tag: "Single" }
     const runtime = yield* Effect.runtime()
     const log = Runtime.runSync(runtime)
 
@@ -176,13 +217,25 @@ const connect = (options: RedisCacheOptions) =>
       // the command timeout is what catches a Redis that accepts connections but does not answer.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      // A command sent before a reconnection is never sent again after it: the Redis there may be another history,
+      // which the epoch check (below) must see first.
+      autoResendUnfulfilledCommands: false,
       commandTimeout: timeout,
       connectTimeout: Math.max(timeout, 1000),
       retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
       lazyConnect: true,
       // Commands issued in one turn of the event loop go out in one write: a socket write was the largest single cost
       // of a cache hit, and under concurrency this shares it between requests (figures in the README's benchmarks)
-      enableAutoPipelining: true
+      enableAutoPipelining: true,
+      ...(topology._tag === "Sentinel"
+        ? {
+            sentinels: topology.sentinels.map(({ host, port }) => ({ host, port })),
+            name: topology.name,
+            // Told of a failover by the Sentinels at once, instead of when the old master stops answering.
+            failoverDetector: true,
+            sentinelRetryStrategy: (attempt: number) => Math.min(attempt * 100, 2000)
+          }
+        : {})
     }) as ScriptedRedis
     redis.defineCommand("cacheLookupMany", { lua: lookupManyScript })
     redis.defineCommand("cacheFillMany", { lua: fillManyScript })
@@ -236,64 +289,166 @@ const release = (redis: Redis) =>
 export const make = (options: RedisCacheOptions) =>
   Effect.gen(function* () {
     const redis = yield* Effect.acquireRelease(connect(options), release)
+    const epochs = yield* CacheEpoch
     const processStamp = `${process.pid.toString(36)}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`
     let stamps = 0
     const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
+    const timeout = Duration.toMillis(options.timeout)
+    // With Sentinels a write's invalidations count as done only once a replica has them too: a failover promotes a
+    // replica, and replication is asynchronous. WAIT's own bound leaves room for the command timeout around it.
+    const confirmations = options.topology?._tag === "Sentinel" ? 1 : 0
+    const waitMillis = Math.max(1, Math.floor(timeout / 2))
 
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+
+    // Entries are trusted only on the connection whose Redis history was checked against the epoch record; each
+    // reconnection makes a new stream, and until it is checked every lookup, fill and fallback copy is skipped (the
+    // read is answered from the database). A command is written to the stream current when it is issued (auto-
+    // pipelining flushes within the same turn), so checking the stream at issue is checking the Redis it reaches.
+    let trusted: { readonly stream: unknown; readonly epoch: string } | undefined
+    let verifying = false
+    let lastRole: string | undefined
+    const verify = Effect.gen(function* () {
+      const stream = redis.stream
+      if (redis.status !== "ready") return
+      const [server, replication] = yield* Effect.tryPromise(() =>
+        Promise.all([redis.info("server"), redis.info("replication")])
+      )
+      if (redis.stream !== stream) return
+      const { identity, role } = historyOf(server, replication)
+      if (role !== "master") {
+        // Scripts write, so a replica refuses them anyway; say so once, not on every retry.
+        if (lastRole !== role) yield* Effect.logWarning(`the cache's Redis is a ${role}, not a master: not caching`)
+        lastRole = role
+        return
+      }
+      lastRole = role
+      const epoch = yield* epochs.trust(identity)
+      if (redis.stream !== stream || redis.status !== "ready") return
+      if (trusted?.epoch !== epoch) yield* Effect.logInfo("cache history checked", { epoch })
+      trusted = { stream, epoch }
+    }).pipe(
+      Effect.catchAll((error) => Effect.logDebug("cache history check failed; retried with the next operation", error))
+    )
+    const startVerify = () => {
+      if (verifying) return
+      verifying = true
+      runFork(
+        Effect.ensuring(
+          verify,
+          Effect.sync(() => (verifying = false))
+        )
+      )
+    }
+    redis.on("ready", startVerify)
+
+    /** The epoch of the stream in use, or none while it is not verified (which starts the check). */
+    const epochNow = () => {
+      const current = trusted
+      if (current !== undefined && current.stream === redis.stream && redis.status === "ready") return current.epoch
+      trusted = undefined
+      if (redis.status === "ready") startVerify()
+      return undefined
+    }
+
+    // The first requests find the cache verified when Redis is there at start.
+    yield* verify.pipe(
+      Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
+      Effect.ignore,
+      Effect.withClock(Clock.make())
+    )
 
     const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
-    const lookupOf = ([found, payload, third, load]: [0 | 1 | 2, string?, (string | number)?, number?]): Lookup => {
-      if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
-      if (found === 2) return absent
-      return { _tag: "Miss", stamp: payload!, lease: (third as string | undefined) ?? null }
-    }
+    /** An operation that reads or writes entries: only under a verified epoch. */
+    const trustedAttempt = <A>(op: CacheOperation, run: (epoch: string) => Promise<A>) =>
+      Effect.suspend(() => {
+        const epoch = epochNow()
+        return epoch === undefined
+          ? Effect.fail(new CacheError({ op, reason: "skipped", cause: unverified }))
+          : attempt(op, () => run(epoch))
+      })
+
+    /** Runs a write's invalidation script, then, with replicas to confirm it, WAIT on the same connection. */
+    const invalidation = (script: (pipeline: any) => unknown) =>
+      confirmations === 0
+        ? attempt("invalidate", () => script(redis) as Promise<number>)
+        : attempt("invalidate", async () => {
+            const pipeline = redis.pipeline()
+            script(pipeline)
+            pipeline.wait(confirmations, waitMillis)
+            const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as Array<
+              [Error | null, number]
+            >
+            if (failed) throw failed
+            if (waitFailed) throw waitFailed
+            if (confirmed < confirmations) {
+              throw new Error(`no replica confirmed the invalidation within ${waitMillis} ms`)
+            }
+            return removed
+          })
+
+    const lookupOf =
+      (epoch: string) =>
+      ([found, payload, third, load]: [0 | 1 | 2, string?, (string | number)?, number?]): Lookup => {
+        if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
+        if (found === 2) return absent
+        return { _tag: "Miss", stamp: epochStamp(epoch, payload!), lease: (third as string | undefined) ?? null }
+      }
 
     const lookupMany = (slots: ReadonlyArray<Slot>) =>
       slots.length === 0
         ? Effect.succeed([])
-        : Effect.map(
-            attempt("lookup", () => {
-              const keys: Array<string> = []
-              let roles = ""
-              for (const slot of slots) {
-                // A page names its index where a product names its remembered absence; none has both.
-                keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
-                roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
-              }
-              return redis.cacheLookupMany(keys.length, ...keys, guardTtlMillis, leaseTtlMillis, freshStamp(), roles)
-            }),
-            (replies) => replies.map(lookupOf)
-          )
+        : trustedAttempt("lookup", async (epoch) => {
+            const keys: Array<string> = []
+            let roles = ""
+            for (const slot of slots) {
+              // A page names its index where a product names its remembered absence; none has both.
+              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
+              roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
+            }
+            const replies = await redis.cacheLookupMany(
+              keys.length,
+              ...keys,
+              guardTtlMillis,
+              leaseTtlMillis,
+              freshStamp(),
+              roles,
+              epoch
+            )
+            return replies.map(lookupOf(epoch))
+          })
 
     const fillMany = (fills: ReadonlyArray<readonly [Slot, Fill]>) => {
       if (fills.length === 0) return Effect.succeed([])
-      const keys: Array<string> = []
-      const args: Array<string | number> = []
-      for (const [slot, { grace, lease, load, stamp, ttl, value }] of fills) {
-        // A remembered absence has no shadow ("" below) and is named by no index; a slot without one stores nothing.
-        const target = value === null ? slot.absent : slot.key
-        const index = value === null ? undefined : slot.index
-        keys.push(target ?? "", slot.guard, slot.lease, slot.shadow, index?.key ?? target ?? "")
-        args.push(
-          value ?? "",
-          Math.max(1, Math.round(Duration.toMillis(ttl))),
-          // No stamp matches "": a fill without a target is refused.
-          target === undefined ? "" : stamp,
-          lease ?? "",
-          Math.round(load ?? 0),
-          value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace)),
-          index?.capacity ?? "",
-          index?.entries ?? "",
-          index?.shadows ?? ""
-        )
-      }
-      return Effect.map(
-        attempt("fill", () => redis.cacheFillMany(keys.length, ...keys, ...args)),
-        (stored) => stored.map((one) => one === 1)
-      )
+      return trustedAttempt("fill", async (epoch) => {
+        const keys: Array<string> = []
+        const args: Array<string | number> = []
+        for (const [slot, { grace, lease, load, stamp: given, ttl, value }] of fills) {
+          // A fill of a lookup made under another epoch is void (it only gives its lease back): its guard's stamp may
+          // come from a Redis history that a write's invalidation has since left behind.
+          const { epoch: of, stamp } = splitStamp(given)
+          // A remembered absence has no shadow ("" below) and is named by no index; a slot without one stores nothing.
+          const target = value === null ? slot.absent : slot.key
+          const index = value === null ? undefined : slot.index
+          keys.push(target ?? "", slot.guard, slot.lease, slot.shadow, index?.key ?? target ?? "")
+          args.push(
+            value ?? epoch,
+            Math.max(1, Math.round(Duration.toMillis(ttl))),
+            // No stamp matches "": a fill without a target, or of another epoch, is refused.
+            target === undefined || of !== epoch ? "" : stamp,
+            lease ?? "",
+            Math.round(load ?? 0),
+            value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace)),
+            index?.capacity ?? "",
+            index?.entries ?? "",
+            index?.shadows ?? ""
+          )
+        }
+        const stored = await redis.cacheFillMany(keys.length, ...keys, ...args, epoch)
+        return stored.map((one) => one === 1)
+      })
     }
 
     return Cache.of({
@@ -303,9 +458,10 @@ export const make = (options: RedisCacheOptions) =>
       lookupMany,
       fill: (slot, fill) => Effect.map(fillMany([[slot, fill]]), (stored) => stored[0]!),
       fillMany,
+      // Invalidations need no verified epoch: removing entries is right in any Redis history.
       invalidate: (keys, guards, also = []) =>
-        attempt("invalidate", () =>
-          redis.cacheInvalidate(
+        invalidation((target) =>
+          target.cacheInvalidate(
             guards.length + keys.length + also.length,
             ...guards,
             ...keys,
@@ -317,30 +473,35 @@ export const make = (options: RedisCacheOptions) =>
           )
         ),
       invalidateIndexed: (index, guard) =>
-        attempt("invalidate", () =>
-          redis.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
+        invalidation((target) =>
+          target.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
         ),
       stale: (slot) =>
         Effect.map(
-          attempt("stale", () =>
+          trustedAttempt("stale", (epoch) =>
             slot.index === undefined
-              ? redis.cacheStale(1, slot.shadow)
-              : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key)
+              ? redis.cacheStale(1, slot.shadow, epoch)
+              : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key, epoch)
           ),
           (found) => (found === null ? null : { value: found[0], age: Number(found[1]) })
         ),
       claim: (slot) =>
-        Effect.map(
-          attempt("claim", () =>
-            redis.cacheClaim(slot.key, slot.guard, slot.lease, freshStamp(), guardTtlMillis, leaseTtlMillis)
-          ),
-          ([, stamp, lease]) => ({ stamp, lease: lease ?? null })
-        ),
+        trustedAttempt("claim", async (epoch) => {
+          const [, stamp, lease] = await redis.cacheClaim(
+            slot.key,
+            slot.guard,
+            slot.lease,
+            freshStamp(),
+            guardTtlMillis,
+            leaseTtlMillis
+          )
+          return { stamp: epochStamp(epoch, stamp), lease: lease ?? null }
+        }),
       ping: Effect.asVoid(attempt("ping", () => redis.ping()))
     })
   })
 
-/** The cache in Redis at `options.url`, connected for the life of the layer. */
+/** The cache in Redis at `options.url`, connected for the life of the layer; its epochs kept by `CacheEpoch`. */
 export const layer = (options: RedisCacheOptions) => Layer.scoped(Cache, make(options))
 
 /** The same, at `REDIS_URL` (or `REDIS_ADDR`) with `CACHE_TIMEOUT`. */

@@ -2,6 +2,7 @@ import { Clock, ConfigProvider, Context, Duration, Effect, Layer, TestClock } fr
 import type { Scope } from "effect"
 import { Cache } from "../../src/Cache.js"
 import type { Lookup, Slot } from "../../src/Cache.js"
+import * as CacheEpoch from "../../src/Cache/Epoch.js"
 import * as CacheKeys from "../../src/Cache/Keys.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import * as RedisCache from "../../src/Cache/Redis.js"
@@ -25,6 +26,7 @@ export const build = <E>(layer: Layer.Layer<Cache, E>) =>
 
 export const redisLayer = (url: string, env: Record<string, string> = {}) =>
   RedisCache.layerConfig.pipe(
+    Layer.provide(CacheEpoch.layerLocal),
     Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries({ REDIS_URL: url, ...env })))))
   )
 
