@@ -18,29 +18,43 @@ export interface CacheKeys {
 /** How many list pages are cached when `CACHE_MAX_PAGES` does not say. */
 export const defaultMaxPages = 1_000
 
-export const make = (prefix: string, options: { readonly maxPages?: number } = {}): CacheKeys => {
+export interface KeyOptions {
+  readonly maxPages?: number
+  /**
+   * Hash tags for a Redis Cluster: every key of one product shares the tag `{id:<id>}`, every page and the index
+   * `{list}`, so that each script touches one hash slot (`product:{id:1}`, `product:{list}:0:20`, the contract's).
+   */
+  readonly tagged?: boolean
+}
+
+export const make = (prefix: string, options: KeyOptions = {}): CacheKeys => {
+  const tag = (name: string) => (options.tagged === true ? `{${name}}` : name)
+  const list = tag("list")
   const listIndex: Index = {
-    key: `${prefix}index:list`,
+    key: `${prefix}index:${list}`,
     capacity: options.maxPages ?? defaultMaxPages,
-    entries: `${prefix}list:`,
-    shadows: `${prefix}shadow:list:`
+    entries: `${prefix}${list}:`,
+    shadows: `${prefix}shadow:${list}:`
   }
   return {
-    product: (id) => ({
-      key: `${prefix}id:${id}`,
-      guard: `${prefix}guard:id:${id}`,
-      lease: `${prefix}lease:id:${id}`,
-      shadow: `${prefix}shadow:id:${id}`,
-      absent: `${prefix}absent:id:${id}`
-    }),
+    product: (id) => {
+      const one = tag(`id:${id}`)
+      return {
+        key: `${prefix}${one}`,
+        guard: `${prefix}guard:${one}`,
+        lease: `${prefix}lease:${one}`,
+        shadow: `${prefix}shadow:${one}`,
+        absent: `${prefix}absent:${one}`
+      }
+    },
     page: (offset, limit) => ({
-      key: `${prefix}list:${offset}:${limit}`,
-      guard: `${prefix}guard:list`,
-      lease: `${prefix}lease:list:${offset}:${limit}`,
-      shadow: `${prefix}shadow:list:${offset}:${limit}`,
+      key: `${prefix}${list}:${offset}:${limit}`,
+      guard: `${prefix}guard:${list}`,
+      lease: `${prefix}lease:${list}:${offset}:${limit}`,
+      shadow: `${prefix}shadow:${list}:${offset}:${limit}`,
       index: listIndex
     }),
     listIndex,
-    listGuard: `${prefix}guard:list`
+    listGuard: `${prefix}guard:${list}`
   }
 }

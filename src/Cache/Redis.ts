@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Layer, Redacted, Runtime } from "effect"
-import { Redis } from "ioredis"
+import calculateSlot from "cluster-key-slot"
+import { Cluster, Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
 import type { CacheOperation, Fill, Lookup, Slot } from "../Cache.js"
@@ -142,7 +143,8 @@ local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return {copy[1], now - tonumber(copy[2])}`
 
-interface ScriptedRedis extends Redis {
+/** The scripts, defined on every connection (each node of a cluster loads them on first use). */
+interface Scripts {
   cacheLookupMany(
     keyCount: number,
     ...keysThenArgs: Array<string | number>
@@ -158,27 +160,29 @@ interface ScriptedRedis extends Redis {
     ...args: Array<string | number>
   ): Promise<[0, string, string?]>
 }
+type Client = (Redis | Cluster) & Scripts
 
 const absent: Lookup = { _tag: "Absent" }
 
-/** A `host:port` of a Sentinel. */
+/** A `host:port` of a Sentinel or a cluster node. */
 export interface Address {
   readonly host: string
   readonly port: number
 }
 
 /**
- * One Redis (the default), or a master that Sentinels promote replicas to: then the service asks them for the master
- * and follows every failover.
+ * One Redis (the default); a master that Sentinels promote replicas to, whom the service asks for the master and
+ * follows through every failover; or a Redis Cluster, whose masters each hold a share of the keys.
  */
 export type Topology =
   | { readonly _tag: "Single" }
   | { readonly _tag: "Sentinel"; readonly sentinels: ReadonlyArray<Address>; readonly name: string }
+  | { readonly _tag: "Cluster"; readonly nodes: ReadonlyArray<Address> }
 
 export interface RedisCacheOptions {
   /**
-   * `redis://` or `rediss://`; redacted, as it may carry a password. With Sentinels its password, database and TLS
-   * apply to the master they name, and its host is not used.
+   * `redis://` or `rediss://`; redacted, as it may carry a password. With Sentinels or a cluster its user, password,
+   * database and TLS apply to the nodes they name, and its host is not used.
    */
   readonly url: Redacted.Redacted
   /** The longest one command may take (then a CacheError); also bounds connecting. */
@@ -202,81 +206,115 @@ const historyOf = (server: string, replication: string) => {
   }
 }
 
-const unverified = new Error("this Redis's history is not verified yet")
+const unverified = new Error("this Redis's history is not checked yet")
+
+const defineScripts = (client: Redis | Cluster) => {
+  client.defineCommand("cacheLookupMany", { lua: lookupManyScript })
+  client.defineCommand("cacheFillMany", { lua: fillManyScript })
+  client.defineCommand("cacheInvalidate", { lua: invalidateScript })
+  client.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+  client.defineCommand("cacheStale", { lua: staleScript })
+  client.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
+  return client as Client
+}
+
+/** The user, password and TLS of a `redis://` or `rediss://` URL, for the nodes Sentinels or a cluster name. */
+const credentialsOf = (url: string) => {
+  const parsed = new URL(url)
+  return {
+    ...(parsed.username === "" ? {} : { username: decodeURIComponent(parsed.username) }),
+    ...(parsed.password === "" ? {} : { password: decodeURIComponent(parsed.password) }),
+    ...(parsed.protocol === "rediss:" ? { tls: {} } : {})
+  }
+}
 
 const connect = (options: RedisCacheOptions) =>
   Effect.gen(function* () {
-    const url = options.url
+    const url = Redacted.value(options.url)
     const timeout = Duration.toMillis(options.timeout)
     const topology = options.topology ?? { _tag: "Single" }
     const runtime = yield* Effect.runtime()
     const log = Runtime.runSync(runtime)
 
-    const redis = new Redis(Redacted.value(url), {
+    const connection = {
       // Fail fast: with the offline queue off and one retry, a dead Redis costs a request microseconds, not seconds;
       // the command timeout is what catches a Redis that accepts connections but does not answer.
-      enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
       // A command sent before a reconnection is never sent again after it: the Redis there may be another history,
-      // which the epoch check (below) must see first.
+      // which the epoch check must see first.
       autoResendUnfulfilledCommands: false,
       commandTimeout: timeout,
-      connectTimeout: Math.max(timeout, 1000),
-      retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
-      lazyConnect: true,
-      // Commands issued in one turn of the event loop go out in one write: a socket write was the largest single cost
-      // of a cache hit, and under concurrency this shares it between requests (figures in the README's benchmarks)
-      enableAutoPipelining: true,
-      ...(topology._tag === "Sentinel"
-        ? {
-            sentinels: topology.sentinels.map(({ host, port }) => ({ host, port })),
-            name: topology.name,
-            // Told of a failover by the Sentinels at once, instead of when the old master stops answering.
-            failoverDetector: true,
-            sentinelRetryStrategy: (attempt: number) => Math.min(attempt * 100, 2000)
-          }
-        : {})
-    }) as ScriptedRedis
-    redis.defineCommand("cacheLookupMany", { lua: lookupManyScript })
-    redis.defineCommand("cacheFillMany", { lua: fillManyScript })
-    redis.defineCommand("cacheInvalidate", { lua: invalidateScript })
-    redis.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
-    redis.defineCommand("cacheStale", { lua: staleScript })
-    redis.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
+      connectTimeout: Math.max(timeout, 1000)
+    }
+    const retryStrategy = (attempt: number) => Math.min(attempt * 100, 2000)
+    const client = defineScripts(
+      topology._tag === "Cluster"
+        ? new Cluster(
+            topology.nodes.map(({ host, port }) => ({ host, port })),
+            {
+              enableOfflineQueue: false,
+              // One pipeline per master for the commands of one turn: the per-slot scripts of a batch go out together.
+              enableAutoPipelining: true,
+              scaleReads: "master",
+              lazyConnect: true,
+              clusterRetryStrategy: retryStrategy,
+              slotsRefreshTimeout: Math.max(timeout, 1000),
+              redisOptions: { ...connection, ...credentialsOf(url) }
+            }
+          )
+        : new Redis(url, {
+            ...connection,
+            enableOfflineQueue: false,
+            retryStrategy,
+            lazyConnect: true,
+            // Commands issued in one turn of the event loop go out in one write: a socket write was the largest single
+            // cost of a cache hit, and under concurrency this shares it between requests (README, "Benchmarks").
+            enableAutoPipelining: true,
+            ...(topology._tag === "Sentinel"
+              ? {
+                  sentinels: topology.sentinels.map(({ host, port }) => ({ host, port })),
+                  name: topology.name,
+                  // Told of a failover by the Sentinels at once, instead of when the old master stops answering.
+                  failoverDetector: true,
+                  sentinelRetryStrategy: retryStrategy
+                }
+              : {})
+          })
+    )
 
     // One log line per transition, not one per failed request.
     let up = false
-    redis.on("ready", () => {
+    client.on("ready", () => {
       up = true
       log(Effect.logInfo("cache connected"))
     })
-    redis.on("error", (error) => {
+    client.on("error", (error: Error) => {
       if (!up) return
       up = false
       log(Effect.logWarning("cache unreachable; serving from the database until it returns", error.message))
     })
-    redis.on("end", () => {
+    client.on("end", () => {
       up = false
     })
 
     // Waiting briefly lets a healthy Redis be ready for the first request; an absent one only makes us start degraded.
-    yield* Effect.tryPromise(() => redis.connect()).pipe(
+    yield* Effect.tryPromise(() => client.connect()).pipe(
       Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
       Effect.catchAll(() => Effect.logWarning("cache unreachable at start; starting degraded, will keep trying")),
       // Wall-clock time even under a TestClock: this waits on a real socket.
       Effect.withClock(Clock.make())
     )
-    return redis
+    return client
   })
 
 // quit() waits for Redis to answer, which after a long outage may be never: bound it with a plain timer (a
 // finalizer is uninterruptible, and tests may run it under the TestClock), then drop the socket.
-const release = (redis: Redis) =>
+const release = (client: Redis | Cluster) =>
   Effect.promise(
     () =>
       new Promise<void>((resolve) => {
         const bound = setTimeout(resolve, 1000)
-        redis
+        client
           .quit()
           .catch(() => undefined)
           .finally(() => {
@@ -284,16 +322,17 @@ const release = (redis: Redis) =>
             resolve()
           })
       })
-  ).pipe(Effect.ensuring(Effect.sync(() => redis.disconnect())))
+  ).pipe(Effect.ensuring(Effect.sync(() => client.disconnect())))
 
 export const make = (options: RedisCacheOptions) =>
   Effect.gen(function* () {
-    const redis = yield* Effect.acquireRelease(connect(options), release)
+    const client = yield* Effect.acquireRelease(connect(options), release)
     const epochs = yield* CacheEpoch
     const processStamp = `${process.pid.toString(36)}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`
     let stamps = 0
     const freshStamp = () => `${processStamp}.${(++stamps).toString(36)}`
     const timeout = Duration.toMillis(options.timeout)
+    const cluster = client instanceof Cluster ? client : undefined
     // With Sentinels a write's invalidations count as done only once a replica has them too: a failover promotes a
     // replica, and replication is asynchronous. WAIT's own bound leaves room for the command timeout around it.
     const confirmations = options.topology?._tag === "Sentinel" ? 1 : 0
@@ -301,58 +340,81 @@ export const make = (options: RedisCacheOptions) =>
 
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
-    // Entries are trusted only on the connection whose Redis history was checked against the epoch record; each
-    // reconnection makes a new stream, and until it is checked every lookup, fill and fallback copy is skipped (the
-    // read is answered from the database). A command is written to the stream current when it is issued (auto-
-    // pipelining flushes within the same turn), so checking the stream at issue is checking the Redis it reaches.
-    let trusted: { readonly stream: unknown; readonly epoch: string } | undefined
-    let verifying = false
-    let lastRole: string | undefined
-    const verify = Effect.gen(function* () {
-      const stream = redis.stream
-      if (redis.status !== "ready") return
-      const [server, replication] = yield* Effect.tryPromise(() =>
-        Promise.all([redis.info("server"), redis.info("replication")])
-      )
-      if (redis.stream !== stream) return
-      const { identity, role } = historyOf(server, replication)
-      if (role !== "master") {
-        // Scripts write, so a replica refuses them anyway; say so once, not on every retry.
-        if (lastRole !== role) yield* Effect.logWarning(`the cache's Redis is a ${role}, not a master: not caching`)
-        lastRole = role
-        return
-      }
-      lastRole = role
-      const epoch = yield* epochs.trust(identity)
-      if (redis.stream !== stream || redis.status !== "ready") return
-      if (trusted?.epoch !== epoch) yield* Effect.logInfo("cache history checked", { epoch })
-      trusted = { stream, epoch }
-    }).pipe(
-      Effect.catchAll((error) => Effect.logDebug("cache history check failed; retried with the next operation", error))
-    )
-    const startVerify = () => {
-      if (verifying) return
-      verifying = true
-      runFork(
-        Effect.ensuring(
-          verify,
-          Effect.sync(() => (verifying = false))
-        )
-      )
+    /** The connection a key's commands go to: the one Redis, or the master serving the key's hash slot. */
+    const nodeOf = (key: string): Redis | undefined => {
+      if (cluster === undefined) return client as Redis
+      const master = cluster.slots[calculateSlot(key)]?.[0]
+      return master === undefined
+        ? undefined
+        : cluster.nodes("master").find((node) => `${node.options.host}:${node.options.port}` === master)
     }
-    redis.on("ready", startVerify)
 
-    /** The epoch of the stream in use, or none while it is not verified (which starts the check). */
-    const epochNow = () => {
-      const current = trusted
-      if (current !== undefined && current.stream === redis.stream && redis.status === "ready") return current.epoch
-      trusted = undefined
-      if (redis.status === "ready") startVerify()
+    // Entries are trusted only on a connection whose Redis history was checked against the epoch record; each
+    // reconnection makes a new stream, and until it is checked every lookup, fill and fallback copy on it is skipped
+    // (the read is answered from the database). A command is written to the stream current when it is issued (auto-
+    // pipelining flushes within the same turn), so checking the stream at issue is checking the Redis it reaches.
+    // Checks run one at a time, so the epoch only moves forward: a history unseen under the current epoch starts a
+    // new one, which keeps every history the old one had seen (Cache/Epoch.ts), so other checked nodes stay trusted.
+    let epoch: string | undefined
+    const checked = new WeakMap<Redis, unknown>()
+    const checking = new Set<Redis>()
+    const roles = new WeakMap<Redis, string | undefined>()
+    const oneCheckAtATime = yield* Effect.makeSemaphore(1)
+    const check = (node: Redis) =>
+      Effect.gen(function* () {
+        // A cluster connects to a node on its first command.
+        if (node.status === "wait") yield* Effect.tryPromise(() => node.connect())
+        const stream = node.stream
+        if (node.status !== "ready") return
+        const [server, replication] = yield* Effect.tryPromise(() =>
+          Promise.all([node.info("server"), node.info("replication")])
+        )
+        if (node.stream !== stream) return
+        const { identity, role } = historyOf(server, replication)
+        if (role !== "master") {
+          // Scripts write, so a replica refuses them anyway; said once, not on every retry.
+          if (roles.get(node) !== role)
+            yield* Effect.logWarning(`a cache node is a ${role}, not a master: not caching there`)
+          roles.set(node, role)
+          return
+        }
+        roles.set(node, role)
+        const trusted = yield* epochs.trust(identity)
+        if (node.stream !== stream || node.status !== "ready") return
+        if (trusted !== epoch) yield* Effect.logInfo("cache epoch checked", { epoch: trusted })
+        epoch = trusted
+        checked.set(node, stream)
+      }).pipe(
+        oneCheckAtATime.withPermits(1),
+        Effect.catchAll((error) =>
+          Effect.logDebug("cache history check failed; retried with the next operation", error)
+        ),
+        Effect.ensuring(Effect.sync(() => checking.delete(node)))
+      )
+    const startCheck = (node: Redis) => {
+      if (checking.has(node)) return
+      checking.add(node)
+      runFork(check(node))
+    }
+    const watch = (node: Redis) => node.on("ready", () => startCheck(node))
+    if (cluster === undefined) watch(client as Redis)
+    else {
+      cluster.on("+node", watch)
+      cluster.nodes("all").forEach(watch)
+    }
+
+    /** The epoch under which `key`'s node is trusted now, or none while it is not checked (which starts the check). */
+    const epochFor = (key: string) => {
+      const node = nodeOf(key)
+      if (node === undefined) return undefined
+      if (epoch !== undefined && node.status === "ready" && checked.get(node) === node.stream) return epoch
+      if (node.status === "ready" || node.status === "wait") startCheck(node)
       return undefined
     }
 
-    // The first requests find the cache verified when Redis is there at start.
-    yield* verify.pipe(
+    // The first requests find the cache checked when Redis is there at start.
+    const masters = cluster === undefined ? [client as Redis] : cluster.nodes("master")
+    yield* Effect.forEach(masters, check, { concurrency: "unbounded", discard: true }).pipe(
       Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
       Effect.ignore,
       Effect.withClock(Clock.make())
@@ -361,33 +423,62 @@ export const make = (options: RedisCacheOptions) =>
     const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
 
-    /** An operation that reads or writes entries: only under a verified epoch. */
-    const trustedAttempt = <A>(op: CacheOperation, run: (epoch: string) => Promise<A>) =>
+    /** An operation that reads or writes entries: only under a checked epoch, on every node its keys go to. */
+    const trustedAttempt = <A>(op: CacheOperation, keys: ReadonlyArray<string>, run: (epoch: string) => Promise<A>) =>
       Effect.suspend(() => {
-        const epoch = epochNow()
-        return epoch === undefined
-          ? Effect.fail(new CacheError({ op, reason: "skipped", cause: unverified }))
-          : attempt(op, () => run(epoch))
+        let trusted: string | undefined
+        for (const key of keys) {
+          trusted = epochFor(key)
+          if (trusted === undefined) return Effect.fail(new CacheError({ op, reason: "skipped", cause: unverified }))
+        }
+        const now = trusted!
+        return attempt(op, () => run(now))
       })
 
     /** Runs a write's invalidation script, then, with replicas to confirm it, WAIT on the same connection. */
-    const invalidation = (script: (pipeline: any) => unknown) =>
+    const invalidation = (script: (target: Scripts) => Promise<number>) =>
       confirmations === 0
-        ? attempt("invalidate", () => script(redis) as Promise<number>)
+        ? attempt("invalidate", () => script(client))
         : attempt("invalidate", async () => {
-            const pipeline = redis.pipeline()
-            script(pipeline)
+            const pipeline = (client as Redis).pipeline()
+            void script(pipeline as unknown as Scripts)
             pipeline.wait(confirmations, waitMillis)
             const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as Array<
               [Error | null, number]
             >
             if (failed) throw failed
             if (waitFailed) throw waitFailed
-            if (confirmed < confirmations) {
+            if (confirmed < confirmations)
               throw new Error(`no replica confirmed the invalidation within ${waitMillis} ms`)
-            }
             return removed
           })
+
+    /**
+     * Runs `run` once per hash slot of `items` (in a cluster a script touches one slot; the calls of one turn still
+     * go out as one pipeline per master) and puts the replies back in the items' order.
+     */
+    const perSlot = async <I, R>(
+      items: ReadonlyArray<I>,
+      keyOf: (item: I) => string,
+      run: (group: ReadonlyArray<I>) => Promise<ReadonlyArray<R>>
+    ): Promise<Array<R>> => {
+      if (cluster === undefined) return [...(await run(items))]
+      const groups = new Map<number, Array<number>>()
+      items.forEach((item, at) => {
+        const slot = calculateSlot(keyOf(item))
+        const group = groups.get(slot)
+        if (group === undefined) groups.set(slot, [at])
+        else group.push(at)
+      })
+      const replies: Array<R> = new Array(items.length)
+      await Promise.all(
+        [...groups.values()].map(async (ats) => {
+          const answered = await run(ats.map((at) => items[at]!))
+          ats.forEach((at, i) => (replies[at] = answered[i]!))
+        })
+      )
+      return replies
+    }
 
     const lookupOf =
       (epoch: string) =>
@@ -400,56 +491,76 @@ export const make = (options: RedisCacheOptions) =>
     const lookupMany = (slots: ReadonlyArray<Slot>) =>
       slots.length === 0
         ? Effect.succeed([])
-        : trustedAttempt("lookup", async (epoch) => {
-            const keys: Array<string> = []
-            let roles = ""
-            for (const slot of slots) {
-              // A page names its index where a product names its remembered absence; none has both.
-              keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
-              roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
-            }
-            const replies = await redis.cacheLookupMany(
-              keys.length,
-              ...keys,
-              guardTtlMillis,
-              leaseTtlMillis,
-              freshStamp(),
-              roles,
-              epoch
-            )
-            return replies.map(lookupOf(epoch))
-          })
-
-    const fillMany = (fills: ReadonlyArray<readonly [Slot, Fill]>) => {
-      if (fills.length === 0) return Effect.succeed([])
-      return trustedAttempt("fill", async (epoch) => {
-        const keys: Array<string> = []
-        const args: Array<string | number> = []
-        for (const [slot, { grace, lease, load, stamp: given, ttl, value }] of fills) {
-          // A fill of a lookup made under another epoch is void (it only gives its lease back): its guard's stamp may
-          // come from a Redis history that a write's invalidation has since left behind.
-          const { epoch: of, stamp } = splitStamp(given)
-          // A remembered absence has no shadow ("" below) and is named by no index; a slot without one stores nothing.
-          const target = value === null ? slot.absent : slot.key
-          const index = value === null ? undefined : slot.index
-          keys.push(target ?? "", slot.guard, slot.lease, slot.shadow, index?.key ?? target ?? "")
-          args.push(
-            value ?? epoch,
-            Math.max(1, Math.round(Duration.toMillis(ttl))),
-            // No stamp matches "": a fill without a target, or of another epoch, is refused.
-            target === undefined || of !== epoch ? "" : stamp,
-            lease ?? "",
-            Math.round(load ?? 0),
-            value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace)),
-            index?.capacity ?? "",
-            index?.entries ?? "",
-            index?.shadows ?? ""
+        : trustedAttempt(
+            "lookup",
+            slots.map((slot) => slot.key),
+            (epoch) =>
+              perSlot(
+                slots,
+                (slot) => slot.key,
+                async (group) => {
+                  const keys: Array<string> = []
+                  let roles = ""
+                  for (const slot of group) {
+                    // A page names its index where a product names its remembered absence; none has both.
+                    keys.push(slot.key, slot.guard, slot.lease, slot.shadow, slot.index?.key ?? slot.absent ?? slot.key)
+                    roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
+                  }
+                  const replies = await client.cacheLookupMany(
+                    keys.length,
+                    ...keys,
+                    guardTtlMillis,
+                    leaseTtlMillis,
+                    freshStamp(),
+                    roles,
+                    epoch
+                  )
+                  return replies.map(lookupOf(epoch))
+                }
+              )
           )
-        }
-        const stored = await redis.cacheFillMany(keys.length, ...keys, ...args, epoch)
-        return stored.map((one) => one === 1)
-      })
+
+    const fillGroup = async (epoch: string, fills: ReadonlyArray<readonly [Slot, Fill]>) => {
+      const keys: Array<string> = []
+      const args: Array<string | number> = []
+      for (const [slot, { grace, lease, load, stamp: given, ttl, value }] of fills) {
+        // A fill of a lookup made under another epoch is void (it only gives its lease back): its guard's stamp may
+        // come from a Redis history that a write's invalidation has since left behind.
+        const { epoch: of, stamp } = splitStamp(given)
+        // A remembered absence has no shadow ("" below) and is named by no index; a slot without one stores nothing.
+        const target = value === null ? slot.absent : slot.key
+        const index = value === null ? undefined : slot.index
+        keys.push(target ?? "", slot.guard, slot.lease, slot.shadow, index?.key ?? target ?? "")
+        args.push(
+          value ?? epoch,
+          Math.max(1, Math.round(Duration.toMillis(ttl))),
+          // No stamp matches "": a fill without a target, or of another epoch, is refused.
+          target === undefined || of !== epoch ? "" : stamp,
+          lease ?? "",
+          Math.round(load ?? 0),
+          value === null ? "" : grace === undefined ? 0 : Math.round(Duration.toMillis(grace)),
+          index?.capacity ?? "",
+          index?.entries ?? "",
+          index?.shadows ?? ""
+        )
+      }
+      const stored = await client.cacheFillMany(keys.length, ...keys, ...args, epoch)
+      return stored.map((one) => one === 1)
     }
+
+    const fillMany = (fills: ReadonlyArray<readonly [Slot, Fill]>) =>
+      fills.length === 0
+        ? Effect.succeed([])
+        : trustedAttempt(
+            "fill",
+            fills.map(([slot]) => slot.key),
+            (epoch) =>
+              perSlot(
+                fills,
+                ([slot]) => slot.key,
+                (group) => fillGroup(epoch, group)
+              )
+          )
 
     return Cache.of({
       // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one
@@ -458,7 +569,7 @@ export const make = (options: RedisCacheOptions) =>
       lookupMany,
       fill: (slot, fill) => Effect.map(fillMany([[slot, fill]]), (stored) => stored[0]!),
       fillMany,
-      // Invalidations need no verified epoch: removing entries is right in any Redis history.
+      // Invalidations need no checked epoch: removing entries is right in any Redis history.
       invalidate: (keys, guards, also = []) =>
         invalidation((target) =>
           target.cacheInvalidate(
@@ -478,16 +589,16 @@ export const make = (options: RedisCacheOptions) =>
         ),
       stale: (slot) =>
         Effect.map(
-          trustedAttempt("stale", (epoch) =>
+          trustedAttempt("stale", [slot.key], (epoch) =>
             slot.index === undefined
-              ? redis.cacheStale(1, slot.shadow, epoch)
-              : redis.cacheStale(3, slot.shadow, slot.index.key, slot.key, epoch)
+              ? client.cacheStale(1, slot.shadow, epoch)
+              : client.cacheStale(3, slot.shadow, slot.index.key, slot.key, epoch)
           ),
           (found) => (found === null ? null : { value: found[0], age: Number(found[1]) })
         ),
       claim: (slot) =>
-        trustedAttempt("claim", async (epoch) => {
-          const [, stamp, lease] = await redis.cacheClaim(
+        trustedAttempt("claim", [slot.key], async (epoch) => {
+          const [, stamp, lease] = await client.cacheClaim(
             slot.key,
             slot.guard,
             slot.lease,
@@ -497,7 +608,12 @@ export const make = (options: RedisCacheOptions) =>
           )
           return { stamp: epochStamp(epoch, stamp), lease: lease ?? null }
         }),
-      ping: Effect.asVoid(attempt("ping", () => redis.ping()))
+      // A cluster answers when every master does: a master that is down leaves its keys to the database.
+      ping: Effect.asVoid(
+        attempt<unknown>("ping", () =>
+          cluster === undefined ? client.ping() : Promise.all(cluster.nodes("master").map((node) => node.ping()))
+        )
+      )
     })
   })
 
