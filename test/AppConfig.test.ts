@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either } from "effect"
+import { ConfigProvider, Effect, Either, Redacted } from "effect"
 import { availableParallelism } from "node:os"
 import * as AppConfig from "../src/AppConfig.js"
 import * as InvalidConfig from "./support/InvalidConfig.js"
@@ -115,6 +115,73 @@ describe("DATABASE_URL", () => {
           expect(String(result.left), url).not.toContain("hunter2")
         }
       }
+    })
+  )
+})
+
+describe("Redis topology", () => {
+  const topologyFrom = (env: Record<string, string>) => Effect.either(withEnv(env)(AppConfig.redisTopology))
+
+  it.effect("none set is a single node", () =>
+    Effect.gen(function* () {
+      expect(yield* topologyFrom({})).toEqual(Either.right({ _tag: "Single" }))
+      expect(yield* topologyFrom({ REDIS_SENTINEL_NAME: "cache" })).toEqual(Either.right({ _tag: "Single" }))
+    })
+  )
+
+  it.effect("REDIS_SENTINELS: each host:port in order, with the name (mymaster by default)", () =>
+    Effect.gen(function* () {
+      expect(yield* topologyFrom({ REDIS_SENTINELS: "10.0.0.1:26379, sentinel-b:26380 ,[::1]:26381" })).toEqual(
+        Either.right({
+          _tag: "Sentinel",
+          name: "mymaster",
+          sentinels: [
+            { host: "10.0.0.1", port: 26379 },
+            { host: "sentinel-b", port: 26380 },
+            { host: "::1", port: 26381 }
+          ]
+        })
+      )
+      expect(yield* topologyFrom({ REDIS_SENTINELS: "s:1", REDIS_SENTINEL_NAME: "catalog" })).toEqual(
+        Either.right({ _tag: "Sentinel", name: "catalog", sentinels: [{ host: "s", port: 1 }] })
+      )
+    })
+  )
+
+  it.effect("REDIS_CLUSTER_NODES: the seed nodes in order", () =>
+    Effect.gen(function* () {
+      expect(yield* topologyFrom({ REDIS_CLUSTER_NODES: "node-a:7000,node-b:65535" })).toEqual(
+        Either.right({
+          _tag: "Cluster",
+          nodes: [
+            { host: "node-a", port: 7000 },
+            { host: "node-b", port: 65535 }
+          ]
+        })
+      )
+    })
+  )
+
+  it.effect("a malformed list is refused, naming its variable", () =>
+    Effect.gen(function* () {
+      // prettier-ignore
+      const lists = [
+        "", " ", ",", "a:1,", ",a:1", "a:1,,b:2", "a", "a:", ":1", "a:0", "a:65536", "a:-1", "a:1x", "a:1:2",
+        "redis://a:1", "a b:1", "[::1:1"
+      ]
+      for (const name of ["REDIS_SENTINELS", "REDIS_CLUSTER_NODES"])
+        for (const list of lists) {
+          const result = yield* topologyFrom({ [name]: list })
+          expect(Either.isLeft(result), `${name}=${list}`).toBe(true)
+          if (Either.isLeft(result)) expect(String(result.left)).toMatch(new RegExp(`Invalid data at ${name}:`))
+        }
+    })
+  )
+
+  it.effect("REDIS_ADDR keeps its meaning beside them", () =>
+    Effect.gen(function* () {
+      const addr = yield* withEnv({ REDIS_ADDR: "[::1]:06379", REDIS_SENTINELS: "s:1" })(AppConfig.redisConnection)
+      expect(Redacted.value(addr)).toBe("redis://[::1]:6379")
     })
   )
 })

@@ -35,7 +35,14 @@ export const rows: ReadonlyArray<InvalidConfig> = [
   { name: "DATABASE_URL", env: { DATABASE_URL: "mysql://user:hunter2@db:3306/catalog" } },
   { name: "DB_POOL_SIZE", env: { DB_POOL_SIZE: "0" } },
   { name: "DB_STATEMENT_TIMEOUT", env: { DB_STATEMENT_TIMEOUT: "2m" } },
-  { name: "DB_START_TIMEOUT", env: { DB_START_TIMEOUT: "soon" } }
+  { name: "DB_START_TIMEOUT", env: { DB_START_TIMEOUT: "soon" } },
+  // One row each: every row with a variable of its own costs test/integration/Process.test.ts a process. The other
+  // malformed lists are in test/AppConfig.test.ts.
+  { name: "REDIS_SENTINELS", env: { REDIS_SENTINELS: "127.0.0.1:26379,,127.0.0.1:26380" } },
+  { name: "REDIS_SENTINEL_NAME", env: { REDIS_SENTINEL_NAME: "" } },
+  { name: "REDIS_CLUSTER_NODES", env: { REDIS_CLUSTER_NODES: "127.0.0.1:7000,node-b" } },
+  // Valid each alone, contradictory together: the cluster is the one named.
+  { name: "REDIS_CLUSTER_NODES", env: { REDIS_SENTINELS: "sentinel-a:26379", REDIS_CLUSTER_NODES: "node-a:7000" } }
 ]
 
 /** Variables that take any text, so no value of theirs is invalid. */

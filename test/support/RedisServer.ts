@@ -24,6 +24,23 @@ export interface RedisServer {
   readonly thaw: Effect.Effect<void>
   /** One command on a fresh connection; any failure (refused, error reply) is a defect. */
   readonly command: (...args: Array<string>) => Effect.Effect<unknown>
+  /**
+   * Several commands in order on one fresh connection, each sent after the previous reply: what depends on the
+   * connection (`WAIT` after a write, `MULTI`) sees the ones before it. An error reply is a defect.
+   */
+  readonly commands: (...commands: Array<ReadonlyArray<string>>) => Effect.Effect<Array<unknown>>
+}
+
+export interface Options {
+  /** An append-only file, fsynced on every write, so a restart reloads every acknowledged write. */
+  readonly appendOnly?: boolean
+  /** More `--option value` arguments after the harness's own (replication, cluster mode): they win. */
+  readonly args?: ReadonlyArray<string>
+  /**
+   * Runs a Sentinel (`redis-server <dir>/sentinel.conf --sentinel`) with this configuration, written once: a
+   * Sentinel rewrites its file with what it learns, and a restart reads that back.
+   */
+  readonly sentinelConfig?: string
 }
 
 // Found through PATH, as `.ci/run` checks for it and installs it.
@@ -65,16 +82,27 @@ const release = (client: Redis, graceful: boolean) =>
     : Effect.void
   ).pipe(Effect.ensuring(Effect.sync(() => client.disconnect())), Effect.withClock(liveClock))
 
-const run = (port: number, args: ReadonlyArray<string>, graceful = true) =>
+const runAll = (port: number, commands: ReadonlyArray<ReadonlyArray<string>>, graceful = true) =>
   Effect.acquireUseRelease(
     connect(port),
     (client) =>
       Effect.tryPromise({
-        try: () => client.connect().then(() => client.call(args[0] ?? "PING", args.slice(1))),
-        catch: (cause) => new Error(`redis-server :${port} ${args.join(" ")}: ${String(cause)}`, { cause })
+        try: async () => {
+          await client.connect()
+          const replies: Array<unknown> = []
+          for (const args of commands) replies.push(await client.call(args[0] ?? "PING", args.slice(1)))
+          return replies
+        },
+        catch: (cause) =>
+          new Error(`redis-server :${port} ${commands.map((args) => args.join(" ")).join("; ")}: ${String(cause)}`, {
+            cause
+          })
       }),
     (client) => release(client, graceful)
   )
+
+const run = (port: number, args: ReadonlyArray<string>, graceful = true) =>
+  Effect.map(runAll(port, [args], graceful), (replies) => replies[0])
 
 const logTail = (dir: string) =>
   Effect.promise(() =>
@@ -84,18 +112,23 @@ const logTail = (dir: string) =>
     )
   )
 
-const spawnServer = (port: number, dir: string, appendOnly: boolean): Running => {
+const sentinelFile = (dir: string) => Path.join(dir, "sentinel.conf")
+
+const spawnServer = (port: number, dir: string, options: Options): Running => {
+  const appendOnly = options.appendOnly ?? false
+  // A Sentinel keeps no data: the persistence options are left to its defaults.
   // prettier-ignore
   const args = [
+    ...(options.sentinelConfig === undefined ? [] : [sentinelFile(dir), "--sentinel"]),
     "--port", String(port),
     "--bind", "127.0.0.1",
     "--dir", dir,
-    "--save", "",
-    "--appendonly", appendOnly ? "yes" : "no",
+    ...(options.sentinelConfig === undefined ? ["--save", "", "--appendonly", appendOnly ? "yes" : "no"] : []),
     ...(appendOnly ? ["--appendfsync", "always"] : []),
     "--daemonize", "no",
     "--logfile", Path.join(dir, "redis.log"),
-    "--protected-mode", "no"
+    "--protected-mode", "no",
+    ...(options.args ?? [])
   ]
   const child = spawn(REDIS_SERVER, args, { stdio: ["ignore", "pipe", "pipe"] })
   // Scope finalizers do not run when a worker exits with scopes still open (process.exit, a torn-down pool);
@@ -126,9 +159,8 @@ const spawnServer = (port: number, dir: string, appendOnly: boolean): Running =>
 const hasExited = (running: Running) =>
   running.spawnError !== undefined || running.child.exitCode !== null || running.child.signalCode !== null
 
-export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisServer, never, Scope.Scope> =>
+export const make = (options: Options = {}): Effect.Effect<RedisServer, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const appendOnly = options?.appendOnly ?? false
     const port = yield* freePort
     const lock = yield* Effect.makeSemaphore(1)
     let running: Running | undefined
@@ -143,7 +175,11 @@ export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisSer
     }).pipe(Effect.uninterruptible)
 
     const dir = yield* Effect.acquireRelease(
-      Effect.promise(() => Fs.mkdtemp(Path.join(Os.tmpdir(), "redis-test-"))),
+      Effect.promise(async () => {
+        const dir = await Fs.mkdtemp(Path.join(Os.tmpdir(), "redis-test-"))
+        if (options.sentinelConfig !== undefined) await Fs.writeFile(sentinelFile(dir), options.sentinelConfig)
+        return dir
+      }),
       (dir) =>
         lock
           .withPermits(1)(stopUnlocked)
@@ -163,7 +199,7 @@ export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisSer
     const start = lock.withPermits(1)(
       Effect.suspend(() => {
         if (running !== undefined) return Effect.void
-        const current = spawnServer(port, dir, appendOnly)
+        const current = spawnServer(port, dir, options)
         running = current
         return awaitReady(current).pipe(
           Effect.asVoid,
@@ -209,7 +245,8 @@ export const make = (options?: { appendOnly?: boolean }): Effect.Effect<RedisSer
       pause: (ms) => Effect.asVoid(Effect.orDie(run(port, ["CLIENT", "PAUSE", String(ms), "ALL"], false))),
       freeze: signal("SIGSTOP"),
       thaw: signal("SIGCONT"),
-      command
+      command,
+      commands: (...commands) => Effect.orDie(runAll(port, commands))
     } satisfies RedisServer
   })
 
