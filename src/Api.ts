@@ -161,7 +161,13 @@ const healthBody = <const Status extends string, const Database extends string>(
     timestamp: Timestamp,
     database_writes: Schema.optional(Schema.Literal("busy", "failing")).annotations({
       description: "Only when recent writes were held up by another process's lock, or failed, while reads still work"
-    })
+    }),
+    cache_topology: Schema.Literal("memory", "single", "sentinel", "cluster").annotations({
+      description: "The cache in use: CACHE_BACKEND=memory, one Redis, Redis behind Sentinels, or a Redis Cluster"
+    }),
+    cache_masters: Schema.optional(
+      Schema.Struct({ total: Schema.Int, answering: Schema.Int }).annotations({ identifier: "CacheMasters" })
+    ).annotations({ description: "Only for a Redis Cluster: its masters, and how many answered a ping just now" })
   }).annotations({
     identifier,
     ...HttpApiSchema.annotations(extra),
@@ -170,7 +176,8 @@ const healthBody = <const Status extends string, const Database extends string>(
         service: "product-catalog",
         status: status[0]!,
         checks: { database, cache: "up" as const },
-        timestamp: "2026-11-25T10:30:00.000Z"
+        timestamp: "2026-11-25T10:30:00.000Z",
+        cache_topology: "single" as const
       }
     ]
   })

@@ -78,6 +78,12 @@ export interface Fill {
   readonly grace?: Duration.Duration
 }
 
+/** Which cache is in use, and for a cluster how many of its masters answered a ping just now. */
+export interface CacheTopology {
+  readonly kind: "memory" | "single" | "sentinel" | "cluster"
+  readonly masters?: { readonly total: number; readonly answering: number }
+}
+
 /** A fallback copy found in a shadow, and how long ago (milliseconds) its value was loaded. */
 export interface Stale {
   readonly value: string
@@ -125,8 +131,10 @@ export class Cache extends Context.Tag("Cache")<
     readonly stale: (slot: Slot) => Effect.Effect<Stale | null, CacheError>
     /** Reads the guard's stamp (making one if needed) and tries to take the lease, as a miss would: for refresh ahead. */
     readonly claim: (slot: Slot) => Effect.Effect<Claim, CacheError>
-    /** Succeeds when the cache answers now; used by /health. */
+    /** Succeeds when the cache answers now (in a cluster: every master); used by /health. */
     readonly ping: Effect.Effect<void, CacheError>
+    /** For /health: not an operation on entries, so neither counted nor guarded. */
+    readonly topology: Effect.Effect<CacheTopology>
   }
 >() {}
 
@@ -144,7 +152,8 @@ export const aroundEach = (
     invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),
     stale: (slot) => around("stale", cache.stale(slot)),
     claim: (slot) => around("claim", cache.claim(slot)),
-    ping: around("ping", cache.ping)
+    ping: around("ping", cache.ping),
+    topology: cache.topology
   })
 
 /**

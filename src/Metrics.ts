@@ -57,6 +57,14 @@ export const cacheCircuitState = Metric.gauge("cache_circuit_state", {
   description: "The cache circuit breaker: 0 closed, 1 half-open, 2 open"
 })
 
+export const cacheTopology = Metric.gauge("cache_topology", {
+  description: "1 for the Redis topology in use: single, sentinel or cluster"
+})
+
+export const cacheMasters = Metric.gauge("cache_masters", {
+  description: "A Redis Cluster's masters: total, and answering (their connection ready)"
+})
+
 export const dbQueries = Metric.counter("db_queries_total", {
   description: "Database queries by query name and outcome (ok, error)"
 })

@@ -30,7 +30,11 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const loadProduct = (yield* FiberRef.get(FiberRef.currentTracerEnabled))
       ? (id: ProductId) => repo.findById(id)
       : ProductLoader.make(repo, runFork)
-    const keys = CacheKeys.make(yield* AppConfig.cachePrefix, { maxPages: yield* AppConfig.cacheMaxPages })
+    const keys = CacheKeys.make(yield* AppConfig.cachePrefix, {
+      maxPages: yield* AppConfig.cacheMaxPages,
+      // A cluster spreads keys by hash slot; the tags keep each script's keys on one.
+      tagged: (yield* AppConfig.redisTopology)._tag === "Cluster"
+    })
     const traced = yield* Tracing.spans
 
     // What a write removes: a product's value and remembered absence (moving its guard), or every list page.

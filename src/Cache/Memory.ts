@@ -155,7 +155,8 @@ export const make = Effect.gen(function* () {
         const stamp = read(slot.guard, now) ?? stampGuard(slot.guard, now)
         return { stamp, lease: takeLease(slot.lease, stamp, now) }
       }),
-    ping: Effect.void
+    ping: Effect.void,
+    topology: Effect.succeed({ kind: "memory" })
   })
 })
 

@@ -60,7 +60,8 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
           "cache.outcome": claimed.lease === null ? "held" : "claimed"
         }))
       ),
-    ping: cache.ping.pipe(span("Cache.ping", {}, () => ({ "cache.outcome": "up" })))
+    ping: cache.ping.pipe(span("Cache.ping", {}, () => ({ "cache.outcome": "up" }))),
+    topology: cache.topology
   })
 
 /**

@@ -3,7 +3,8 @@ import calculateSlot from "cluster-key-slot"
 import { Cluster, Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { CacheOperation, Fill, Lookup, Slot } from "../Cache.js"
+import type { CacheOperation, CacheTopology, Fill, Lookup, Slot } from "../Cache.js"
+import { cacheMasters, cacheTopology, labels } from "../Metrics.js"
 import { CacheEpoch } from "./Epoch.js"
 import * as TurnBatch from "./TurnBatch.js"
 
@@ -206,6 +207,9 @@ const historyOf = (server: string, replication: string) => {
   }
 }
 
+const mastersTotal = labels({ state: "total" })
+const mastersAnswering = labels({ state: "answering" })
+
 const unverified = new Error("this Redis's history is not checked yet")
 
 const defineScripts = (client: Redis | Cluster) => {
@@ -258,6 +262,11 @@ const connect = (options: RedisCacheOptions) =>
               scaleReads: "master",
               lazyConnect: true,
               clusterRetryStrategy: retryStrategy,
+              // A lost master's connection keeps trying (ioredis would drop it and wait for a MOVED that the trust
+              // check never lets a command provoke), so caching on its slots resumes when it is back.
+              clusterNodeRetryStrategy: retryStrategy,
+              // Failovers and resharding inside the cluster are learnt without waiting for a MOVED.
+              slotsRefreshInterval: 5000,
               slotsRefreshTimeout: Math.max(timeout, 1000),
               redisOptions: { ...connection, ...credentialsOf(url) }
             }
@@ -340,14 +349,20 @@ export const make = (options: RedisCacheOptions) =>
 
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
 
+    /** The connection to the node `host:port`, if the cluster client holds one (it drops a node it lost). */
+    const nodeNamed = (name: string) =>
+      cluster!.nodes("all").find((node) => `${node.options.host}:${node.options.port}` === name)
+
     /** The connection a key's commands go to: the one Redis, or the master serving the key's hash slot. */
     const nodeOf = (key: string): Redis | undefined => {
       if (cluster === undefined) return client as Redis
       const master = cluster.slots[calculateSlot(key)]?.[0]
-      return master === undefined
-        ? undefined
-        : cluster.nodes("master").find((node) => `${node.options.host}:${node.options.port}` === master)
+      return master === undefined ? undefined : nodeNamed(master)
     }
+
+    /** Every master the slot map names, lost ones too: what a cluster's health is counted against. */
+    const mastersOfSlots = () =>
+      [...new Set(cluster!.slots.map((owners) => owners?.[0]))].filter((name) => name !== undefined)
 
     // Entries are trusted only on a connection whose Redis history was checked against the epoch record; each
     // reconnection makes a new stream, and until it is checked every lookup, fill and fallback copy on it is skipped
@@ -422,6 +437,44 @@ export const make = (options: RedisCacheOptions) =>
 
     const attempt = <A>(op: CacheOperation, run: () => Promise<A>) =>
       Effect.tryPromise({ try: run, catch: (cause) => new CacheError({ op, reason: "failed", cause }) })
+
+    const kind = cluster !== undefined ? "cluster" : options.topology?._tag === "Sentinel" ? "sentinel" : "single"
+    cacheTopology.unsafeUpdate(1, labels({ topology: kind }))
+    // How many masters answer, for /metrics: a master counts while its connection is ready (a ping each, per scrape,
+    // would make scraping cost the cache); /health pings them.
+    if (cluster !== undefined) {
+      const count = () => {
+        const masters = mastersOfSlots()
+        cacheMasters.unsafeUpdate(masters.length, mastersTotal)
+        const ready = masters.filter((name) => nodeNamed(name)?.status === "ready")
+        cacheMasters.unsafeUpdate(ready.length, mastersAnswering)
+      }
+      count()
+      for (const event of ["+node", "-node", "node error", "refresh", "ready"]) cluster.on(event, count)
+      const watchStatus = (node: Redis) => ["ready", "close", "end"].forEach((event) => node.on(event, count))
+      cluster.on("+node", watchStatus)
+      cluster.nodes("all").forEach(watchStatus)
+    }
+
+    const topology: Effect.Effect<CacheTopology> =
+      cluster === undefined
+        ? Effect.succeed({ kind })
+        : Effect.map(
+            Effect.forEach(
+              mastersOfSlots(),
+              (name) =>
+                Effect.tryPromise(() => nodeNamed(name)!.ping()).pipe(
+                  Effect.timeout(Duration.millis(timeout)),
+                  Effect.isSuccess,
+                  Effect.withClock(Clock.make())
+                ),
+              { concurrency: "unbounded" }
+            ),
+            (answers) => ({
+              kind,
+              masters: { total: answers.length, answering: answers.filter((answered) => answered).length }
+            })
+          )
 
     /** An operation that reads or writes entries: only under a checked epoch, on every node its keys go to. */
     const trustedAttempt = <A>(op: CacheOperation, keys: ReadonlyArray<string>, run: (epoch: string) => Promise<A>) =>
@@ -608,10 +661,18 @@ export const make = (options: RedisCacheOptions) =>
           )
           return { stamp: epochStamp(epoch, stamp), lease: lease ?? null }
         }),
+      topology,
       // A cluster answers when every master does: a master that is down leaves its keys to the database.
       ping: Effect.asVoid(
         attempt<unknown>("ping", () =>
-          cluster === undefined ? client.ping() : Promise.all(cluster.nodes("master").map((node) => node.ping()))
+          cluster === undefined
+            ? client.ping()
+            : Promise.all(
+                mastersOfSlots().map((name) => {
+                  const node = nodeNamed(name)
+                  return node === undefined ? Promise.reject(new Error(`no connection to ${name}`)) : node.ping()
+                })
+              )
         )
       )
     })
@@ -620,7 +681,14 @@ export const make = (options: RedisCacheOptions) =>
 /** The cache in Redis at `options.url`, connected for the life of the layer; its epochs kept by `CacheEpoch`. */
 export const layer = (options: RedisCacheOptions) => Layer.scoped(Cache, make(options))
 
-/** The same, at `REDIS_URL` (or `REDIS_ADDR`) with `CACHE_TIMEOUT`. */
+/** The same, at `REDIS_URL` (or `REDIS_ADDR`) or the topology `REDIS_SENTINELS`/`REDIS_CLUSTER_NODES` name. */
 export const layerConfig = Layer.unwrapEffect(
-  Effect.map(Effect.all({ url: AppConfig.redisConnection, timeout: AppConfig.cacheTimeout }), layer)
+  Effect.map(
+    Effect.all({
+      url: AppConfig.redisConnection,
+      timeout: AppConfig.cacheTimeout,
+      topology: AppConfig.redisTopology
+    }),
+    layer
+  )
 )

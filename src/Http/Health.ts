@@ -18,7 +18,9 @@ export const HealthLive = HttpApiBuilder.group(Api, "health", (handlers) =>
             status: health.status,
             checks: { database: health.database, cache: health.cache },
             timestamp: at,
-            ...(health.writes === "ok" ? {} : { database_writes: health.writes })
+            ...(health.writes === "ok" ? {} : { database_writes: health.writes }),
+            cache_topology: health.topology.kind,
+            ...(health.topology.masters === undefined ? {} : { cache_masters: health.topology.masters })
           }),
           health.database === "down" ? 503 : 200
         )

@@ -1,6 +1,7 @@
 import { Effect } from "effect"
 import * as AppConfig from "../AppConfig.js"
 import { Cache } from "../Cache.js"
+import type { CacheTopology } from "../Cache.js"
 import { Database } from "../Database.js"
 import type { WriteState } from "../Database.js"
 import { ProductRepo } from "../ProductRepo.js"
@@ -10,6 +11,7 @@ export interface HealthReport {
   readonly database: "up" | "down"
   readonly cache: "up" | "down"
   readonly writes: WriteState
+  readonly topology: CacheTopology
 }
 
 /**
@@ -32,12 +34,13 @@ export const make = Effect.gen(function* () {
       Effect.orElseSucceed(() => "down" as const)
     )
   return Effect.map(
-    Effect.all([up(repo.ping), up(cache.ping), database.writes], { concurrency: 2 }),
-    ([reads, cacheCheck, writes]): HealthReport => ({
+    Effect.all([up(repo.ping), up(cache.ping), database.writes, cache.topology], { concurrency: 3 }),
+    ([reads, cacheCheck, writes, topology]): HealthReport => ({
       status: reads === "down" ? "unhealthy" : cacheCheck === "down" || writes !== "ok" ? "degraded" : "healthy",
       database: reads,
       cache: cacheCheck,
-      writes
+      writes,
+      topology
     })
   )
 })
