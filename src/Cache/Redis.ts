@@ -260,6 +260,8 @@ const connect = (options: RedisCacheOptions) =>
               // One pipeline per master for the commands of one turn: the per-slot scripts of a batch go out together.
               enableAutoPipelining: true,
               scaleReads: "master",
+              // A command abandoned by its timeout is not chased around the cluster for long.
+              maxRedirections: 4,
               lazyConnect: true,
               clusterRetryStrategy: retryStrategy,
               // A lost master's connection keeps trying (ioredis would drop it and wait for a MOVED that the trust
@@ -285,6 +287,8 @@ const connect = (options: RedisCacheOptions) =>
                   name: topology.name,
                   // Told of a failover by the Sentinels at once, instead of when the old master stops answering.
                   failoverDetector: true,
+                  // ioredis speaks plain TCP to a master found through Sentinels unless told otherwise.
+                  enableTLSForSentinelMode: url.startsWith("rediss:"),
                   sentinelRetryStrategy: retryStrategy
                 }
               : {})
@@ -366,8 +370,9 @@ export const make = (options: RedisCacheOptions) =>
 
     // Entries are trusted only on a connection whose Redis history was checked against the epoch record; each
     // reconnection makes a new stream, and until it is checked every lookup, fill and fallback copy on it is skipped
-    // (the read is answered from the database). A command is written to the stream current when it is issued (auto-
-    // pipelining flushes within the same turn), so checking the stream at issue is checking the Redis it reaches.
+    // (the read is answered from the database). Checking the stream when a command is issued is checking the Redis it
+    // reaches: auto-pipelining writes it out at the next setImmediate, and a new stream only comes from the retry
+    // timer (100 ms at least), which cannot fire before that; nothing is resent after a reconnection (above).
     // Checks run one at a time, so the epoch only moves forward: a history unseen under the current epoch starts a
     // new one, which keeps every history the old one had seen (Cache/Epoch.ts), so other checked nodes stay trusted.
     let epoch: string | undefined
