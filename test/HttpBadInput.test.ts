@@ -138,7 +138,7 @@ describe("bad input changes nothing", () => {
         const after = Date.now()
         expect(reply.status, reply.text).toBe(503)
         expectJson(reply)
-        expect(Object.keys(reply.body)).toEqual(["service", "status", "checks", "timestamp"])
+        expect(Object.keys(reply.body)).toEqual(["service", "status", "checks", "timestamp", "cache_topology"])
         expect(reply.body.status).toBe("unhealthy")
         expect(reply.body.checks).toEqual({ database: "down", cache: "up" })
         expectIsoBetween(reply.body.timestamp, before, after)

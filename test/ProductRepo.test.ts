@@ -150,7 +150,7 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
       const again = yield* repoOn(database)
       expect(yield* again.findById(created.id)).toEqual(Option.some(created))
       const migrations = yield* database.execute("SELECT migration_id FROM effect_sql_migrations ORDER BY migration_id")
-      expect(migrations.map((row) => Number(row.migration_id))).toEqual([1, 2, 3])
+      expect(migrations.map((row) => Number(row.migration_id))).toEqual([1, 2, 3, 4])
     })
   )
 })

@@ -138,7 +138,7 @@ describe("another process holds the SQLite write lock", () => {
         expect((yield* call(port, "PUT", `/api/v1/products/${id}`, { price: 11 })).status).toBe(200)
         const health = yield* call(port, "GET", "/health")
         expect(health.body.status).toBe("healthy")
-        expect(Object.keys(health.body)).toEqual(["service", "status", "checks", "timestamp"])
+        expect(Object.keys(health.body)).toEqual(["service", "status", "checks", "timestamp", "cache_topology"])
       }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
   )
 

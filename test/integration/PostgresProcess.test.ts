@@ -57,7 +57,7 @@ describe("service process on PostgreSQL", () => {
           { concurrency: "unbounded" }
         )
         const migrations = yield* database.execute("SELECT migration_id FROM effect_sql_migrations ORDER BY 1")
-        expect(migrations.map((row) => Number(row.migration_id))).toEqual([1, 2, 3])
+        expect(migrations.map((row) => Number(row.migration_id))).toEqual([1, 2, 3, 4])
         const created = yield* call(services[0]!.port, "POST", "/api/v1/products", { json: { name: "P", price: 1 } })
         expect(created.status, created.text).toBe(201)
         for (const service of services) {
