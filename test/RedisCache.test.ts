@@ -70,6 +70,23 @@ describe("Cache contract: redis specifics", () => {
     })
   )
 
+  it.scoped("a guard lives no longer than what it filled: a remembered absence's guard goes with it", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const slot = CacheKeys.make("product:").product(404 as ProductId)
+      const found = miss(yield* cache.lookup(slot))
+      expect(Number(yield* server.command("PTTL", slot.guard)), "a miss's guard outlives the load").toBeGreaterThan(
+        20_000
+      )
+      yield* cache.fill(slot, { ...found, value: null, ttl: Duration.seconds(2) })
+      expect(Number(yield* server.command("PTTL", slot.absent!))).toBeLessThanOrEqual(2_000)
+      const guard = Number(yield* server.command("PTTL", slot.guard))
+      expect(guard).toBeGreaterThan(0)
+      expect(guard).toBeLessThanOrEqual(2_000)
+    })
+  )
+
   it.scoped("the page index is a sorted set under <prefix>index:list that expires with its longest-lived page", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()

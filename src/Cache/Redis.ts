@@ -68,12 +68,15 @@ return found`
 // target again when there is none). ARGV, nine per fill: value (the epoch, for a remembered absence), ttl (ms), stamp,
 // lease token ("" if none), load (µs), grace (ms; "" for a remembered absence, which has no shadow), then for an
 // indexed entry its index's capacity, entries' prefix and shadows' prefix ("" otherwise); last, once, the epoch. Each
-// fill frees its lease and stores only if its guard still holds its stamp. The shadow is written with the entry: the
-// epoch, when, how long the load took, and with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when an entry's shadow
-// expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry that expires
-// first (names of expired entries, scored lowest, go before any live one), its value and shadow too, since what the
-// index no longer names could not be invalidated; the index itself lives as long as its longest-lived shadow, so a
-// write always reaches every fallback copy. Replies 1 (stored) or 0 (a write got there first) per fill.
+// fill frees its lease and stores only if its guard still holds its stamp; the guard then lives no longer than what
+// it filled (a remembered "not found" lives seconds, and a client asking for ever new ids must not size Redis by
+// guards; a fill that a shorter guard voids is safe). The shadow is written with the entry: the epoch, when, how long
+// the load took, and with a grace period the value again, kept that much longer than the entry. The index is a sorted
+// set scored by when an entry's shadow expires (its entry's expiry plus the grace period, the same order): a full
+// index evicts the entry that expires first (names of expired entries, scored lowest, go before any live one), its
+// value and shadow too, since what the index no longer names could not be invalidated; the index itself lives as long
+// as its longest-lived shadow, so a write always reaches every fallback copy. Replies 1 (stored) or 0 (a write got
+// there first) per fill.
 const fillManyScript = `
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -81,6 +84,7 @@ local function fill(k, a)
   if ARGV[a + 4] ~= "" and redis.call("GET", KEYS[k + 3]) == ARGV[a + 4] then redis.call("DEL", KEYS[k + 3]) end
   if redis.call("GET", KEYS[k + 2]) ~= ARGV[a + 3] then return 0 end
   redis.call("SET", KEYS[k + 1], ARGV[a + 1], "PX", ARGV[a + 2])
+  if redis.call("PTTL", KEYS[k + 2]) > tonumber(ARGV[a + 2]) then redis.call("PEXPIRE", KEYS[k + 2], ARGV[a + 2]) end
   if ARGV[a + 6] == "" then return 1 end
   local kept = tonumber(ARGV[a + 2]) + tonumber(ARGV[a + 6])
   redis.call("DEL", KEYS[k + 4])
