@@ -1,5 +1,5 @@
-import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, FiberRef, Logger, LogLevel } from "effect"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { ConfigProvider, Effect, Exit, LogLevel } from "effect"
 import * as AppConfig from "../src/AppConfig.js"
 import * as Logging from "../src/Logging.js"
 
@@ -33,21 +33,53 @@ describe("LOG_FORMAT and LOG_LEVEL", () => {
     })
   )
 
-  it.effect("the Logging layer sets the minimum level and the one logger LOG_FORMAT names", () =>
+  /** What the Logging layer writes for one warning and one debug line under `env`, each console.log call's text. */
+  const written = (env: Record<string, string>) =>
     Effect.gen(function* () {
-      expect((yield* FiberRef.get(FiberRef.currentMinimumLogLevel)).label).toBe("ERROR")
-      const loggers = yield* FiberRef.get(FiberRef.currentLoggers)
-      expect(loggers.pipe((set) => [...set].includes(Logger.defaultLogger))).toBe(false)
-    }).pipe(
-      Effect.provide(Logging.layer),
-      Effect.withConfigProvider(
-        ConfigProvider.fromMap(
-          new Map([
-            ["LOG_LEVEL", "error"],
-            ["LOG_FORMAT", "json"]
-          ])
-        )
+      const lines: Array<string> = []
+      yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          vi.spyOn(console, "log").mockImplementation((...args) => void lines.push(args.map(String).join(" ")))
+        ),
+        (spy) => Effect.sync(() => spy.mockRestore())
       )
+      yield* Effect.logWarning("disk nearly full").pipe(Effect.annotateLogs("disk", "sda"))
+      yield* Effect.logDebug("not shown at info")
+      return lines
+    }).pipe(
+      Effect.scoped,
+      Effect.provide(Logging.layer),
+      Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env))))
     )
+
+  it.effect("LOG_FORMAT=json writes one JSON object a line, with the level, message and annotations", () =>
+    Effect.gen(function* () {
+      const lines = yield* written({ LOG_FORMAT: "json" })
+      expect(lines).toHaveLength(1)
+      expect(JSON.parse(lines[0]!)).toMatchObject({
+        message: "disk nearly full",
+        logLevel: "WARN",
+        annotations: { disk: "sda" }
+      })
+    })
+  )
+
+  it.effect("LOG_FORMAT=pretty writes text for a person, not JSON", () =>
+    Effect.gen(function* () {
+      const lines = yield* written({ LOG_FORMAT: "pretty" })
+      expect(lines.length).toBeGreaterThan(0)
+      const text = lines.join("\n")
+      expect(text).toContain("disk nearly full")
+      expect(text).toContain("WARN")
+      expect(() => JSON.parse(lines[0]!)).toThrow()
+      expect(text).not.toContain("not shown at info")
+    })
+  )
+
+  it.effect("LOG_LEVEL sets the minimum level: at error, a warning is not written", () =>
+    Effect.gen(function* () {
+      expect(yield* written({ LOG_FORMAT: "json", LOG_LEVEL: "error" })).toEqual([])
+      expect(yield* written({ LOG_FORMAT: "json", LOG_LEVEL: "debug" })).toHaveLength(2)
+    })
   )
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Duration, Effect, Fiber, Layer, Option, TestClock } from "effect"
+import { Context, Deferred, Duration, Effect, Either, Fiber, Layer, Option, TestClock } from "effect"
 import { ReadThrough } from "../src/Cache/ReadThrough.js"
+import type { Served } from "../src/Cache/ReadThrough.js"
 import { CacheStats } from "../src/Cache/Stats.js"
 import * as Invalidations from "../src/Cache/Invalidations.js"
 import { ProductService } from "../src/ProductService.js"
@@ -77,6 +78,42 @@ describe("ProductService with a grace period (CACHE_GRACE)", () => {
       expect((yield* stats()).stale).toBe(0)
     })
   )
+
+  // The read began before the write, so it may answer the old value or the new one, but not the copy of the old one
+  // once its load has failed: the write has answered by then, and the copy is what it replaced.
+  for (const path of ["alone", "in the lean path's batch"] as const) {
+    it.scoped(`a write whose invalidation is lost while a read loads forbids the copy to that read (${path})`, () =>
+      Effect.gen(function* () {
+        const { cache, fake, service, stats } = yield* graceful()
+        const product = yield* service.create(laptop)
+        yield* service.getById(product.id)
+        yield* TestClock.adjust(Duration.seconds(25)) // expired, its copy kept
+        const held = yield* fake.holdReads
+        const answers: Array<Effect.Effect<Served, { readonly _tag: string }>> = []
+        const read =
+          path === "alone"
+            ? service.getById(product.id)
+            : Effect.flatMap(
+                service.getMany([{ id: product.id }], (_, answer) =>
+                  answers.push(Effect.isEffect(answer) ? answer : Effect.succeed(answer))
+                ),
+                () => answers[0]!
+              )
+        const reader = yield* Effect.fork(Effect.either(read))
+        yield* held.loaded // a miss: its load has begun
+        yield* held.unhold
+        yield* cache.setDown(true)
+        yield* service.update(product.id, { price: 5 }) // its invalidations cannot reach the cache: pending
+        yield* cache.setDown(false)
+        yield* fake.failReads(true)
+        yield* held.release
+        const outcome = yield* Fiber.join(reader)
+        // Served, it would show the replaced price.
+        expect(Either.isRight(outcome) ? JSON.parse(outcome.right.json).price : outcome.left._tag).toBe("SqlError")
+        expect((yield* stats()).stale).toBe(0)
+      })
+    )
+  }
 })
 
 describe("ProductService across processes (two services on one cache and one repository)", () => {

@@ -20,6 +20,16 @@ const tailTarget = 3
 
 const allHits = ["hit-id", "list-hit", "scale-workers"]
 
+/**
+ * Hits over every read the stats counted, errors included: the contract's hit rate leaves out reads whose lookup
+ * failed (each answered from the database), so a run whose Redis failed half the time can show a hit rate of 1.
+ */
+export const servedFromCache = (row) => {
+  if (row.hit_rate === undefined) return undefined
+  if (!row.reads_counted) return row.hit_rate
+  return (row.hit_rate * (row.reads_counted - row.cache_errors)) / row.reads_counted
+}
+
 /** Checks of the wrk scenarios: every answer 2xx, hits that hit, misses that miss, cluster stats that count all. */
 const scenarioChecks = (rows, { seconds }, out) => {
   for (const row of rows) {
@@ -27,8 +37,12 @@ const scenarioChecks = (rows, { seconds }, out) => {
     if (row.non2xx > 0) out.failures.push(`${where}: ${row.non2xx} non-2xx answers`)
     if (row.socket_errors > 0) out.failures.push(`${where}: ${row.socket_errors} socket errors`)
     if (row.cache_errors > 0) out.warnings.push(`${where}: ${row.cache_errors} cache errors`)
-    if (allHits.includes(row.scenario) && row.hit_rate !== undefined && row.hit_rate < 0.999) {
-      out.failures.push(`${where}: hit rate ${fixed(row.hit_rate, 4)}, expected all hits`)
+    const served = servedFromCache(row)
+    if (allHits.includes(row.scenario) && served !== undefined && served < 0.999) {
+      out.failures.push(
+        `${where}: ${fixed(served, 4)} of the reads served from the cache (hit rate ${fixed(row.hit_rate, 4)}, ` +
+          `${row.cache_errors} cache errors), expected all hits`
+      )
     }
     if (row.scenario === "miss-id") {
       const note =

@@ -236,6 +236,49 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
         )
       })
 
+    // Loads of reads that bypass the cache (its lookup failed, or a pending invalidation could not be applied), by
+    // key: an outage of the cache must not multiply the database's load by the concurrency. With no stamp to tell a
+    // load begun before a write (here or in another process) from one begun after it, a reader joins only a load that
+    // has not begun: one load of a key runs at a time, and the readers that come meanwhile share the next, which
+    // begins once all of them are there. So no reader takes a value read before it arrived.
+    interface Bypass {
+      readonly done: Deferred.Deferred<Option.Option<string>, unknown>
+      begun: boolean
+    }
+    const bypassing = new Map<string, Bypass>()
+
+    const loadBypassing = <E>(
+      key: string,
+      load: Effect.Effect<Option.Option<string>, E>
+    ): Effect.Effect<Option.Option<string>, E> =>
+      Effect.suspend(() => {
+        const newest = bypassing.get(key)
+        if (newest !== undefined && !newest.begun) {
+          cacheCoalescedLoads.unsafeUpdate(1, noLabels)
+          return Deferred.await(newest.done as Deferred.Deferred<Option.Option<string>, E>)
+        }
+        const next: Bypass = { done: Deferred.unsafeMake(FiberId.none), begun: false }
+        bypassing.set(key, next)
+        // The first load waits one yield, for the readers of the same moment; a next one for the load that runs.
+        const turn = newest === undefined ? Effect.yieldNow() : Effect.exit(Deferred.await(newest.done))
+        return turn.pipe(
+          Effect.zipRight(
+            Effect.suspend(() => {
+              next.begun = true
+              return load
+            })
+          ),
+          Effect.exit,
+          Effect.flatMap((exit) => {
+            if (bypassing.get(key) === next) bypassing.delete(key)
+            Deferred.unsafeDone(next.done, exit)
+            return exit
+          }),
+          // Readers that joined must get an answer even if the one that began the load hangs up.
+          Effect.uninterruptible
+        )
+      })
+
     /**
      * With CACHE_GRACE, a read whose database load failed answers with the slot's fallback copy, if a write has not
      * removed it. A write removes the copy with the entry; one whose removal could not reach the cache is pending, and
@@ -305,7 +348,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       const pendingKey = options.pending?.key ?? pendingKeyOf(slot)
       const served = servedOf(absent)
       // Built only on the paths that read the database, not on every hit.
-      const fromDatabaseOnly = () => Effect.flatMap(load, served)
+      const fromDatabaseOnly = () => Effect.flatMap(loadBypassing(slot.key, load), served)
       const cached = cache.lookup(slot).pipe(
         Effect.matchEffect({
           onFailure: (error) => Effect.zipRight(stats.error(error), fromDatabaseOnly()),
@@ -430,7 +473,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
               onFailure: (error) => {
                 for (const at of clean) {
                   const fromDatabaseOnly = Effect.flatMap(
-                    options.load(at),
+                    loadBypassing(slots[at]!.key, options.load(at)),
                     servedOf(() => options.absent(at))
                   )
                   answer(at, Effect.zipRight(stats.error(error), fromDatabaseOnly))

@@ -6,6 +6,7 @@ import * as Path from "node:path"
 import * as InvalidConfig from "../support/InvalidConfig.js"
 import { keepAliveAgent, product, create, eventually, statusLines } from "../support/ProcessSuite.js"
 import * as RedisServer from "../support/RedisServer.js"
+import type { RawConnection } from "../support/ServiceProcess.js"
 import {
   awaitExit,
   call,
@@ -21,7 +22,24 @@ import {
 // The real service as a child process: start-up with and without Redis, configuration errors, WORKERS=2.
 
 /** Long, so that a reply that waited for it stands out however loaded the machine is. */
-const cacheTimeoutMillis = 5_000
+const cacheTimeoutMillis = 10_000
+
+/**
+ * How long a start (or a refused start) may take: tsx loading Effect takes seconds of CPU, and these start several
+ * processes at once on two cores that other work may also keep busy. A bound for a run that hangs, not a speed.
+ */
+const startBoundMillis = 120_000
+const testBoundMillis = startBoundMillis + 60_000
+
+/** Resolves once `connection` holds a complete response or has closed, whichever comes first. */
+const answerOrClose = (connection: RawConnection) =>
+  new Promise<void>((done) => {
+    // rawConnect's own listener came first: what this chunk brought is already in `received`.
+    connection.socket.on("data", () => {
+      if (completeResponses(connection.received()) > 0) done()
+    })
+    void connection.closed.then(() => done())
+  })
 
 describe("service process", () => {
   it.scopedLive(
@@ -56,13 +74,14 @@ describe("service process", () => {
 
         const stats = yield* call(service.port, "GET", "/api/v1/cache/stats", { agent })
         replies.push(stats)
-        expect(stats.body.cache_stats).toMatchObject({ hits: 0, misses: 0, total_gets: 0, sets: 0 })
-        expect(stats.body.cache_stats.errors).toBeGreaterThan(0)
+        // One per cache operation that could not be done: the create's two invalidations (product and lists), then for
+        // each read the pending invalidation it could not apply before bypassing the cache.
+        expect(stats.body.cache_stats).toMatchObject({ hits: 0, misses: 0, total_gets: 0, sets: 0, errors: 2 + 2 + 1 })
 
         // A request that waited for the cache's timeout would take all of it: an absent Redis is not waited for.
         for (const reply of replies) expect(reply.millis, reply.text).toBeLessThan(cacheTimeoutMillis / 2)
       }),
-    30_000
+    testBoundMillis
   )
 
   it.scopedLive(
@@ -78,25 +97,25 @@ describe("service process", () => {
         const path = `/api/v1/products/${created.body.product.id}`
         expect((yield* call(service.port, "GET", path)).body.from_cache).toBe(false)
 
+        // By itself: no restart, nothing but the health checks asked of it. The wait is a bound, not a speed.
         yield* redis.start
-        const back = performance.now()
         yield* eventually(
           () => request(service.port, "GET", "/health"),
           (reply) => reply.status === 200 && reply.body.status === "healthy",
-          10_000
+          startBoundMillis
         )
-        expect(performance.now() - back).toBeLessThan(10_000)
 
         const miss = yield* call(service.port, "GET", path)
         expect([miss.body.from_cache, miss.headers["x-cache"]]).toEqual([false, "MISS"])
         const hit = yield* call(service.port, "GET", path)
         expect([hit.body.from_cache, hit.headers["x-cache"]]).toEqual([true, "HIT"])
         expect(hit.body.product).toMatchObject({ ...product, id: created.body.product.id })
+        // The create's two invalidations and the read's pending one failed while Redis was down; once back, the
+        // read that applied the pending invalidation missed and filled, and the next one hit.
         const stats = yield* call(service.port, "GET", "/api/v1/cache/stats")
-        expect(stats.body.cache_stats.hits).toBeGreaterThanOrEqual(1)
-        expect(stats.body.cache_stats.misses).toBeGreaterThanOrEqual(1)
+        expect(stats.body.cache_stats).toMatchObject({ hits: 1, misses: 1, sets: 1, errors: 3 })
       }),
-    40_000
+    testBoundMillis
   )
 
   // Concurrent: these only wait for processes to start; five tsx starts on two cores take a while.
@@ -107,19 +126,16 @@ describe("service process", () => {
         Effect.gen(function* () {
           const redis = yield* RedisServer.make()
           const service = yield* spawnService({ env: { REDIS_URL: redis.url } })
-          const connection = yield* Effect.promise(() => connectOnceListening(service, 40_000))
-          const accepted = performance.now()
+          const connection = yield* Effect.promise(() => connectOnceListening(service, startBoundMillis))
+          const answered = answerOrClose(connection)
           connection.socket.write(rawGet("/health"))
-          yield* Effect.promise(async () => {
-            while (completeResponses(connection.received()) === 0 && performance.now() - accepted < 10_000)
-              await sleep(20)
-          })
+          yield* Effect.promise(() => Promise.race([answered, sleep(startBoundMillis)]))
           const log = service.output()
-          expect(statusLines(connection.received()), `no answer 10 s after the port accepted it\n${log}`).toEqual([
+          expect(statusLines(connection.received()), `no answer to a request the port accepted\n${log}`).toEqual([
             "HTTP/1.1 200 OK"
           ])
         }),
-      60_000
+      testBoundMillis
     )
 
     // Several bad variables per process (test/support/InvalidConfig.ts): each must be named, and nothing opened.
@@ -132,8 +148,7 @@ describe("service process", () => {
         () =>
           Effect.gen(function* () {
             const service = yield* spawnService({ env: Object.assign({}, ...batch.map((row) => row.env)) })
-            // Generous: these start together on two cores, and tsx alone takes seconds to load Effect.
-            const exit = yield* awaitExit(service, 40_000)
+            const exit = yield* awaitExit(service, startBoundMillis)
             const output = service.output()
             expect(exit.code, output).toBe(1)
             for (const row of batch) expect(output).toContain(`Invalid data at ${row.name}: `)
@@ -141,7 +156,7 @@ describe("service process", () => {
             expect(yield* Effect.promise(() => Fs.readdir(service.dir))).toEqual([])
             expect(output).not.toContain("Listening on")
           }),
-        60_000
+        testBoundMillis
       )
     }
   })
@@ -157,12 +172,12 @@ describe("service process", () => {
             Fs.readFile(`/proc/${service.child.pid}/task/${service.child.pid}/children`, "utf8").then((text) =>
               text.trim().split(/\s+/).filter(Boolean)
             )
-          yield* eventually(workerPids, (pids) => pids.length === 2, 20_000)
+          yield* eventually(workerPids, (pids) => pids.length === 2, startBoundMillis)
           // Both listening: the second one logs its address too.
           yield* eventually(
             () => Promise.resolve(service.output().split("Listening on").length - 1),
             (count) => count === 2,
-            20_000
+            startBoundMillis
           )
           const created = yield* create(service)
           const path = `/api/v1/products/${created.body.product.id}`
@@ -186,7 +201,7 @@ describe("service process", () => {
           expect(exit.code).toBe(0)
           for (const pid of pids) expect(() => process.kill(Number(pid), 0)).toThrow()
         }),
-      60_000
+      testBoundMillis
     )
   })
 })

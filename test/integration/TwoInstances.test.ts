@@ -82,12 +82,18 @@ const loadsById = (app: Client) =>
 
 const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
-/** Yields every millisecond until `done` holds, for at most five seconds. */
+// What these wait for are events (a load, a miss, a hit); the bounds only stop a run that hangs. Two instances on
+// PostgreSQL, a hundred writes and two hundred concurrent reads take many seconds on two cores that other work keeps
+// busy: under two other test runs, 20 s was not enough.
+const waitBoundMillis = 60_000
+const testBoundMillis = 120_000
+
+/** Yields every millisecond until `done` holds. */
 const waitFor = (done: Effect.Effect<boolean>) =>
   Effect.gen(function* () {
-    const deadline = Date.now() + 5_000
+    const deadline = Date.now() + waitBoundMillis
     while (!(yield* done)) {
-      if (Date.now() > deadline) return yield* Effect.dieMessage("condition not reached within 5 s")
+      if (Date.now() > deadline) return yield* Effect.dieMessage(`condition not reached within ${waitBoundMillis} ms`)
       yield* Effect.sleep("1 millis")
     }
   })
@@ -149,8 +155,10 @@ const noStaleRead = (a: Client, b: Client) =>
   })
 
 describe(`two instances on ${Databases.kind}`, () => {
-  it.scopedLive("no read returns a value older than the last acknowledged write, by id or in a list page", () =>
-    Effect.flatMap(twoInstances, ({ a, b }) => noStaleRead(a, b))
+  it.scopedLive(
+    "no read returns a value older than the last acknowledged write, by id or in a list page",
+    () => Effect.flatMap(twoInstances, ({ a, b }) => noStaleRead(a, b)),
+    testBoundMillis
   )
 
   // Once, on SQLite: the same checker over a Redis Cluster of three masters, where each product's keys and the pages
@@ -168,30 +176,33 @@ describe(`two instances on ${Databases.kind}`, () => {
         )
         yield* noStaleRead(yield* instance, yield* instance)
       }),
-    40_000
+    testBoundMillis
   )
 
-  it.scopedLive("a write whose invalidation one instance could not deliver is honoured by the other at once", () =>
-    Effect.gen(function* () {
-      const { a, b, partitionA } = yield* twoInstances
-      const created = yield* a.request("POST", "/api/v1/products", { json: { name: "P", price: 1 } })
-      const path = `/api/v1/products/${created.body.product.id}`
-      yield* b.get(path)
-      yield* b.get("/api/v1/products")
-      expect((yield* b.get(path)).body.from_cache).toBe(true)
+  it.scopedLive(
+    "a write whose invalidation one instance could not deliver is honoured by the other at once",
+    () =>
+      Effect.gen(function* () {
+        const { a, b, partitionA } = yield* twoInstances
+        const created = yield* a.request("POST", "/api/v1/products", { json: { name: "P", price: 1 } })
+        const path = `/api/v1/products/${created.body.product.id}`
+        yield* b.get(path)
+        yield* b.get("/api/v1/products")
+        expect((yield* b.get(path)).body.from_cache).toBe(true)
 
-      yield* partitionA(true) // only a loses Redis; b's connection is fine and Redis still holds price 1
-      const updated = yield* a.request("PUT", path, { json: { price: 2 } })
-      expect(updated.status).toBe(200)
+        yield* partitionA(true) // only a loses Redis; b's connection is fine and Redis still holds price 1
+        const updated = yield* a.request("PUT", path, { json: { price: 2 } })
+        expect(updated.status).toBe(200)
 
-      const read = yield* b.get(path)
-      expect(read.body.product.price).toBe(2)
-      expect((yield* b.get("/api/v1/products")).body.products[0].price).toBe(2)
-      // b applied the invalidation a could not, so caching goes on normally there.
-      expect((yield* b.get(path)).body.from_cache).toBe(true)
-      yield* partitionA(false)
-      expect((yield* a.get(path)).body).toMatchObject({ product: { price: 2 }, from_cache: true })
-    })
+        const read = yield* b.get(path)
+        expect(read.body.product.price).toBe(2)
+        expect((yield* b.get("/api/v1/products")).body.products[0].price).toBe(2)
+        // b applied the invalidation a could not, so caching goes on normally there.
+        expect((yield* b.get(path)).body.from_cache).toBe(true)
+        yield* partitionA(false)
+        expect((yield* a.get(path)).body).toMatchObject({ product: { price: 2 }, from_cache: true })
+      }),
+    testBoundMillis
   )
 
   it.scopedLive(
@@ -234,22 +245,23 @@ describe(`two instances on ${Databases.kind}`, () => {
         }
         const [sa, sb] = yield* Effect.all([stats(a), stats(b)])
         expect(sa.stale + sb.stale).toBe(2)
-      }).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+      }).pipe(Logger.withMinimumLogLevel(LogLevel.None)),
+    testBoundMillis
   )
 
   it.scopedLive(
     "Redis paused (CLIENT PAUSE): each request answers from the database within its bound; caching resumes",
     () =>
       Effect.gen(function* () {
-        // Above the reply margin, so that a request that waits on Redis once more than it should cannot pass.
-        const cacheTimeout = 500
+        // Long, so that the margin replyBoundMillis leaves for everything else outlasts a busy machine's delays.
+        const cacheTimeout = 1_000
         const { a, b, server } = yield* twoInstancesWith({ env: { CACHE_TIMEOUT: `${cacheTimeout}ms` } })
         const created = yield* a.request("POST", "/api/v1/products", { json: { name: "P", price: 1 } })
         const path = `/api/v1/products/${created.body.product.id}`
         yield* a.get(path)
         const errorsBefore = (yield* stats(b)).errors
         // Long enough to outlast both requests below on a slow machine: they must not be answered by its end.
-        yield* server.pause(4_000)
+        yield* server.pause(8_000)
         const update = yield* timed(b.request("PUT", path, { json: { price: 2 } }))
         const read = yield* timed(a.get(path))
         expect(update.reply.status).toBe(200)
@@ -263,10 +275,12 @@ describe(`two instances on ${Databases.kind}`, () => {
           Effect.map(a.get(path), (again) => {
             expect(again.body.product.price).toBe(2)
             return again.body.from_cache === true
-          })
+          }),
+          waitBoundMillis
         )
         expect(hit).toBe(true)
-      })
+      }),
+    testBoundMillis
   )
 
   it.scopedLive(
@@ -321,6 +335,7 @@ describe(`two instances on ${Databases.kind}`, () => {
         expect({ a: sa.sets, b: sb.sets }).toEqual({ a: 1, b: 0 })
         expect((yield* loadsById(a)) - loadsBefore).toBe(1)
         expect(sa.errors + sb.errors).toBe(0)
-      })
+      }),
+    testBoundMillis
   )
 })
