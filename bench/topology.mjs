@@ -544,6 +544,13 @@ const partTwo = async () => {
 
 // ---------------------------------------------------------------- report
 
+/** The median of the finite values; "(n of N)" when a repetition never recovered (NaN). */
+const finiteMedian = (values) => {
+  const finite = values.filter(Number.isFinite)
+  const text = finite.length === 0 ? "none" : fmt(median(finite), 0)
+  return finite.length === values.length ? text : `${text} (${finite.length} of ${values.length} recovered)`
+}
+
 const tables = (one, rawWaitResult, two) => {
   const lines = []
   lines.push(
@@ -573,7 +580,7 @@ const tables = (one, rawWaitResult, two) => {
   for (const trigger of ["failover", "kill"]) {
     const rs = two.filter((r) => r.trigger === trigger)
     lines.push(
-      `| **${trigger === "failover" ? "SENTINEL FAILOVER" : "master SIGKILL"}** | **median** | ${fmt(median(rs.map((r) => r.switch_master_ms)), 0)} | ${fmt(median(rs.map((r) => r.recovered_ms)), 0)} | ${fmt(median(rs.map((r) => r.recovered_ms - r.switch_master_ms)), 0)} | ${median(rs.map((r) => r.misses))} | ${fmt(median(rs.map((r) => r.slowest_ms)), 1)} | ${median(rs.map((r) => r.reads_after_trigger))} | ${rs.reduce((s, r) => s + r.non200, 0)} (total) | ${rs.reduce((s, r) => s + r.wrong_or_inconsistent, 0)} (total) |`
+      `| **${trigger === "failover" ? "SENTINEL FAILOVER" : "master SIGKILL"}** | **median** | ${fmt(median(rs.map((r) => r.switch_master_ms)), 0)} | ${finiteMedian(rs.map((r) => r.recovered_ms))} | ${finiteMedian(rs.map((r) => r.recovered_ms - r.switch_master_ms))} | ${median(rs.map((r) => r.misses))} | ${fmt(median(rs.map((r) => r.slowest_ms)), 1)} | ${median(rs.map((r) => r.reads_after_trigger))} | ${rs.reduce((s, r) => s + r.non200, 0)} (total) | ${rs.reduce((s, r) => s + r.wrong_or_inconsistent, 0)} (total) |`
     )
   }
   return lines.join("\n")
