@@ -461,7 +461,7 @@ const failoverOnce = async (trigger, rep) => {
       const recoveryRead = lastMissAt >= 0 ? after[lastMissAt + 1] : after.find((r) => r.hit && r.started >= switchedAt)
       const newMaster = client(setup.replica.port)
       const newMasterRole = fields(await newMaster.info("replication")).role
-      const entryOnNewMaster = (await newMaster.exists(`product:${id}`)) === 1
+      const entryOnNewMaster = (await newMaster.exists(`product:id:${id}`)) === 1
       newMaster.disconnect()
       // Sentinel turns a live old master into a replica only once it sees it again (its INFO poll): observed, not
       // waited on by the reads, so a slow demotion is reported rather than failed.
