@@ -312,6 +312,13 @@ const connect = (options: RedisCacheOptions) =>
     })
     client.on("end", () => {
       up = false
+      // ioredis gives up for good when a reconnection is cut short: with Sentinels, the failover detector closes the
+      // connection while it is still asking them for the master (seen in 1 of 3 killed masters under load: the cache
+      // never came back). Only the layer's release ends it; anything else starts over, as its own retries would.
+      if (released.has(client) || client instanceof Cluster) return
+      setTimeout(() => {
+        if (!released.has(client) && client.status === "end") client.connect().catch(() => undefined)
+      }, 500).unref()
     })
 
     // Waiting briefly lets a healthy Redis be ready for the first request; an absent one only makes us start degraded.
@@ -326,10 +333,14 @@ const connect = (options: RedisCacheOptions) =>
 
 // quit() waits for Redis to answer, which after a long outage may be never: bound it with a plain timer (a
 // finalizer is uninterruptible, and tests may run it under the TestClock), then drop the socket.
+/** Clients the layer has let go of: their end is final. */
+const released = new WeakSet<Redis | Cluster>()
+
 const release = (client: Redis | Cluster) =>
   Effect.promise(
     () =>
       new Promise<void>((resolve) => {
+        released.add(client)
         const bound = setTimeout(resolve, 1000)
         client
           .quit()
