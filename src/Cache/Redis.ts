@@ -447,10 +447,12 @@ export const make = (options: RedisCacheOptions) =>
       return undefined
     }
 
-    // The first requests find the cache checked when Redis is there at start.
+    // The first requests find the cache checked when Redis is there at start. The check's own steps are bounded (each
+    // command by the timeout, the database by its own); this bound is for a machine too busy to finish them soon, and
+    // a check cut short starts again with the first operation.
     const masters = cluster === undefined ? [client as Redis] : cluster.nodes("master")
     yield* Effect.forEach(masters, check, { concurrency: "unbounded", discard: true }).pipe(
-      Effect.timeout(Duration.millis(Math.max(timeout, 1000))),
+      Effect.timeout(Duration.millis(Math.max(timeout * 4, 5000))),
       Effect.ignore,
       Effect.withClock(Clock.make())
     )

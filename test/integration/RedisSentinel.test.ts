@@ -28,6 +28,8 @@ const read = (app: Client, id: number) =>
     return { stock: reply.body.product.stock as number, cache: reply.headers.get("x-cache") }
   })
 
+const cached = (app: Client, id: number) => Effect.map(read(app, id), (one) => one.cache === "HIT")
+
 const write = (app: Client, id: number, stock: number) =>
   Effect.map(app.request("PUT", `/api/v1/products/${id}`, { json: { stock } }), (reply) => {
     expect(reply.status).toBe(200)
@@ -42,8 +44,7 @@ describe("behind Redis Sentinels", () => {
         const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Kettle", price: 5, stock: 0 } })
         const id = created.body.product.id as number
         expect((yield* app.get("/health")).body.cache_topology).toBe("sentinel")
-        yield* read(app, id)
-        expect((yield* read(app, id)).cache).toBe("HIT")
+        expect(yield* eventually(cached(app, id), 10_000), "cached once the master's history is checked").toBe(true)
 
         // Each round writes, then reads twice: no read may answer older than the write that has just answered.
         let acknowledged = 0
@@ -77,8 +78,7 @@ describe("behind Redis Sentinels", () => {
         const { app, sentinel } = yield* behindSentinels
         const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Chair", price: 5, stock: 1 } })
         const id = created.body.product.id as number
-        yield* read(app, id)
-        expect((yield* read(app, id)).cache).toBe("HIT")
+        expect(yield* eventually(cached(app, id), 10_000), "cached once the master's history is checked").toBe(true)
         expect((yield* app.get("/api/v1/products?offset=0&limit=20")).body.total).toBe(1)
         // The replica now holds the entries; from here on it hears nothing of what the master does.
         const replicated = Effect.map(sentinel.replica.command("EXISTS", `product:id:${id}`), (n) => n === 1)
@@ -112,8 +112,7 @@ describe("behind Redis Sentinels", () => {
         const { app, database, sentinel } = yield* behindSentinels
         const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Shelf", price: 5, stock: 1 } })
         const id = created.body.product.id as number
-        yield* read(app, id)
-        expect((yield* read(app, id)).cache).toBe("HIT")
+        expect(yield* eventually(cached(app, id), 10_000), "cached once the master's history is checked").toBe(true)
         const pending = Effect.map(
           database.execute(`SELECT key FROM cache_invalidations WHERE key = 'product:id:${id}'`),
           (rows) => rows.length
