@@ -5,7 +5,7 @@ import * as Path from "node:path"
 import type { Browser } from "playwright-core"
 import * as BrowserSupport from "../support/Browser.js"
 import * as RedisServer from "../support/RedisServer.js"
-import { call, startService } from "../support/ServiceProcess.js"
+import { boundWithStart, call, startService } from "../support/ServiceProcess.js"
 import type { ServiceProcess } from "../support/ServiceProcess.js"
 
 // The dashboard in a real chromium, against the service as a real process and a private Redis: what a person sees.
@@ -46,7 +46,7 @@ const open = (service: ServiceProcess, options?: Parameters<typeof BrowserSuppor
 
 const numberIn = (text: string | null) => Number((text ?? "").replace(/[^0-9.]/g, ""))
 
-layer(Live, { timeout: Duration.seconds(60) })("the dashboard in chromium", (it) => {
+layer(Live, { timeout: Duration.millis(boundWithStart(60_000)) })("the dashboard in chromium", (it) => {
   it.scoped(
     "loads with no console error and nothing from elsewhere; counters, charts and the table move with API traffic",
     () =>

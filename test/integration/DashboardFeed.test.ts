@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { eventWhere, openFeed } from "../support/EventFeed.js"
 import * as RedisServer from "../support/RedisServer.js"
-import { awaitExit, call, startService } from "../support/ServiceProcess.js"
+import { awaitExit, boundWithStart, call, startService } from "../support/ServiceProcess.js"
 
 // The dashboard's feed in the real process: it must not hold up a shutdown, and under WORKERS=N it reports every
 // worker's requests.
@@ -26,7 +26,7 @@ describe("the dashboard's event feed (real process)", () => {
           expect(ended.clean, "the feed's body ended with its last chunk, not cut").toBe(true)
         }
       }),
-    30_000
+    boundWithStart(30_000)
   )
 
   it.scopedLive(
@@ -63,6 +63,6 @@ describe("the dashboard's event feed (real process)", () => {
         expect(Math.round(counted)).toBe(8)
         feed.close()
       }),
-    60_000
+    boundWithStart(60_000)
   )
 })

@@ -4,7 +4,7 @@ import * as Net from "node:net"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import * as RedisServer from "../support/RedisServer.js"
-import { call, sleep, startService } from "../support/ServiceProcess.js"
+import { boundWithStart, call, sleep, startService } from "../support/ServiceProcess.js"
 import * as TestApp from "../support/TestApp.js"
 import { App } from "../support/TestApp.js"
 
@@ -103,7 +103,7 @@ describe("clients that hang up", () => {
         // And the service still answers.
         expect((yield* call(service.port, "GET", "/api/v1/products/1")).status).toBe(200)
       }),
-    60_000
+    boundWithStart(60_000)
   )
 
   it.scopedLive("a write whose client hangs up after the commit still invalidates the cached pages", () =>

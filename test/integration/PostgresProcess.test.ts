@@ -4,7 +4,16 @@ import * as Http from "node:http"
 import * as CuttableLink from "../support/CuttableLink.js"
 import * as Databases from "../support/Databases.js"
 import * as RedisServer from "../support/RedisServer.js"
-import { awaitExit, awaitReady, call, freePort, spawnService, startService } from "../support/ServiceProcess.js"
+import {
+  awaitExit,
+  awaitReady,
+  boundWithStart,
+  call,
+  freePort,
+  spawnService,
+  startBoundMillis,
+  startService
+} from "../support/ServiceProcess.js"
 import type { Reply } from "../support/ServiceProcess.js"
 
 // The service as a real process on PostgreSQL: several starting at once on an empty database, a database that is
@@ -48,7 +57,7 @@ describe("service process on PostgreSQL", () => {
           Array.from({ length: 4 }, () => spawnService({ env })),
           { concurrency: "unbounded" }
         )
-        const deadline = Date.now() + 30_000
+        const deadline = Date.now() + startBoundMillis
         while (link.waiting() < 4 && Date.now() < deadline) yield* Effect.sleep("20 millis")
         expect(link.waiting()).toBe(4)
         yield* link.restore
@@ -66,7 +75,7 @@ describe("service process on PostgreSQL", () => {
           expectNoPassword("output", service.output())
         }
       }),
-    60_000
+    boundWithStart(60_000)
   )
 
   it.scopedLive(
@@ -81,7 +90,7 @@ describe("service process on PostgreSQL", () => {
             CACHE_BACKEND: "memory"
           }
         })
-        const exit = yield* awaitExit(service, 30_000)
+        const exit = yield* awaitExit(service, boundWithStart(10_000))
         const output = service.output()
         expect(exit.code, output).toBe(1)
         expect(output).toContain(`DATABASE_URL: PostgreSQL at 127.0.0.1:${closed}/catalog did not answer within 2s`)
@@ -89,7 +98,7 @@ describe("service process on PostgreSQL", () => {
         expect(output.split("PostgreSQL not reachable yet").length - 1, output).toBeGreaterThanOrEqual(2)
         expectNoPassword("output", output)
       }),
-    40_000
+    boundWithStart(40_000)
   )
 
   it.scopedLive(
@@ -202,6 +211,6 @@ describe("service process on PostgreSQL", () => {
         // The failures were logged, naming what failed without the URL's secret.
         expect(service.output()).toContain("database failure")
       }),
-    60_000
+    boundWithStart(60_000)
   )
 })

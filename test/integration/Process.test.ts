@@ -9,6 +9,7 @@ import * as RedisServer from "../support/RedisServer.js"
 import type { RawConnection } from "../support/ServiceProcess.js"
 import {
   awaitExit,
+  boundWithStart,
   call,
   completeResponses,
   connectOnceListening,
@@ -16,6 +17,7 @@ import {
   request,
   sleep,
   spawnService,
+  startBoundMillis,
   startService
 } from "../support/ServiceProcess.js"
 
@@ -24,12 +26,8 @@ import {
 /** Long, so that a reply that waited for it stands out however loaded the machine is. */
 const cacheTimeoutMillis = 10_000
 
-/**
- * How long a start (or a refused start) may take: tsx loading Effect takes seconds of CPU, and these start several
- * processes at once on two cores that other work may also keep busy. A bound for a run that hangs, not a speed.
- */
-const startBoundMillis = 120_000
-const testBoundMillis = startBoundMillis + 60_000
+// Several processes start at once here (the start-up rows run concurrently), on two cores other work may keep busy.
+const testBoundMillis = boundWithStart(60_000)
 
 /** Resolves once `connection` holds a complete response or has closed, whichever comes first. */
 const answerOrClose = (connection: RawConnection) =>

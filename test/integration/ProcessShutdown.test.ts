@@ -12,6 +12,7 @@ import {
   rawGet,
   request,
   sleep,
+  boundWithStart,
   startService
 } from "../support/ServiceProcess.js"
 import type { RawConnection } from "../support/ServiceProcess.js"
@@ -104,7 +105,7 @@ describe("service process", () => {
             db.close()
           }
         }),
-      30_000
+      boundWithStart(30_000)
     )
 
     it.scopedLive(
@@ -122,7 +123,7 @@ describe("service process", () => {
           expect({ code: exit.code, signal: exit.signal }, service.output()).toEqual({ code: 0, signal: null })
           expect(exit.at - sent).toBeLessThan(promptExitMillis)
         }),
-      30_000
+      boundWithStart(30_000)
     )
 
     it.scopedLive(
@@ -160,7 +161,7 @@ describe("service process", () => {
           expect({ code: exit.code, signal: exit.signal }, service.output()).toEqual({ code: 0, signal: null })
           expect(exit.at - sent).toBeLessThan(promptExitMillis)
         }),
-      30_000
+      boundWithStart(30_000)
     )
 
     it.scopedLive(
@@ -192,7 +193,7 @@ describe("service process", () => {
           expect(exit.at).toBeGreaterThanOrEqual(answered)
           expect({ code: exit.code, signal: exit.signal }, service.output()).toEqual({ code: 0, signal: null })
         }),
-      30_000
+      boundWithStart(30_000)
     )
 
     it.scopedLive(
@@ -216,7 +217,7 @@ describe("service process", () => {
           expect({ code: exit.code, signal: exit.signal }, service.output()).toEqual({ code: 0, signal: null })
           expect(exit.at - sent).toBeLessThan(promptExitMillis)
         }),
-      30_000
+      boundWithStart(30_000)
     )
   })
 })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Net from "node:net"
-import { awaitExit, call, rawGet, sleep, startService } from "../support/ServiceProcess.js"
+import { awaitExit, boundWithStart, call, rawGet, sleep, startService } from "../support/ServiceProcess.js"
 
 // Shutdown under keep-alive traffic: clients that keep sending on their open connections while SIGTERM arrives.
 
@@ -83,6 +83,6 @@ describe("graceful shutdown under keep-alive traffic", () => {
         // Closed only after telling: none was cut between two requests.
         expect(clients.filter((client) => !client.told()).length, "clients cut without Connection: close").toBe(0)
       }),
-    30_000
+    boundWithStart(30_000)
   )
 })

@@ -2,7 +2,7 @@ import { describe, expect, it, layer } from "@effect/vitest"
 import { ConfigProvider, Context, Duration, Effect, Either, Layer } from "effect"
 import * as Net from "node:net"
 import * as AppConfig from "../../src/AppConfig.js"
-import { rawConnect, rawGet, request, sleep, startService } from "../support/ServiceProcess.js"
+import { boundWithStart, rawConnect, rawGet, request, sleep, startService } from "../support/ServiceProcess.js"
 import type { RawConnection, ServiceProcess } from "../support/ServiceProcess.js"
 
 // Clients that take their time or take every connection, against the real process configured through its variables.
@@ -55,7 +55,7 @@ const answerOn = (connection: RawConnection, path: string) =>
     return connection.received().slice(before)
   })
 
-layer(Layer.scoped(Service, startService({ env })), { timeout: Duration.seconds(30) })(
+layer(Layer.scoped(Service, startService({ env })), { timeout: Duration.millis(boundWithStart(30_000)) })(
   "slow and greedy clients (HOST, HEADERS_TIMEOUT, REQUEST_TIMEOUT, MAX_CONNECTIONS)",
   (it) => {
     it.effect("HOST=127.0.0.1 listens there only: another loopback address is refused", () =>

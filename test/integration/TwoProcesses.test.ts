@@ -5,7 +5,7 @@ import { SqlLive } from "../../src/Database/Sql.js"
 import * as Databases from "../support/Databases.js"
 import * as JitteryLink from "../support/JitteryLink.js"
 import * as RedisServer from "../support/RedisServer.js"
-import { call, startService } from "../support/ServiceProcess.js"
+import { boundWithStart, call, startService } from "../support/ServiceProcess.js"
 import type { ServiceProcess } from "../support/ServiceProcess.js"
 
 // The cross-process guarantees with real processes: two services on one Redis and one database (SQLite file or
@@ -115,7 +115,7 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
         const stats = yield* Effect.all([a, b].map((service) => call(service.port, "GET", "/api/v1/cache/stats")))
         expect(stats.reduce((hits, reply) => hits + reply.body.cache_stats.hits, 0)).toBeGreaterThan(0)
       }),
-    60_000
+    boundWithStart(60_000)
   )
 
   it.scopedLive(
@@ -160,6 +160,6 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
           expect((yield* call(service.port, "GET", "/api/v1/products?limit=5")).status).toBe(503)
         }
       }),
-    60_000
+    boundWithStart(60_000)
   )
 })
