@@ -15,7 +15,9 @@ const withApp = <A, E>(test: (server: RedisServer.RedisServer) => Effect.Effect<
   Effect.gen(function* () {
     const server = yield* RedisServer.make()
     return yield* test(server).pipe(
-      Effect.provide(TestApp.layer({ cache: RedisLive, env: { REDIS_URL: server.url, ...env } }))
+      // These count commands, not time: a command that outlived the default CACHE_TIMEOUT on a busy machine left a
+      // page uncached (and failed the test) though nothing was wrong.
+      Effect.provide(TestApp.layer({ cache: RedisLive, env: { REDIS_URL: server.url, CACHE_TIMEOUT: "5s", ...env } }))
     )
   })
 

@@ -26,7 +26,6 @@ import {
 /** Long, so that a reply that waited for it stands out however loaded the machine is. */
 const cacheTimeoutMillis = 10_000
 
-// Several processes start at once here (the start-up rows run concurrently), on two cores other work may keep busy.
 const testBoundMillis = boundWithStart(60_000)
 
 /** Resolves once `connection` holds a complete response or has closed, whichever comes first. */
@@ -116,8 +115,9 @@ describe("service process", () => {
     testBoundMillis
   )
 
-  // Concurrent: these only wait for processes to start; five tsx starts on two cores take a while.
-  describe.concurrent("start-up", () => {
+  // One after another: run together, four starts on two cores that other work kept busy took two minutes each, so
+  // a start's bound had to cover four. Alone, each waits for its own start only.
+  describe("start-up", () => {
     it.scopedLive(
       "answers a request sent as soon as the port accepts connections (with Redis up)",
       () =>

@@ -26,6 +26,9 @@ const client = Effect.acquireRelease(
   (agent) => Effect.sync(() => agent.destroy())
 )
 
+/** A net for a run that hangs, not a measure: how long the race below may go on while it waits for enough events. */
+const runBoundMillis = 60_000
+
 const sleep = (ms: number) => Effect.promise(() => new Promise((resolve) => setTimeout(resolve, ms)))
 
 describe(`two service processes on one Redis and one ${Databases.kind} database`, () => {
@@ -53,6 +56,11 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
         let done = false
         let writes = 0
         const violations: Array<string> = []
+        // Reads so far, per reader. The run lasts at least four seconds, and on a busy machine until every reader has
+        // read five times between writes and twenty writes have answered: a count of events, not a time, is what
+        // the checks below need (under two other test runs, four seconds gave 8 writes).
+        const readsOf: Array<number> = []
+        const enough = () => writes >= 20 && readsOf.length === 6 && readsOf.every((count) => count >= 5)
 
         // One writer, mostly through b and every fourth write through a: price n+1 is written only after price n
         // was acknowledged.
@@ -61,8 +69,9 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
             [a, yield* client],
             [b, yield* client]
           ])
-          const until = Date.now() + 4_000
-          for (let price = 2; price <= 500 && Date.now() < until; price++) {
+          const atLeast = Date.now() + 4_000
+          const atMost = Date.now() + runBoundMillis
+          for (let price = 2; (Date.now() < atLeast || !enough()) && Date.now() < atMost; price++) {
             const target = price % 4 === 0 ? a : b
             const reply = yield* call(target.port, "PUT", `/api/v1/products/${id}`, {
               json: { price },
@@ -81,16 +90,16 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
           Effect.gen(function* () {
             const agent = yield* client
             const path = list ? "/api/v1/products?limit=5" : `/api/v1/products/${id}`
-            let reads = 0
+            const at = readsOf.push(0) - 1
             while (!done) {
               const floor = acked
               const reply = yield* call(service.port, "GET", path, { agent })
               expect(reply.status, reply.text).toBe(200)
               const price = list ? reply.body.products[0].price : reply.body.product.price
               if (price < floor) violations.push(`${name}: read ${price} after ${floor} was acknowledged`)
-              reads++
+              readsOf[at]!++
             }
-            return reads
+            return readsOf[at]!
           })
 
         const [, ...reads] = yield* Effect.all(
@@ -115,7 +124,7 @@ describe(`two service processes on one Redis and one ${Databases.kind} database`
         const stats = yield* Effect.all([a, b].map((service) => call(service.port, "GET", "/api/v1/cache/stats")))
         expect(stats.reduce((hits, reply) => hits + reply.body.cache_stats.hits, 0)).toBeGreaterThan(0)
       }),
-    boundWithStart(60_000)
+    boundWithStart(runBoundMillis + 60_000)
   )
 
   it.scopedLive(
