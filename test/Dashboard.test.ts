@@ -4,7 +4,9 @@ import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as Activity from "../src/Dashboard/Activity.js"
 import { eventWhere, openFeed } from "./support/EventFeed.js"
-import { App, eventually, memoryApp } from "./support/TestApp.js"
+import * as MemoryCache from "../src/Cache/Memory.js"
+import type { ProductRepo } from "../src/ProductRepo.js"
+import { App, eventually, layer, memoryApp } from "./support/TestApp.js"
 
 // The dashboard's page, files and feed over HTTP, in process; the browser tests (integration/DashboardBrowser) show
 // them drawn.
@@ -153,6 +155,74 @@ describe("the event feed", () => {
           )
         ).toBe(true)
       })
+    )
+  )
+
+  it.live(
+    "computes one event a tick for all its feeds: five feeds cost one health check (one database read) a tick",
+    () => {
+      let pings = 0
+      const counted = (repo: ProductRepo) =>
+        ({
+          ...repo,
+          ping: Effect.zipRight(
+            Effect.sync(() => pings++),
+            repo.ping
+          )
+        }) as typeof repo
+      return Effect.gen(function* () {
+        const app = yield* App
+        const feeds = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 5 }, () => openFeed(portOf(app.url))))
+        )
+        for (const feed of feeds) yield* Effect.promise(() => eventWhere(feed, () => true))
+        // From the event the first feed sees next until three ticks later, every feed being open throughout.
+        const first = feeds[0]!
+        const start = first.events().length
+        yield* Effect.promise(() => eventWhere(first, () => first.events().length >= start + 1))
+        const before = pings
+        yield* Effect.promise(() => eventWhere(first, () => first.events().length >= start + 4))
+        expect(pings - before).toBe(3)
+        // Every feed got the same events: the ones the first feed got.
+        const last = first.events().at(-1)!.at
+        for (const feed of feeds) yield* Effect.promise(() => eventWhere(feed, (event) => event.at === last))
+        for (const feed of feeds) feed.close()
+      }).pipe(Effect.provide(layer({ cache: MemoryCache.layer, repo: counted })))
+    }
+  )
+
+  it.live("beyond DASHBOARD_MAX_FEEDS open feeds, answers 503 with Retry-After and the contract's error body", () =>
+    Effect.provide(
+      Effect.gen(function* () {
+        const app = yield* App
+        const port = portOf(app.url)
+        const open = yield* Effect.promise(() => Promise.all([openFeed(port), openFeed(port)]))
+        expect(open.map((feed) => feed.status)).toEqual([200, 200])
+        // Bounded: before the cap, this was one more feed that never ends.
+        const refused = yield* Effect.promise(() =>
+          fetch(app.url + "/api/v1/cache/events", { signal: AbortSignal.timeout(5_000) })
+        )
+        expect(refused.status).toBe(503)
+        expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+        expect(refused.headers.get("content-type")).toBe("application/json")
+        expect(yield* Effect.promise(() => refused.json())).toEqual({
+          error: "unavailable",
+          message: expect.stringContaining("2 dashboard feeds")
+        })
+        // A closed feed frees its place.
+        open[0]!.close()
+        const again = yield* eventually(
+          Effect.promise(async () => {
+            const feed = await openFeed(port)
+            feed.close()
+            return feed.status === 200
+          }),
+          5_000
+        )
+        expect(again).toBe(true)
+        open[1]!.close()
+      }),
+      memoryApp({ DASHBOARD_MAX_FEEDS: "2" })
     )
   )
 
