@@ -102,8 +102,9 @@ export const FeedLive = HttpApiBuilder.group(Api, "dashboard", (handlers) =>
             rates: {
               hit: perSecond(delta.counts.hit, seconds),
               miss: perSecond(delta.counts.miss, seconds),
+              cache_error: perSecond(delta.counts.cache_error, seconds),
               write: perSecond(delta.counts.write, seconds),
-              error: perSecond(delta.counts.error, seconds)
+              http_error: perSecond(delta.counts.http_error, seconds)
             },
             latency_ms: { hit: latency(delta.hitBuckets), miss: latency(delta.missBuckets) },
             health: healthOf(report),
