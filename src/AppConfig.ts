@@ -340,6 +340,15 @@ export const maxConnections = Config.integer("MAX_CONNECTIONS").pipe(
   Config.withDefault(10_000)
 )
 
+/**
+ * Open dashboard feeds per process (`DASHBOARD_MAX_FEEDS`); one more is answered 503 with `Retry-After`. The feed
+ * computes one event a tick whatever the number of feeds, but each one still takes a connection and a write a second.
+ */
+export const dashboardMaxFeeds = Config.integer("DASHBOARD_MAX_FEEDS").pipe(
+  Config.validate({ message: "must be a whole number of at least 1", validation: (n) => n >= 1 }),
+  Config.withDefault(100)
+)
+
 /** Everything the Node server is built with. */
 export const httpServer = Config.all([httpPort, host, clientTimeouts, maxConnections]).pipe(
   Config.map(([port, host, timeouts, maxConnections]) => ({ port, host, ...timeouts, maxConnections }))
@@ -437,5 +446,6 @@ export const all = Config.all([
   logLevel,
   logRequests,
   workersWithSharedCache,
-  otlpEndpoint
+  otlpEndpoint,
+  dashboardMaxFeeds
 ])

@@ -1,10 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import * as Activity from "../src/Dashboard/Activity.js"
 import { eventWhere, openFeed } from "./support/EventFeed.js"
-import { App, eventually, memoryApp } from "./support/TestApp.js"
+import type { FeedEvent } from "./support/EventFeed.js"
+import { makeSwitchableCache } from "./support/Fakes.js"
+import { Cache } from "../src/Cache.js"
+import * as MemoryCache from "../src/Cache/Memory.js"
+import type { ProductRepo } from "../src/ProductRepo.js"
+import { App, eventually, layer, memoryApp } from "./support/TestApp.js"
 
 // The dashboard's page, files and feed over HTTP, in process; the browser tests (integration/DashboardBrowser) show
 // them drawn.
@@ -100,7 +105,7 @@ describe("the event feed", () => {
           total_gets: 0,
           stale: 0
         })
-        expect(first.rates).toEqual({ hit: 0, miss: 0, write: 0, error: 0 })
+        expect(first.rates).toEqual({ hit: 0, miss: 0, cache_error: 0, write: 0, http_error: 0 })
         expect(first.latency_ms).toEqual({ hit: null, miss: null })
         expect(first.health).toMatchObject({ status: "healthy", database: "up", cache: "up" })
         expect(["closed", "half-open", "open", null]).toContain(first.health.circuit)
@@ -130,19 +135,19 @@ describe("the event feed", () => {
         yield* app.get(path)
         yield* app.get("/api/v1/products/x")
         const seen = yield* Effect.promise(() => eventWhere(feed, (event) => event.recent.length === 4))
-        expect(seen.recent.map((r) => [r.method, r.path, r.status, r.x_cache])).toEqual([
-          ["GET", path, 200, "HIT"],
-          ["PUT", path, 200, null],
-          ["GET", path, 200, "MISS"],
-          ["GET", "/api/v1/products/x", 400, null]
+        expect(seen.recent.map((r) => [r.method, r.path, r.status, r.x_cache, r.cache_error])).toEqual([
+          ["GET", path, 200, "HIT", false],
+          ["PUT", path, 200, null, false],
+          ["GET", path, 200, "MISS", false],
+          ["GET", "/api/v1/products/x", 400, null, false]
         ])
-        const counted = { hit: 0, miss: 0, write: 0, error: 0 }
+        const counted = { hit: 0, miss: 0, cache_error: 0, write: 0, http_error: 0 }
         for (const event of feed.events()) {
-          for (const kind of ["hit", "miss", "write", "error"] as const) {
+          for (const kind of ["hit", "miss", "cache_error", "write", "http_error"] as const) {
             counted[kind] += (event.rates[kind] * event.interval_ms) / 1000
           }
         }
-        expect(Object.values(counted).map(Math.round)).toEqual([1, 1, 1, 1])
+        expect(Object.values(counted).map(Math.round)).toEqual([1, 1, 0, 1, 1])
         expect(seen.stats).toMatchObject({ hits: 1, misses: 3 })
 
         feed.close()
@@ -154,6 +159,108 @@ describe("the event feed", () => {
         ).toBe(true)
       })
     )
+  )
+
+  it.live(
+    "computes one event a tick for all its feeds: five feeds cost one health check (one database read) a tick",
+    () => {
+      let pings = 0
+      const counted = (repo: ProductRepo) =>
+        ({
+          ...repo,
+          ping: Effect.zipRight(
+            Effect.sync(() => pings++),
+            repo.ping
+          )
+        }) as typeof repo
+      return Effect.gen(function* () {
+        const app = yield* App
+        const feeds = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 5 }, () => openFeed(portOf(app.url))))
+        )
+        for (const feed of feeds) yield* Effect.promise(() => eventWhere(feed, () => true))
+        // From the event the first feed sees next until three ticks later, every feed being open throughout.
+        const first = feeds[0]!
+        const start = first.events().length
+        yield* Effect.promise(() => eventWhere(first, () => first.events().length >= start + 1))
+        const before = pings
+        yield* Effect.promise(() => eventWhere(first, () => first.events().length >= start + 4))
+        expect(pings - before).toBe(3)
+        // Every feed got the same events: the ones the first feed got.
+        const last = first.events().at(-1)!.at
+        for (const feed of feeds) yield* Effect.promise(() => eventWhere(feed, (event) => event.at === last))
+        for (const feed of feeds) feed.close()
+      }).pipe(Effect.provide(layer({ cache: MemoryCache.layer, repo: counted })))
+    }
+  )
+
+  it.live("beyond DASHBOARD_MAX_FEEDS open feeds, answers 503 with Retry-After and the contract's error body", () =>
+    Effect.provide(
+      Effect.gen(function* () {
+        const app = yield* App
+        const port = portOf(app.url)
+        const open = yield* Effect.promise(() => Promise.all([openFeed(port), openFeed(port)]))
+        expect(open.map((feed) => feed.status)).toEqual([200, 200])
+        // Bounded: before the cap, this was one more feed that never ends.
+        const refused = yield* Effect.promise(() =>
+          fetch(app.url + "/api/v1/cache/events", { signal: AbortSignal.timeout(5_000) })
+        )
+        expect(refused.status).toBe(503)
+        expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0)
+        expect(refused.headers.get("content-type")).toBe("application/json")
+        expect(yield* Effect.promise(() => refused.json())).toEqual({
+          error: "unavailable",
+          message: expect.stringContaining("2 dashboard feeds")
+        })
+        // A closed feed frees its place.
+        open[0]!.close()
+        const again = yield* eventually(
+          Effect.promise(async () => {
+            const feed = await openFeed(port)
+            feed.close()
+            return feed.status === 200
+          }),
+          5_000
+        )
+        expect(again).toBe(true)
+        open[1]!.close()
+      }),
+      memoryApp({ DASHBOARD_MAX_FEEDS: "2" })
+    )
+  )
+
+  it.live(
+    "a read the cache failed is shown as a cache error on both request paths, though its X-Cache says MISS",
+    () => {
+      const cacheDown = Layer.effect(
+        Cache,
+        Effect.map(Cache, (memory) => makeSwitchableCache(memory, true).cache)
+      ).pipe(Layer.provide(MemoryCache.layer))
+      return Effect.gen(function* () {
+        const app = yield* App
+        const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Lamp", price: 5 } })
+        const feed = yield* Effect.promise(() => openFeed(portOf(app.url)))
+        yield* Effect.promise(() => eventWhere(feed, () => true))
+        // The lean path serves the canonical spelling, the HttpApi route any other.
+        const lean = `/api/v1/products/${created.body.product.id}`
+        const routed = "/api/v1/products?limit=5"
+        // The ring of recent requests is the process's: earlier tests' requests are still in it.
+        const since = Date.now()
+        for (const path of [lean, routed]) expect((yield* app.get(path)).headers.get("x-cache")).toBe("MISS")
+        const mine = (event: FeedEvent) => event.recent.filter((request) => request.at >= since)
+        const seen = yield* Effect.promise(() => eventWhere(feed, (event) => mine(event).length === 2))
+        expect(mine(seen).map((r) => [r.path, r.x_cache, r.cache_error])).toEqual([
+          [lean, "MISS", true],
+          [routed, "MISS", true]
+        ])
+        const counted = feed
+          .events()
+          .reduce((sum, event) => sum + (event.rates.cache_error * event.interval_ms) / 1000, 0)
+        expect(Math.round(counted)).toBe(2)
+        expect(feed.events().every((event) => event.rates.miss === 0)).toBe(true)
+        feed.close()
+      }).pipe(Effect.provide(layer({ cache: cacheDown })))
+    }
   )
 
   it.live("is listed in the OpenAPI document as a read-only text/event-stream", () =>
@@ -186,11 +293,14 @@ describe("Activity", () => {
     expect(Activity.kindOf("GET", 200, "HIT")).toBe("hit")
     expect(Activity.kindOf("GET", 200, "MISS")).toBe("miss")
     expect(Activity.kindOf("PUT", 200, undefined)).toBe("write")
-    expect(Activity.kindOf("DELETE", 404, undefined)).toBe("error")
+    expect(Activity.kindOf("DELETE", 404, undefined)).toBe("http_error")
     expect(Activity.kindOf("GET", 404, undefined)).toBe("other")
-    expect(Activity.kindOf("GET", 400, undefined)).toBe("error")
-    expect(Activity.kindOf("GET", 503, "MISS")).toBe("error")
+    expect(Activity.kindOf("GET", 400, undefined)).toBe("http_error")
+    expect(Activity.kindOf("GET", 503, "MISS")).toBe("http_error")
     expect(Activity.kindOf("GET", 200, undefined)).toBe("other")
+    // A read the cache failed is a cache error, not a miss; an answer that failed is an HTTP error first.
+    expect(Activity.kindOf("GET", 200, "MISS", true)).toBe("cache_error")
+    expect(Activity.kindOf("GET", 503, undefined, true)).toBe("http_error")
   })
 
   it("sums workers' totals and takes differences that never go negative", () => {
@@ -200,7 +310,15 @@ describe("Activity", () => {
     b.counts.hit = 2
     ;(a.hitBuckets as Array<number>)[5] = 3
     ;(b.hitBuckets as Array<number>)[5] = 2
-    const entry = (at: number) => ({ at, method: "GET", path: "/", status: 200, x_cache: null, duration_ms: 1 })
+    const entry = (at: number) => ({
+      at,
+      method: "GET",
+      path: "/",
+      status: 200,
+      x_cache: null,
+      cache_error: false,
+      duration_ms: 1
+    })
     const both = Activity.sum([
       { ...a, recent: [entry(1), entry(3)] },
       { ...b, recent: [entry(2)] }

@@ -16,6 +16,8 @@ export interface Served {
    */
   readonly age?: number
   readonly failure?: unknown
+  /** The cache failed this read (its lookup, or a pending invalidation it had to apply): answered from the database. */
+  readonly cacheFailed?: true
 }
 
 /** What a write removes from the cache, and the key its pending record is kept under while the cache is away. */
@@ -53,6 +55,8 @@ export interface ReadManyOptions<E, A> {
 }
 
 const fromDatabase = (json: string): Served => ({ json, fromCache: false })
+
+const cacheFailed = (served: Served): Served => ({ ...served, cacheFailed: true })
 
 /** What a load found, as the read's answer: its value, or `absent` when there is none. */
 const servedOf =
@@ -351,7 +355,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       const fromDatabaseOnly = () => Effect.flatMap(loadBypassing(slot.key, load), served)
       const cached = cache.lookup(slot).pipe(
         Effect.matchEffect({
-          onFailure: (error) => Effect.zipRight(stats.error(error), fromDatabaseOnly()),
+          onFailure: (error) => Effect.zipRight(stats.error(error), Effect.map(fromDatabaseOnly(), cacheFailed)),
           onSuccess: (found): Effect.Effect<Served, E | A> => {
             switch (found._tag) {
               case "Hit":
@@ -372,7 +376,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
         generation === undefined
           ? cached
           : Effect.flatMap(settle(options.pending ?? invalidationOf(slot), generation), (settled) =>
-              settled ? cached : fromDatabaseOnly()
+              settled ? cached : Effect.map(fromDatabaseOnly(), cacheFailed)
             )
       )
     }
@@ -475,7 +479,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
                   const fromDatabaseOnly = Effect.flatMap(
                     loadBypassing(slots[at]!.key, options.load(at)),
                     servedOf(() => options.absent(at))
-                  )
+                  ).pipe(Effect.map(cacheFailed))
                   answer(at, Effect.zipRight(stats.error(error), fromDatabaseOnly))
                 }
                 return Effect.void

@@ -2,8 +2,13 @@
 // the last few. Recorded only while someone watches (a dashboard connected to this process, or, under WORKERS=N,
 // to another worker that collects from this one): otherwise the request path pays one boolean test.
 
-/** How a request counts on the dashboard. */
-export type Kind = "hit" | "miss" | "write" | "error" | "other"
+/**
+ * How a request counts on the dashboard. One word, one meaning: `cache_error` is a read the cache failed (answered
+ * from the database), `http_error` an answer of 400 or more (a 404 aside) or any 5xx.
+ */
+export type Kind = "hit" | "miss" | "cache_error" | "write" | "http_error" | "other"
+
+export const kinds: ReadonlyArray<Kind> = ["hit", "miss", "cache_error", "write", "http_error", "other"]
 
 export interface RecentRequest {
   /** Epoch milliseconds when it was answered. */
@@ -12,6 +17,8 @@ export interface RecentRequest {
   readonly path: string
   readonly status: number
   readonly x_cache: string | null
+  /** The cache failed this request's read; its `X-Cache` says MISS. */
+  readonly cache_error: boolean
   readonly duration_ms: number
 }
 
@@ -60,15 +67,25 @@ const ownPaths = /^\/(?:dashboard(?:\/|$)|api\/v1\/cache\/events(?:\?|$)|favicon
 
 const writes = new Set(["POST", "PUT", "PATCH", "DELETE"])
 
-export const kindOf = (method: string, status: number, xCache: string | undefined): Kind => {
-  if (status >= 500) return "error"
+export const kindOf = (method: string, status: number, xCache: string | undefined, cacheFailed = false): Kind => {
+  if (status >= 500) return "http_error"
+  if (cacheFailed) return "cache_error"
   if (xCache === "HIT") return "hit"
   if (xCache === "MISS") return "miss"
-  if (status >= 400 && status !== 404) return "error"
-  return writes.has(method) ? (status < 400 ? "write" : "error") : "other"
+  if (status >= 400 && status !== 404) return "http_error"
+  return writes.has(method) ? (status < 400 ? "write" : "http_error") : "other"
 }
 
-const counts: Record<Kind, number> = { hit: 0, miss: 0, write: 0, error: 0, other: 0 }
+const zeroCounts = (): Record<Kind, number> => ({
+  hit: 0,
+  miss: 0,
+  cache_error: 0,
+  write: 0,
+  http_error: 0,
+  other: 0
+})
+
+const counts = zeroCounts()
 const hitBuckets = new Array<number>(bucketCount).fill(0)
 const missBuckets = new Array<number>(bucketCount).fill(0)
 const recent: Array<RecentRequest> = []
@@ -118,8 +135,15 @@ export const onChange = (listener: () => void) => {
 }
 
 /** Notes one answered request; callers test `recording.on` first. */
-export const note = (method: string, path: string, status: number, xCache: string | undefined, millis: number) => {
-  const kind = kindOf(method, status, xCache)
+export const note = (
+  method: string,
+  path: string,
+  status: number,
+  xCache: string | undefined,
+  millis: number,
+  cacheFailed: boolean
+) => {
+  const kind = kindOf(method, status, xCache, cacheFailed)
   counts[kind]++
   if (kind === "hit") hitBuckets[bucketOf(millis)]!++
   else if (kind === "miss") missBuckets[bucketOf(millis)]!++
@@ -131,6 +155,7 @@ export const note = (method: string, path: string, status: number, xCache: strin
     path: path.length > pathLimit ? path.slice(0, pathLimit) + "…" : path,
     status,
     x_cache: xCache ?? null,
+    cache_error: cacheFailed,
     duration_ms: Math.round(millis * 1000) / 1000
   })
   for (const listener of changeListeners) listener()
@@ -144,7 +169,7 @@ export const totals = (): Totals => ({
 })
 
 export const emptyTotals = (): Totals => ({
-  counts: { hit: 0, miss: 0, write: 0, error: 0, other: 0 },
+  counts: zeroCounts(),
   hitBuckets: new Array<number>(bucketCount).fill(0),
   missBuckets: new Array<number>(bucketCount).fill(0),
   recent: []
@@ -161,7 +186,7 @@ export const sum = (parts: ReadonlyArray<Totals>): Totals => {
   const hits = total.hitBuckets as Array<number>
   const misses = total.missBuckets as Array<number>
   for (const part of parts) {
-    for (const kind of Object.keys(counts) as Array<Kind>) counts[kind] += part.counts[kind] ?? 0
+    for (const kind of kinds) counts[kind] += part.counts[kind] ?? 0
     addBuckets(hits, part.hitBuckets)
     addBuckets(misses, part.missBuckets)
   }
@@ -179,13 +204,9 @@ const nonNegative = (n: number) => (n > 0 ? n : 0)
  * is taken as zero rather than negative.
  */
 export const since = (before: Totals, now: Totals): Totals => ({
-  counts: {
-    hit: nonNegative(now.counts.hit - before.counts.hit),
-    miss: nonNegative(now.counts.miss - before.counts.miss),
-    write: nonNegative(now.counts.write - before.counts.write),
-    error: nonNegative(now.counts.error - before.counts.error),
-    other: nonNegative(now.counts.other - before.counts.other)
-  },
+  counts: Object.fromEntries(
+    kinds.map((kind) => [kind, nonNegative(now.counts[kind] - (before.counts[kind] ?? 0))])
+  ) as Record<Kind, number>,
   hitBuckets: now.hitBuckets.map((count, i) => nonNegative(count - (before.hitBuckets[i] ?? 0))),
   missBuckets: now.missBuckets.map((count, i) => nonNegative(count - (before.missBuckets[i] ?? 0))),
   recent: now.recent

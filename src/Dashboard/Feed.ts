@@ -1,14 +1,17 @@
-import { HttpApiBuilder, HttpServerResponse } from "@effect/platform"
+import { HttpApiBuilder, HttpServerRequest, HttpServerResponse } from "@effect/platform"
+import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Deferred, Effect, Queue, Stream } from "effect"
 import { Api } from "../Api.js"
 import * as AppConfig from "../AppConfig.js"
 import { CacheStats } from "../Cache/Stats.js"
 import * as Cluster from "../Cluster.js"
+import { errorResponse } from "../Http/Contract.js"
 import { Draining } from "../Http/GracefulServer.js"
 import * as HealthCheck from "../Http/HealthCheck.js"
 import type { HealthReport } from "../Http/HealthCheck.js"
 import { cacheCircuitState, noLabels } from "../Metrics.js"
 import * as Activity from "./Activity.js"
+import * as Broadcast from "./Broadcast.js"
 
 const circuitStates = ["closed", "half-open", "open"] as const
 
@@ -28,10 +31,16 @@ const perSecond = (count: number, seconds: number) => Math.round((count / second
 const tickMillis = 1_000
 const soonestMillis = 200
 
+// A refused dashboard is asked to come back after a few of its own ticks.
+const retryAfterSeconds = 10
+
+const encoder = new TextEncoder()
+
 /**
- * GET /api/v1/cache/events: Server-Sent Events for the dashboard. Each open feed keeps the totals it last sent and
- * reports the difference, so any number of feeds can watch at their own pace. Recording (Activity) runs only while
- * a feed is open; a drain (SIGTERM) ends every feed at once, so a shutdown never waits on them.
+ * GET /api/v1/cache/events: Server-Sent Events for the dashboard. One producer per process computes each event (the
+ * difference since the last one) and every open feed sends the same bytes; at most DASHBOARD_MAX_FEEDS feeds are
+ * open at once. Recording (Activity) runs only while a feed is open; a drain (SIGTERM) ends every feed at once, so
+ * a shutdown never waits on them.
  */
 export const FeedLive = HttpApiBuilder.group(Api, "dashboard", (handlers) =>
   Effect.gen(function* () {
@@ -39,6 +48,7 @@ export const FeedLive = HttpApiBuilder.group(Api, "dashboard", (handlers) =>
     const health = yield* HealthCheck.make
     const onDrain = yield* Draining
     const memoryBackend = (yield* AppConfig.cacheBackend) === "memory"
+    const maxFeeds = yield* AppConfig.dashboardMaxFeeds
 
     // Under WORKERS=N the worker holding the feed collects every worker's totals, as the stats endpoint does.
     Cluster.answerGathers(gatherTopic, () => {
@@ -64,20 +74,16 @@ export const FeedLive = HttpApiBuilder.group(Api, "dashboard", (handlers) =>
       ...(report.writes === "ok" ? {} : { database_writes: report.writes })
     })
 
-    const feed = Stream.unwrapScoped(
+    // One event a tick for every feed of this process: the health check (a database read and a Redis PING), the
+    // stats and the JSON are computed once, not once per feed.
+    const produce = (publish: (message: Uint8Array) => void) =>
       Effect.gen(function* () {
         yield* Effect.acquireRelease(Effect.sync(Activity.listen), (stop) => Effect.sync(stop))
-        const stopped = yield* Deferred.make<void>()
-        yield* Effect.acquireRelease(
-          Effect.sync(() => onDrain(() => Deferred.unsafeDone(stopped, Effect.void))),
-          (forget) => Effect.sync(forget)
-        )
         const changed = yield* Queue.sliding<void>(1)
         yield* Effect.acquireRelease(
           Effect.sync(() => Activity.onChange(() => Queue.unsafeOffer(changed, undefined))),
           (forget) => Effect.sync(forget)
         )
-
         let previous = yield* totals
         let previousAt = Date.now()
         const event = Effect.gen(function* () {
@@ -96,36 +102,56 @@ export const FeedLive = HttpApiBuilder.group(Api, "dashboard", (handlers) =>
             rates: {
               hit: perSecond(delta.counts.hit, seconds),
               miss: perSecond(delta.counts.miss, seconds),
+              cache_error: perSecond(delta.counts.cache_error, seconds),
               write: perSecond(delta.counts.write, seconds),
-              error: perSecond(delta.counts.error, seconds)
+              http_error: perSecond(delta.counts.http_error, seconds)
             },
             latency_ms: { hit: latency(delta.hitBuckets), miss: latency(delta.missBuckets) },
             health: healthOf(report),
             recent: delta.recent
           }
-          return `data: ${JSON.stringify(body)}\n\n`
+          publish(encoder.encode(`data: ${JSON.stringify(body)}\n\n`))
         })
         const wait = Effect.raceFirst(
           Effect.sleep(tickMillis),
           Effect.zipRight(Queue.take(changed), Effect.sleep(soonestMillis))
         )
+        yield* event
+        return yield* Effect.forever(Effect.zipRight(wait, event))
+      }).pipe(Effect.scoped)
+
+    const broadcast = yield* Broadcast.make(produce)
+    const drained = yield* Deferred.make<void>()
+    onDrain(() => Deferred.unsafeDone(drained, Effect.void))
+
+    const feed = Stream.unwrapScoped(
+      Effect.map(broadcast.subscribe, (events) =>
         // A reconnecting EventSource waits `retry` ms: long enough not to hammer a service that is restarting.
-        return Stream.make("retry: 2000\n\n").pipe(
-          Stream.concat(Stream.fromEffect(event)),
-          Stream.concat(Stream.repeatEffect(Effect.zipRight(wait, event))),
-          Stream.interruptWhen(Deferred.await(stopped)),
-          Stream.encodeText
+        Stream.make(encoder.encode("retry: 2000\n\n")).pipe(
+          Stream.concat(Stream.fromQueue(events)),
+          Stream.interruptWhen(Deferred.await(drained))
         )
-      })
+      )
     )
 
+    // Counted from the answer's start to its connection's close, whichever way it ends: a feed's place is taken before
+    // its stream begins (the 503 must be decided first) and must be given back even if that stream never runs.
+    let open = 0
+    const full = () =>
+      errorResponse(503, "unavailable", `${maxFeeds} dashboard feeds are open in this process, try again later`, {
+        "retry-after": String(retryAfterSeconds)
+      })
+
     return handlers.handle("events", () =>
-      Effect.succeed(
-        HttpServerResponse.stream(feed, {
+      Effect.map(HttpServerRequest.HttpServerRequest, (request) => {
+        if (open >= maxFeeds) return full()
+        open++
+        NodeHttpServerRequest.toServerResponse(request).once("close", () => open--)
+        return HttpServerResponse.stream(feed, {
           contentType: "text/event-stream",
           headers: { "cache-control": "no-store", "x-accel-buffering": "no" }
         })
-      )
+      })
     )
   })
 )

@@ -85,22 +85,28 @@ export const make = (options: LeanPathOptions) =>
         ? ReadAnswers.productBy(answer, started)
         : ReadAnswers.pageBy(answer, catalog.offset, catalog.limit, started)
 
-    const finish = (read: Read, status: number, xCache: string | undefined) => {
+    const finish = (read: Read, status: number, xCache: string | undefined, cacheFailed = false) => {
       const elapsedMillis = performance.now() - read.started
-      HttpObservability.record(read.route, "GET", status, elapsedMillis, read.url, xCache)
+      HttpObservability.record(read.route, "GET", status, elapsedMillis, read.url, xCache, cacheFailed)
       if (logRequests) {
         const { requestId, route } = read
         runFork(
-          HttpObservability.logRequest({ method: "GET", route, status, elapsedMillis, requestId, xCache }).pipe(
-            Effect.annotateLogs("request_id", requestId)
-          )
+          HttpObservability.logRequest({
+            method: "GET",
+            route,
+            status,
+            elapsedMillis,
+            requestId,
+            xCache,
+            cacheFailed
+          }).pipe(Effect.annotateLogs("request_id", requestId))
         )
       }
     }
 
     const respond = (
       read: Read,
-      { age, body, status, xCache }: Omit<ReadAnswers.ReadAnswer, "status"> & { status: number }
+      { age, body, cacheFailed, status, xCache }: Omit<ReadAnswers.ReadAnswer, "status"> & { status: number }
     ) => {
       const { response } = read
       // The client hung up first: nobody to answer (the platform's 499).
@@ -120,7 +126,7 @@ export const make = (options: LeanPathOptions) =>
       if (age !== undefined) headers.push("age", String(age))
       response.writeHead(status, headers)
       response.end(body)
-      finish(read, status, xCache)
+      finish(read, status, xCache, cacheFailed)
     }
 
     /** Runs one request's read as its own fiber, interrupted if its client hangs up. */

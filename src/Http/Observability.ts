@@ -63,6 +63,12 @@ const acceptableId = /^[\x21-\x7e]{1,128}$/
 export const requestIdOf = (given: string | undefined) =>
   given !== undefined && acceptableId.test(given) ? given : `${bootId}-${(++sequence).toString(36)}`
 
+/**
+ * Set by a handler whose read the cache failed (its answer says `X-Cache: MISS`), read back when the request is
+ * recorded: the HttpApi's answer carries no field for it, and the request runs in one fiber from start to record.
+ */
+export const cacheFailedRef = FiberRef.unsafeMake(false)
+
 /** Counts and times one answered (or, as 499, abandoned) request; shows it on the dashboard while one watches. */
 export const record = (
   route: string,
@@ -70,13 +76,14 @@ export const record = (
   status: number,
   elapsedMillis: number,
   path: string,
-  xCache: string | undefined
+  xCache: string | undefined,
+  cacheFailed = false
 ) => {
   const series = seriesOf(route, knownMethods.has(method) ? method : "OTHER", status)
   httpRequests.unsafeUpdate(1, series.requests)
   httpRequestDuration.unsafeUpdate(elapsedMillis / 1000, series.duration)
   if (Activity.recording.on)
-    Activity.note(knownMethods.has(method) ? method : "OTHER", path, status, xCache, elapsedMillis)
+    Activity.note(knownMethods.has(method) ? method : "OTHER", path, status, xCache, elapsedMillis, cacheFailed)
 }
 
 /** The `LOG_REQUESTS` line; checked first so a level above info skips building its annotations, not just printing. */
@@ -87,6 +94,7 @@ export const logRequest = (line: {
   readonly elapsedMillis: number
   readonly requestId: string
   readonly xCache: string | undefined
+  readonly cacheFailed?: boolean
 }) =>
   Effect.withFiberRuntime<void>((fiber) =>
     LogLevel.greaterThan(fiber.getFiberRef(FiberRef.currentMinimumLogLevel), LogLevel.Info)
@@ -98,7 +106,8 @@ export const logRequest = (line: {
             status: line.status,
             duration_ms: Math.round(line.elapsedMillis * 1000) / 1000,
             request_id: line.requestId,
-            ...(line.xCache === undefined ? {} : { from_cache: line.xCache !== "MISS" })
+            ...(line.xCache === undefined ? {} : { from_cache: line.xCache !== "MISS" }),
+            ...(line.cacheFailed === true ? { cache_error: true } : {})
           })
         )
   )
@@ -110,10 +119,12 @@ const finish = (
   response: HttpServerResponse.HttpServerResponse,
   logRequests: boolean
 ) =>
-  Effect.suspend(() => {
+  Effect.withFiberRuntime<void>((fiber) => {
     const elapsedMillis = performance.now() - started
     const route = routeOf(request.url)
-    record(route, request.method, response.status, elapsedMillis, request.url, response.headers["x-cache"])
+    const xCache = response.headers["x-cache"]
+    const cacheFailed = fiber.getFiberRef(cacheFailedRef)
+    record(route, request.method, response.status, elapsedMillis, request.url, xCache, cacheFailed)
     if (!logRequests) return Effect.void
     return logRequest({
       method: request.method,
@@ -121,7 +132,8 @@ const finish = (
       status: response.status,
       elapsedMillis,
       requestId,
-      xCache: response.headers["x-cache"]
+      xCache,
+      cacheFailed
     })
   })
 

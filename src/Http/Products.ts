@@ -1,10 +1,17 @@
 import { HttpApiBuilder } from "@effect/platform"
-import { Effect } from "effect"
+import { Effect, FiberRef } from "effect"
 import { Api, databaseUnavailable, productNotFound } from "../Api.js"
 import type { ProductId } from "../Domain/Product.js"
 import { ProductService } from "../ProductService.js"
+import { cacheFailedRef } from "./Observability.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 import { json, readResponse } from "./Responses.js"
+
+/** Logs what the answer hid, and tells the request's record when the cache failed it. */
+const noted = (answer: ReadAnswers.ReadAnswer) =>
+  answer.cacheFailed
+    ? Effect.zipRight(ReadAnswers.logFailure(answer), FiberRef.set(cacheFailedRef, true))
+    : ReadAnswers.logFailure(answer)
 
 const notFound = (error: { readonly id: ProductId }) => Effect.fail(productNotFound(error.id))
 
@@ -17,13 +24,10 @@ export const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
     const products = yield* ProductService
     return handlers
       .handle("get", ({ path }) =>
-        ReadAnswers.product(products, path.id).pipe(Effect.tap(ReadAnswers.logFailure), Effect.map(readResponse))
+        ReadAnswers.product(products, path.id).pipe(Effect.tap(noted), Effect.map(readResponse))
       )
       .handle("list", ({ urlParams }) =>
-        ReadAnswers.page(products, urlParams.offset, urlParams.limit).pipe(
-          Effect.tap(ReadAnswers.logFailure),
-          Effect.map(readResponse)
-        )
+        ReadAnswers.page(products, urlParams.offset, urlParams.limit).pipe(Effect.tap(noted), Effect.map(readResponse))
       )
       .handle("create", ({ payload }) =>
         products.create(payload).pipe(

@@ -20,6 +20,8 @@ export interface ReadAnswer {
   readonly age?: number
   /** What made the database unavailable: logged in full by the caller, never shown to the client. */
   readonly failure?: unknown
+  /** The cache failed this read (`X-Cache` says MISS): shown on the dashboard and in the request's log line. */
+  readonly cacheFailed?: true
 }
 
 const elapsedSince = (started: number) => Math.round((performance.now() - started) * 1000) / 1000
@@ -49,13 +51,16 @@ const staleAnswer = (body: string, served: Served): ReadAnswer => ({
   failure: served.failure
 })
 
+const freshAnswer = (body: string, served: Served): ReadAnswer =>
+  served.cacheFailed
+    ? { status: 200, body, xCache: "MISS", cacheFailed: true }
+    : { status: 200, body, xCache: served.fromCache ? "HIT" : "MISS" }
+
 /** The answer of GET /api/v1/products/:id that found the product, for a read begun at `started`. */
 export const productFound = (served: Served, started: number): ReadAnswer => {
   const { fromCache, json } = served
   const body = `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
-  return served.age === undefined
-    ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
-    : staleAnswer(body, served)
+  return served.age === undefined ? freshAnswer(body, served) : staleAnswer(body, served)
 }
 
 /** A read as a batch answers it: the value, or the effect that answers it. */
@@ -80,9 +85,7 @@ export const pageFound = (served: Served, offset: number, limit: number, started
   const { fromCache, json } = served
   // The cached page is `{"products":[...],"total":N}`, extended in place instead of parsed.
   const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
-  return served.age === undefined
-    ? { status: 200, body, xCache: fromCache ? "HIT" : "MISS" }
-    : staleAnswer(body, served)
+  return served.age === undefined ? freshAnswer(body, served) : staleAnswer(body, served)
 }
 
 /** GET /api/v1/products, answered by `read` (`ProductService.list` or a read `getMany` handed over). */

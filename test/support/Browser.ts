@@ -66,3 +66,37 @@ export const watchedPage = (
     })
     return { page, problems, elsewhere }
   })
+
+/** The two widths every dashboard test looks at: a desktop and a phone (390 px, an iPhone 12-15's CSS width). */
+export const widths = [
+  { name: "desktop", width: 1280, height: 900 },
+  { name: "phone", width: 390, height: 844 }
+] as const
+
+/**
+ * What a person could not read in full at this width: the page scrolling sideways, a cell, counter or button whose
+ * content is wider than its box (clipped or spilling), or a button not inside the viewport's width. Empty when none.
+ * Runs in the page (compiled without DOM types, hence `globalThis as any`).
+ */
+export const layoutProblems = (page: Page): Promise<Array<string>> =>
+  page.evaluate(() => {
+    const window = globalThis as any
+    const document = window.document
+    const problems: Array<string> = []
+    const viewport = window.innerWidth
+    if (document.documentElement.scrollWidth > viewport) {
+      problems.push(`the page is ${document.documentElement.scrollWidth} px wide in a ${viewport} px viewport`)
+    }
+    for (const element of document.querySelectorAll("td, th, dd, button")) {
+      if (element.getClientRects().length === 0) continue
+      const name = `${element.tagName.toLowerCase()} "${String(element.textContent).trim().slice(0, 30)}"`
+      if (element.scrollWidth > element.clientWidth + 1) {
+        problems.push(`${name}: content ${element.scrollWidth} px in a box of ${element.clientWidth} px`)
+      }
+      const box = element.getBoundingClientRect()
+      if (element.tagName === "BUTTON" && (box.left < 0 || box.right > viewport + 0.5)) {
+        problems.push(`${name}: from ${box.left} to ${box.right} px, outside the viewport`)
+      }
+    }
+    return problems
+  })

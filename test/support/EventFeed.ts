@@ -6,7 +6,7 @@ export interface FeedEvent {
   readonly at: string
   readonly interval_ms: number
   readonly stats: Record<string, number>
-  readonly rates: Record<"hit" | "miss" | "write" | "error", number>
+  readonly rates: Record<"hit" | "miss" | "cache_error" | "write" | "http_error", number>
   readonly latency_ms: Record<"hit" | "miss", { p50: number; p99: number; count: number } | null>
   readonly health: { status: string; database: string; cache: string; circuit: string | null }
   readonly recent: ReadonlyArray<{
@@ -15,6 +15,7 @@ export interface FeedEvent {
     path: string
     status: number
     x_cache: string | null
+    cache_error: boolean
     duration_ms: number
   }>
 }

@@ -31,6 +31,7 @@ export const rows: ReadonlyArray<InvalidConfig> = [
   { name: "REQUEST_TIMEOUT", env: { REQUEST_TIMEOUT: "soon" } },
   { name: "HEADERS_TIMEOUT", env: { HEADERS_TIMEOUT: "0" } },
   { name: "MAX_CONNECTIONS", env: { MAX_CONNECTIONS: "none" } },
+  { name: "DASHBOARD_MAX_FEEDS", env: { DASHBOARD_MAX_FEEDS: "0" } },
   // The password must not be echoed: test/AppConfig.test.ts checks that the error leaves it out.
   { name: "DATABASE_URL", env: { DATABASE_URL: "mysql://user:hunter2@db:3306/catalog" } },
   { name: "DB_POOL_SIZE", env: { DB_POOL_SIZE: "0" } },

@@ -15,14 +15,20 @@
 
   const cssVar = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim()
 
+  // The kinds of requests, stacked in this order from the bottom; one word per meaning: a "cache error" is a read the
+  // cache failed (answered from the database), an "HTTP error" an answer of 400 or more.
+  const kinds = ["hit", "miss", "cache_error", "write", "http_error"]
+  const kindLabels = { hit: "hit", miss: "miss", cache_error: "cache error", write: "write", http_error: "HTTP error" }
+
   // ---- history for the charts (seconds since epoch, one point per event)
   const history = {
     t: [],
     hitRate: [],
     hit: [],
     miss: [],
+    cache_error: [],
     write: [],
-    error: [],
+    http_error: [],
     hitP50: [],
     hitP99: [],
     missP50: [],
@@ -35,7 +41,7 @@
     history.t.push(t)
     // The hit rate of this interval; none when there were no reads.
     history.hitRate.push(gets > 0 ? (100 * event.rates.hit) / gets : null)
-    for (const kind of ["hit", "miss", "write", "error"]) history[kind].push(event.rates[kind])
+    for (const kind of kinds) history[kind].push(event.rates[kind])
     history.hitP50.push(event.latency_ms.hit ? event.latency_ms.hit.p50 : null)
     history.hitP99.push(event.latency_ms.hit ? event.latency_ms.hit.p99 : null)
     history.missP50.push(event.latency_ms.miss ? event.latency_ms.miss.p50 : null)
@@ -57,19 +63,42 @@
     ]
   }
 
-  const line = (label, color, extra) => ({ label, stroke: color, width: 2, spanGaps: false, ...extra })
+  /** The newest value of a series that has one: what a legend shows while the cursor is not over its chart. */
+  const latest = (series) => {
+    for (let i = series.length - 1; i >= 0; i--) if (series[i] != null) return series[i]
+    return null
+  }
+
+  // A legend shows the values under the cursor, and the newest ones otherwise (uPlot's own shows "--" then).
+  const legendValue = (series, format) => (u, v, s, idx) => {
+    const value = idx == null ? latest(series()) : series()[idx]
+    return value == null ? "–" : format(value)
+  }
+  const timeValue = (u, v, s, idx) => (idx == null ? "now" : time(history.t[idx] * 1000))
+  const fixed = (digits, unit) => (value) => value.toFixed(digits) + unit
+
+  const line = (label, color, series, format, extra) => ({
+    label,
+    stroke: color,
+    width: 2,
+    spanGaps: false,
+    value: legendValue(series, format),
+    ...extra
+  })
 
   // Stacked by hand: each series is drawn as the sum of itself and those below it, filled, largest first.
-  const kinds = ["error", "write", "miss", "hit"]
+  const stackedKinds = [...kinds].reverse()
   const stacked = () => {
     const sums = []
     let running = history.t.map(() => 0)
-    for (const kind of [...kinds].reverse()) {
+    for (const kind of kinds) {
       running = running.map((sum, i) => sum + history[kind][i])
       sums.unshift(running)
     }
     return sums
   }
+
+  const milliseconds = (value) => (value < 10 ? value.toFixed(2) : value.toFixed(0)) + " ms"
 
   const makeCharts = () => {
     for (const chart of charts) chart.plot.destroy()
@@ -86,7 +115,10 @@
       {
         scales: { y: { range: [0, 100] } },
         axes: axes("%"),
-        series: [{}, line("hit rate %", cssVar("--hit"), { fill: cssVar("--hit") + "22" })]
+        series: [
+          { value: timeValue },
+          line("hit rate", cssVar("--hit"), () => history.hitRate, fixed(1, " %"), { fill: cssVar("--hit") + "22" })
+        ]
       },
       () => [history.t, history.hitRate]
     )
@@ -95,15 +127,18 @@
       {
         axes: axes("req/s"),
         series: [
-          {},
-          ...kinds.map((kind, i) => ({
-            label: kind,
-            stroke: cssVar("--" + kind),
-            fill: cssVar("--" + kind) + "99",
-            width: 1,
+          { value: timeValue },
+          ...stackedKinds.map((kind) => {
+            const color = cssVar("--" + kind.replace("_", "-"))
             // The legend shows the kind's own rate, not the stacked sum drawn.
-            value: (u, v, s, idx) => (idx == null ? "–" : String(history[kinds[i]][idx] ?? "–"))
-          }))
+            return {
+              label: kindLabels[kind],
+              stroke: color,
+              fill: color + "99",
+              width: 1,
+              value: legendValue(() => history[kind], fixed(1, "/s"))
+            }
+          })
         ]
       },
       () => [history.t, ...stacked()]
@@ -114,11 +149,11 @@
         scales: { y: { distr: 3 } },
         axes: axes("ms"),
         series: [
-          {},
-          line("hit p50", cssVar("--hit")),
-          line("hit p99", cssVar("--hit"), { dash: [6, 4], width: 1 }),
-          line("miss p50", cssVar("--miss")),
-          line("miss p99", cssVar("--miss"), { dash: [6, 4], width: 1 })
+          { value: timeValue },
+          line("hit p50", cssVar("--hit"), () => history.hitP50, milliseconds),
+          line("hit p99", cssVar("--hit"), () => history.hitP99, milliseconds, { dash: [6, 4], width: 1 }),
+          line("miss p50", cssVar("--miss"), () => history.missP50, milliseconds),
+          line("miss p99", cssVar("--miss"), () => history.missP99, milliseconds, { dash: [6, 4], width: 1 })
         ]
       },
       () => [history.t, history.hitP50, history.hitP99, history.missP50, history.missP99]
@@ -171,6 +206,14 @@
 
   const time = (at) => new Date(at).toLocaleTimeString([], { hour12: false })
 
+  // A read the cache failed was answered from the database with `X-Cache: MISS`; what happened was a cache error.
+  const cacheCell = (request) => {
+    const shown = request.cache_error ? "ERROR" : (request.x_cache ?? "")
+    const element = cell("td", shown, shown ? "cache-" + shown : "")
+    if (request.cache_error) element.title = "the cache failed: answered from the database (X-Cache: MISS)"
+    return element
+  }
+
   const showRecent = (recent) => {
     const rows = [...recent].reverse().map((request) => {
       const row = document.createElement("tr")
@@ -179,7 +222,7 @@
         cell("td", request.method),
         cell("td", request.path),
         cell("td", String(request.status), request.status >= 400 ? "status-error" : ""),
-        cell("td", request.x_cache ?? "", request.x_cache ? "cache-" + request.x_cache : ""),
+        cacheCell(request),
         cell("td", request.duration_ms.toFixed(2))
       )
       return row
@@ -187,13 +230,53 @@
     $("recent").tBodies[0].replaceChildren(...rows)
   }
 
-  // ---- the feed
+  // ---- the feed: an event a second while the service is up; without one for a while, it is offline
+  const silenceMillis = 3_500
   let events = 0
+  let source = null
+  let openedAt = Date.now()
+  let heardAt = 0
+  let offlineSince = null
+  let retryMillis = 1_000
+  let retryTimer = null
+
+  // What the service said last is no longer its state: the badge says so, and since when nothing was heard.
+  const showOffline = () => {
+    offlineSince ??= heardAt || openedAt
+    const badge = $("badge")
+    badge.dataset.status = "offline"
+    badge.textContent = "offline"
+    badge.title = "no event from the service since " + time(offlineSince)
+    $("circuit").textContent = ""
+    $("health-detail").textContent = "no data since " + time(offlineSince)
+    $("feed-state").textContent = "offline since " + time(offlineSince) + " · reconnecting…"
+    document.body.dataset.feed = "offline"
+  }
+
+  // Reconnects are ours, not EventSource's: it gives up for good on an answer such as the feed cap's 503.
+  const reconnect = () => {
+    source?.close()
+    source = null
+    showOffline()
+    if (retryTimer !== null) return
+    retryTimer = setTimeout(() => {
+      retryTimer = null
+      connect()
+    }, retryMillis)
+    retryMillis = Math.min(10_000, retryMillis * 2)
+  }
+
   const connect = () => {
-    const source = new EventSource("/api/v1/cache/events")
+    source = new EventSource("/api/v1/cache/events")
+    openedAt = Date.now()
     source.onmessage = (message) => {
       const event = JSON.parse(message.data)
       events++
+      heardAt = Date.now()
+      offlineSince = null
+      retryMillis = 1_000
+      document.body.dataset.feed = "live"
+      $("badge").title = ""
       showStats(event.stats)
       showHealth(event.health)
       showRecent(event.recent)
@@ -202,10 +285,13 @@
       $("feed-state").textContent = "live · " + time(Date.parse(event.at))
       document.body.dataset.events = String(events)
     }
-    source.onerror = () => {
-      $("feed-state").textContent = "reconnecting…"
-    }
+    source.onerror = reconnect
   }
+
+  // A service that hangs (or a network that drops everything) closes nothing: silence is the only sign.
+  setInterval(() => {
+    if (source !== null && Date.now() - Math.max(heardAt, openedAt) > silenceMillis) reconnect()
+  }, 500)
 
   // ---- product panel
   const result = (text, className) => {
@@ -235,9 +321,30 @@
 
   const productId = () => Number($("product-id").value)
 
-  const listProducts = async () => {
-    const reply = await api("GET", "/api/v1/products?offset=0&limit=20")
+  // The list a page at a time, as the API serves it (`offset`, `limit`): a catalog of any size is reachable.
+  const pageSize = 20
+  let listOffset = 0
+  let listTotal = 0
+
+  const showPage = (offset, shown, total) => {
+    listOffset = offset
+    listTotal = total
+    $("page-info").textContent = total === 0 ? "no products" : `${offset + 1}–${offset + shown} of ${total}`
+    $("prev-page").disabled = offset === 0
+    $("next-page").disabled = offset + pageSize >= total
+  }
+
+  const lastOffset = () => Math.max(0, Math.floor((listTotal - 1) / pageSize) * pageSize)
+
+  /** Lists the page at `offset`; `true` once shown. */
+  const listProducts = async (offset = listOffset) => {
+    const reply = await api("GET", `/api/v1/products?offset=${offset}&limit=${pageSize}`)
     if (!reply.response.ok) return result(errorText(reply), "status-error")
+    // Past the end (products were deleted meanwhile): the last page instead.
+    if (reply.json.products.length === 0 && offset > 0 && reply.json.total > 0) {
+      listTotal = reply.json.total
+      return listProducts(lastOffset())
+    }
     const rows = reply.json.products.map((product) => {
       const row = document.createElement("tr")
       const read = cell("button", "read")
@@ -257,8 +364,10 @@
       return row
     })
     $("products").tBodies[0].replaceChildren(...rows)
+    showPage(offset, rows.length, reply.json.total)
     const cache = reply.response.headers.get("x-cache") ?? ""
     result(`${reply.json.total} products · list ${cache} ${reply.json.duration_ms} ms`, "cache-" + cache)
+    return true
   }
 
   let reads = 0
@@ -293,7 +402,9 @@
     })
     if (!reply.response.ok) return result(errorText(reply), "status-error")
     $("product-id").value = String(reply.json.product.id)
+    // The newest product is on the last page, which the list's total tells.
     await listProducts()
+    if (lastOffset() !== listOffset) await listProducts(lastOffset())
     result(`created #${reply.json.product.id} ${reply.json.product.name}`)
   }
 
@@ -336,7 +447,18 @@
       if (reply.response.ok) showStats(reply.json.cache_stats)
     })
   )
-  $("list-products").addEventListener("click", guarded(listProducts))
+  $("list-products").addEventListener(
+    "click",
+    guarded(() => listProducts(0))
+  )
+  $("prev-page").addEventListener(
+    "click",
+    guarded(() => listProducts(Math.max(0, listOffset - pageSize)))
+  )
+  $("next-page").addEventListener(
+    "click",
+    guarded(() => listProducts(listOffset + pageSize))
+  )
   $("read-product").addEventListener("click", guarded(readProduct))
   $("update-price").addEventListener("click", guarded(updatePrice))
   $("create-product").addEventListener("click", guarded(createProduct))
