@@ -41,7 +41,8 @@ export const Product = Schema.Struct({
   name: Schema.String,
   description: Schema.String,
   price: Schema.Number,
-  stock: Schema.Int,
+  // Not `Schema.Int`: its identifier "Int" would become a component of the document of its own.
+  stock: Schema.Number.pipe(Schema.int()),
   category: Schema.String,
   created_at: Timestamp,
   updated_at: Timestamp
