@@ -202,13 +202,52 @@ export const RequireNoBodyLive = Layer.succeed(
   )
 )
 
-/** The body is read here (the platform keeps it for the payload's decoding) and refused if it nests too deep. */
-const shallowJson = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    isJson(request.headers["content-type"])
-      ? Effect.flatMap(request.text, (text) => (nestsDeeperThan(text, maxJsonDepth) ? Effect.succeed(tooDeep()) : app))
-      : app
+// The platform decodes a body leniently: bytes that are not UTF-8 (a lone surrogate written as UTF-8, ED A0 80) become
+// U+FFFD, which would be stored as if the client had sent it. So the bytes are read and decoded strictly here. The
+// BOM is kept, so that a body starting with one stays invalid JSON, as before.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/** The 400 for a body that is not UTF-8, naming the top-level text fields where it is broken when it can. */
+const notUtf8 = (bytes: ArrayBuffer) => {
+  let fields: Array<string> = []
+  try {
+    const body: unknown = JSON.parse(lenientUtf8.decode(bytes))
+    if (typeof body === "object" && body !== null) {
+      fields = Object.entries(body).flatMap(([field, value]) =>
+        typeof value === "string" && value.includes("\ufffd") ? [field] : []
+      )
+    }
+  } catch {
+    // Not JSON either: the body as a whole is named.
+  }
+  const what = "is not valid UTF-8 (a broken byte sequence, or a surrogate encoded on its own)"
+  return errorResponse(
+    400,
+    "invalid_request",
+    fields.length === 0 ? `the request body ${what}` : fields.map((field) => `${field} ${what}`).join("; ")
   )
+}
+
+/** The request with its body already read: `text`, and `json` that reads it, answer from `text`. */
+const withText = (request: HttpServerRequest.HttpServerRequest, text: string): HttpServerRequest.HttpServerRequest =>
+  Object.create(request, { text: { value: Effect.succeed(text) } })
+
+/** The body is read here, strictly as UTF-8 (the payload's decoding takes it from here), and refused if it nests too deep. */
+const shallowJson = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    if (!isJson(request.headers["content-type"])) return app
+    return Effect.flatMap(request.arrayBuffer, (bytes) => {
+      let text: string
+      try {
+        text = strictUtf8.decode(bytes)
+      } catch {
+        return Effect.succeed(notUtf8(bytes))
+      }
+      if (nestsDeeperThan(text, maxJsonDepth)) return Effect.succeed(tooDeep())
+      return Effect.provideService(app, HttpServerRequest.HttpServerRequest, withText(request, text))
+    })
+  })
 
 export const ContractLive = HttpApiBuilder.middleware(
   (app) =>
