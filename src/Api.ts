@@ -37,6 +37,24 @@ export class PayloadTooLarge extends errorClass(
   413,
   "The request body is over 1 MiB (1048576 bytes)"
 ) {}
+export class RequestTimeout extends errorClass(
+  "RequestTimeout",
+  "request_timeout",
+  408,
+  "The request was not received within REQUEST_TIMEOUT (or its headers within HEADERS_TIMEOUT); answered by the server before any route, on any path"
+) {}
+export class RequestHeaderFieldsTooLarge extends errorClass(
+  "RequestHeaderFieldsTooLarge",
+  "request_header_fields_too_large",
+  431,
+  "The request headers are over 16 KiB; answered by the server before any route, on any path"
+) {}
+export class ExpectationFailed extends errorClass(
+  "ExpectationFailed",
+  "expectation_failed",
+  417,
+  "An `Expect` header other than `100-continue`; answered by the server before any route, on any path"
+) {}
 export class UnsupportedMediaType extends errorClass(
   "UnsupportedMediaType",
   "unsupported_media_type",
@@ -62,6 +80,11 @@ export const productNotFound = (id: number) => new NotFound({ message: `product 
 export const databaseUnavailable = new Unavailable({ message: "the database is unavailable, try again later" })
 export const unexpectedError = new InternalError({ message: "an unexpected error occurred" })
 
+/** Rejects a POST that the contract says takes no body, when it comes with one. */
+export class RequireNoBody extends HttpApiMiddleware.Tag<RequireNoBody>()("RequireNoBody", {
+  failure: InvalidRequest
+}) {}
+
 /** Rejects a POST/PUT whose body is not `application/json` before the body is read. */
 export class RequireJson extends HttpApiMiddleware.Tag<RequireJson>()("RequireJson", {
   failure: UnsupportedMediaType
@@ -70,13 +93,15 @@ export class RequireJson extends HttpApiMiddleware.Tag<RequireJson>()("RequireJs
 export const defaultLimit = 20
 export const maxLimit = 100
 
-// The service reads decimal digits only (no `1e3`); OpenAPI says "integer", which is what a client sends.
+// The service reads decimal digits only (no `1e3`); OpenAPI says "integer", which is what a client sends. Any
+// safe integer is taken (an offset past the last product is an empty page), a larger one is named as such.
 const integerParam = (name: string, jsonSchema: object) =>
   Schema.String.pipe(
-    Schema.pattern(/^[0-9]{1,15}$/, { message: () => `${name} must be an integer >= ${minimumOf(jsonSchema)}` }),
+    Schema.pattern(/^[0-9]+$/, { message: () => `${name} must be an integer >= ${minimumOf(jsonSchema)}` }),
     Schema.compose(Schema.NumberFromString),
     Schema.filter((n) => n >= minimumOf(jsonSchema) || `${name} must be an integer >= ${minimumOf(jsonSchema)}`),
-    Schema.annotations({ jsonSchema: { type: "integer", maximum: 999_999_999_999_999, ...jsonSchema } })
+    Schema.filter((n) => n <= Number.MAX_SAFE_INTEGER || `${name} must be at most ${Number.MAX_SAFE_INTEGER}`),
+    Schema.annotations({ jsonSchema: { type: "integer", maximum: Number.MAX_SAFE_INTEGER, ...jsonSchema } })
   )
 const minimumOf = (jsonSchema: object) => ("minimum" in jsonSchema ? Number(jsonSchema.minimum) : 0)
 
@@ -98,7 +123,10 @@ export const ListParams = Schema.Struct({
 
 const IdPath = Schema.Struct({ id: ProductIdFromString })
 
-const NonNegativeInt = Schema.Int.pipe(Schema.nonNegative())
+// `Schema.Int` carries the identifier "Int", which the document would show as a component of its own (a generator makes
+// a `type Int = number` of it): the same rule without the name.
+const Integer = Schema.Number.pipe(Schema.int())
+const NonNegativeInt = Integer.pipe(Schema.nonNegative())
 const DurationMs = Schema.Number.pipe(Schema.nonNegative()).annotations({
   description: "Time the service spent on the request, in milliseconds (with fractions)"
 })
@@ -114,20 +142,23 @@ const ProductPageRead = Schema.Struct({
   products: Schema.Array(Product),
   total: NonNegativeInt.annotations({ description: "How many products there are in all" }),
   offset: NonNegativeInt,
-  limit: Schema.Int.pipe(Schema.between(1, maxLimit)),
+  limit: Integer.pipe(Schema.between(1, maxLimit)),
   from_cache: FromCache,
   duration_ms: DurationMs
 }).annotations({
   identifier: "ProductPage",
   examples: [{ products: [example], total: 1, offset: 0, limit: 20, from_cache: false, duration_ms: 1.87 }]
 })
-const written = (identifier: string, message: string) =>
+// The status is annotated here, with the identifier: `addSuccess(schema, { status })` re-annotates the schema, which
+// drops its identifier, and the document then inlines it with no name for a generator to use.
+const written = (identifier: string, message: string, status: number) =>
   Schema.Struct({ message: Schema.Literal(message), product: Product }).annotations({
     identifier,
-    examples: [{ message, product: example }]
+    examples: [{ message, product: example }],
+    ...HttpApiSchema.annotations({ status })
   })
-const ProductCreated = written("ProductCreated", "Product created successfully")
-const ProductUpdated = written("ProductUpdated", "Product updated successfully, cache invalidated")
+const ProductCreated = written("ProductCreated", "Product created successfully", 201)
+const ProductUpdated = written("ProductUpdated", "Product updated successfully, cache invalidated", 200)
 const ProductDeleted = Schema.Struct({
   message: Schema.Literal("Product deleted successfully, cache invalidated")
 }).annotations({ identifier: "ProductDeleted" })
@@ -166,7 +197,7 @@ const healthBody = <const Status extends string, const Database extends string>(
       description: "The cache in use: CACHE_BACKEND=memory, one Redis, Redis behind Sentinels, or a Redis Cluster"
     }),
     cache_masters: Schema.optional(
-      Schema.Struct({ total: Schema.Int, answering: Schema.Int }).annotations({ identifier: "CacheMasters" })
+      Schema.Struct({ total: Integer, answering: Integer }).annotations({ identifier: "CacheMasters" })
     ).annotations({ description: "Only for a Redis Cluster: its masters, and how many answered a ping just now" })
   }).annotations({
     identifier,
@@ -200,6 +231,7 @@ export class ProductsApi extends HttpApiGroup.make("products")
       .addError(InvalidRequest)
       .annotateContext(
         OpenApi.annotations({
+          identifier: "listProducts",
           summary: "List products",
           description: "A page of products in id order, read through the cache.",
           transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache, Age: X.age } })
@@ -214,6 +246,7 @@ export class ProductsApi extends HttpApiGroup.make("products")
       .addError(NotFound)
       .annotateContext(
         OpenApi.annotations({
+          identifier: "getProduct",
           summary: "Get a product",
           description: "One product, read through the cache (a recent 404 may be remembered, until a write).",
           transform: ApiDocument.responseHeaders({ 200: { "X-Cache": X.xCache, Age: X.age } })
@@ -223,11 +256,12 @@ export class ProductsApi extends HttpApiGroup.make("products")
   .add(
     HttpApiEndpoint.post("create", "/api/v1/products")
       .setPayload(CreateProduct)
-      .addSuccess(ProductCreated, { status: 201 })
+      .addSuccess(ProductCreated)
       .addError(InvalidRequest)
       .middleware(RequireJson)
       .annotateContext(
         OpenApi.annotations({
+          identifier: "createProduct",
           summary: "Create a product",
           description: "Unknown fields are refused, never ignored. Invalidates the cached list pages.",
           transform: ApiDocument.responseHeaders({ 201: { Location: X.location } })
@@ -244,6 +278,7 @@ export class ProductsApi extends HttpApiGroup.make("products")
       .middleware(RequireJson)
       .annotateContext(
         OpenApi.annotations({
+          identifier: "updateProduct",
           summary: "Update a product",
           description: "A partial update of at least one field; answers the product as stored. Invalidates its cache."
         })
@@ -255,7 +290,13 @@ export class ProductsApi extends HttpApiGroup.make("products")
       .addSuccess(ProductDeleted)
       .addError(InvalidRequest)
       .addError(NotFound)
-      .annotateContext(OpenApi.annotations({ summary: "Delete a product", description: "Invalidates its cache." }))
+      .annotateContext(
+        OpenApi.annotations({
+          identifier: "deleteProduct",
+          summary: "Delete a product",
+          description: "Invalidates its cache."
+        })
+      )
   )
   .addError(Unavailable)
   .annotate(OpenApi.Description, "The catalog: reads are cached in Redis (cache-aside), writes invalidate") {}
@@ -269,7 +310,7 @@ export class CacheApi extends HttpApiGroup.make("cache")
           examples: [{ cache_stats: zeroStats, timestamp: "2026-11-25T10:30:00.000Z" }]
         })
       )
-      .annotateContext(OpenApi.annotations({ summary: "Cache statistics" }))
+      .annotateContext(OpenApi.annotations({ identifier: "getCacheStats", summary: "Cache statistics" }))
   )
   .add(
     HttpApiEndpoint.post("reset", "/api/v1/cache/stats/reset")
@@ -285,7 +326,15 @@ export class CacheApi extends HttpApiGroup.make("cache")
           ]
         })
       )
-      .annotateContext(OpenApi.annotations({ summary: "Reset the cache statistics", description: "Takes no body." }))
+      .addError(InvalidRequest)
+      .middleware(RequireNoBody)
+      .annotateContext(
+        OpenApi.annotations({
+          identifier: "resetCacheStats",
+          summary: "Reset the cache statistics",
+          description: "Takes no body: a request with one is refused (400) and resets nothing."
+        })
+      )
   )
   .annotate(OpenApi.Description, "This instance's cache counters") {}
 
@@ -294,7 +343,9 @@ export class HealthApi extends HttpApiGroup.make("health")
     HttpApiEndpoint.get("health", "/health")
       .addSuccess(Health)
       .addError(Unhealthy)
-      .annotateContext(OpenApi.annotations({ summary: "Health of the service and its dependencies" }))
+      .annotateContext(
+        OpenApi.annotations({ identifier: "getHealth", summary: "Health of the service and its dependencies" })
+      )
   )
   .annotate(OpenApi.Description, "For load balancers and orchestrators") {}
 
@@ -305,7 +356,9 @@ export class MetricsApi extends HttpApiGroup.make("metrics")
       .addSuccess(
         Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/plain; version=0.0.4" }))
       )
-      .annotateContext(OpenApi.annotations({ summary: "Prometheus metrics (text format 0.0.4)" }))
+      .annotateContext(
+        OpenApi.annotations({ identifier: "getMetrics", summary: "Prometheus metrics (text format 0.0.4)" })
+      )
   )
   .annotate(OpenApi.Description, "For Prometheus") {}
 
@@ -316,6 +369,7 @@ export class DashboardApi extends HttpApiGroup.make("dashboard")
       .addSuccess(Schema.String.pipe(HttpApiSchema.withEncoding({ kind: "Text", contentType: "text/event-stream" })))
       .annotateContext(
         OpenApi.annotations({
+          identifier: "streamCacheEvents",
           summary: "Live cache activity (Server-Sent Events)",
           description: ApiDocument.eventsDescription
         })
@@ -330,10 +384,14 @@ export class Api extends HttpApi.make("catalog")
   .add(HealthApi)
   .add(MetricsApi)
   .add(DashboardApi)
-  // Any operation may give these: the contract middleware refuses a body over 1 MiB whatever the route, and the
-  // last-resort answer (Http/Server.ts) is a 500.
+  // Any operation may give these: the contract middleware refuses a body over 1 MiB whatever the route, the
+  // last-resort answer (Http/Server.ts) is a 500, and the Node server's own refusals come before any route.
   .addError(PayloadTooLarge)
   .addError(InternalError)
+  // Answered by the Node server before any route (Http/NodeServer.ts), whatever the path, in the same JSON.
+  .addError(RequestTimeout)
+  .addError(ExpectationFailed)
+  .addError(RequestHeaderFieldsTooLarge)
   .annotateContext(
     OpenApi.annotations({
       title: "Product catalog with Redis cache-aside",
@@ -344,5 +402,6 @@ export class Api extends HttpApi.make("catalog")
       transform: ApiDocument.finish
     })
   )
-  // No operation answers 405 (it is the answer for a method no operation has); `finish` refers to its body here.
+  // The 405 is the answer for a method no operation has, so no endpoint declares it: `finish` adds it to every
+  // operation of a path (components.responses.MethodNotAllowed, with `Allow`), and refers to its body here.
   .annotate(HttpApi.AdditionalSchemas, [MethodNotAllowed]) {}

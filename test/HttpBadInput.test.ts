@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Logger, LogLevel } from "effect"
 import * as Databases from "./support/Databases.js"
-import { products, client, fresh, expectJson, expectError, expectIsoBetween } from "./support/HttpClient.js"
+import { products, client, fresh, expectJson, expectError, expectIsoBetween, rawRequest } from "./support/HttpClient.js"
 import type { Product } from "./support/HttpClient.js"
-import { memoryApp } from "./support/TestApp.js"
+import { App, memoryApp } from "./support/TestApp.js"
 
 // A rejected request changes nothing, and a failing database answers without leaking (on both databases,
 // vitest.config.ts). Every test gets a fresh app, so the database is empty and the cache statistics start at zero.
@@ -39,7 +39,15 @@ describe("bad input changes nothing", () => {
     ["unknown field prize", { prize: 10 }, "prize"],
     ["id in body", { id: 99 }, "id"],
     ["created_at in body", { created_at: "2026-01-01T00:00:00.000Z" }, "created_at"],
-    ["updated_at in body", { updated_at: "2026-01-01T00:00:00.000Z" }, "updated_at"]
+    ["updated_at in body", { updated_at: "2026-01-01T00:00:00.000Z" }, "updated_at"],
+    // JSON escapes that are not text: PostgreSQL refused a NUL with a 500, and both databases stored a lone
+    // surrogate as U+FFFD without a word (issue 25).
+    ["NUL in name", { name: "a\u0000b" }, "name"],
+    ["NUL in description", { description: "\u0000" }, "description"],
+    ["NUL in category", { category: "x\u0000" }, "category"],
+    ["lone high surrogate in name", { name: "a\ud800" }, "name"],
+    ["lone low surrogate in description", { description: "\udc00x" }, "description"],
+    ["reversed surrogate pair in category", { category: "\udc00\ud800" }, "category"]
   ]
 
   /** The database, read past the cache (a limit no earlier read used), still holds exactly `expected`. */
@@ -123,6 +131,53 @@ describe("bad input changes nothing", () => {
         }
       })
     )
+  )
+
+  it.live(
+    "a body that is not UTF-8 (a surrogate encoded on its own, a stray byte): 400 naming the field, sent whole or chunked",
+    () =>
+      fresh(
+        Effect.gen(function* () {
+          const api = yield* client
+          const app = yield* App
+          const bytes = (...parts: Array<string | Array<number>>) =>
+            Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part) : Buffer.from(part))))
+          const cases: Array<[string, Buffer, string]> = [
+            ["ED A0 80 in name", bytes('{"name":"a', [0xed, 0xa0, 0x80], '","price":1}'), "name"],
+            ["FF in category", bytes('{"name":"a","price":1,"category":"', [0xff], '"}'), "category"],
+            [
+              "F0 9F 98 cut short in description",
+              bytes('{"name":"a","price":1,"description":"', [0xf0, 0x9f, 0x98], '"}'),
+              "description"
+            ]
+          ]
+          for (const [label, body, field] of cases) {
+            const whole = yield* Effect.promise(async () => {
+              const response = await fetch(app.url + products, {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body
+              })
+              return { status: response.status, body: (await response.json()) as { error: string; message: string } }
+            })
+            expect(whole.status, label).toBe(400)
+            expect(whole.body.error, label).toBe("invalid_request")
+            expect(whole.body.message, label).toMatch(new RegExp(`^${field} is not valid UTF-8`))
+            const chunked = yield* rawRequest(app.url, "POST", products, {
+              headers: { "content-type": "application/json", "transfer-encoding": "chunked" },
+              chunks: [body.subarray(0, 10), body.subarray(10)]
+            })
+            expectError(chunked, 400, "invalid_request", `${label}, chunked`, field)
+          }
+          expect((yield* api.get(`${products}?limit=7`)).body.total).toBe(0)
+          // The same characters, encoded properly, are taken.
+          const emoji = yield* api.request("POST", products, {
+            body: bytes('{"name":"a', [0xf0, 0x9f, 0x98, 0x80], '","price":1}').toString("utf8"),
+            headers: { "content-type": "application/json" }
+          })
+          expect(emoji.status, emoji.text).toBe(201)
+        })
+      )
   )
 
   it.scopedLive("GET /health is 503 unhealthy when the database fails under the running app", () =>

@@ -132,7 +132,8 @@ describe("requests Node refuses before the app sees them", () => {
         expect(response.headers).toMatchObject({
           "content-type": "application/json",
           connection: "close",
-          "x-content-type-options": "nosniff"
+          "x-content-type-options": "nosniff",
+          "x-request-id": expect.stringMatching(/^[!-~]{1,128}$/)
         })
         expect(yield* clientErrors(app.url, "request_header_fields_too_large")).toBe(before + 1)
       })
@@ -153,6 +154,110 @@ describe("requests Node refuses before the app sees them", () => {
           expect(response.body).toEqual({ error: "invalid_request", message: "the request is not valid HTTP/1.1" })
           expect(response.headers["x-content-type-options"]).toBe("nosniff")
         }
+      })
+    )
+  )
+})
+
+/** One request on its own connection, closed after the answer: `target` goes on the wire exactly as written. */
+const once = (url: string, method: string, target: string, headers = "Host: x\r\n") =>
+  Effect.map(raw(url, `${method} ${target} HTTP/1.1\r\n${headers}Connection: close\r\n\r\n`), ({ text }) =>
+    parseResponse(text)
+  )
+
+const contractAnswer = (response: ReturnType<typeof parseResponse>, status: number, error: string, message: RegExp) => {
+  expect(response.status, JSON.stringify(response.body)).toBe(status)
+  expect(response.body).toEqual({ error, message: expect.stringMatching(message) })
+  expect(response.headers).toMatchObject({
+    "content-type": "application/json",
+    "x-content-type-options": "nosniff",
+    "x-request-id": expect.stringMatching(/^[!-~]{1,128}$/)
+  })
+}
+
+describe("HTTP edges Node would answer with an empty body (issue 25)", () => {
+  it.scopedLive("HTTP/1.1 without Host: 400 in the contract's JSON; HTTP/1.0 needs none", () =>
+    fresh(
+      Effect.gen(function* () {
+        const app = yield* App
+        for (const target of ["/health", `${products}/1`, products]) {
+          contractAnswer(yield* once(app.url, "GET", target, ""), 400, "invalid_request", /Host header/)
+        }
+        const old = parseResponse((yield* raw(app.url, "GET /health HTTP/1.0\r\n\r\n")).text)
+        expect(old.status).toBe(200)
+      })
+    )
+  )
+
+  it.scopedLive("an Expect other than 100-continue: 417 in the contract's JSON; 100-continue still served", () =>
+    fresh(
+      Effect.gen(function* () {
+        const app = yield* App
+        contractAnswer(
+          yield* once(app.url, "GET", "/health", "Host: x\r\nExpect: bogus\r\n"),
+          417,
+          "expectation_failed",
+          /100-continue/
+        )
+        const body = `{"name":"a","price":1}`
+        const continued = yield* raw(
+          app.url,
+          `POST ${products} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nExpect: 100-continue\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+        )
+        expect(continued.text).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 201 /)
+      })
+    )
+  )
+})
+
+describe("request targets the router would cut short (issue 25)", () => {
+  it.scopedLive("a ';' in a path: 400 for an id (on the lean path's reads too), 404 for a path, 405 by method", () =>
+    fresh(
+      Effect.gen(function* () {
+        const app = yield* App
+        const id = (yield* post(`{"name":"Laptop","price":1}`)).body.product.id as number
+        for (const method of ["GET", "DELETE"]) {
+          const reply = yield* once(app.url, method, `${products}/${id};DROP`)
+          contractAnswer(reply, 400, "invalid_request", /^id must be a positive integer$/)
+        }
+        const head = yield* raw(app.url, `HEAD ${products}/${id};DROP HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
+        expect(head.text).toMatch(/^HTTP\/1\.1 400 /)
+        contractAnswer(yield* once(app.url, "GET", `${products}/${id}%3BDROP`), 400, "invalid_request", /^id /)
+        contractAnswer(yield* once(app.url, "GET", `${products};x`), 404, "not_found", /no route/)
+        contractAnswer(yield* once(app.url, "GET", "/health;x"), 404, "not_found", /no route/)
+        contractAnswer(yield* once(app.url, "GET", `${products}/;x`), 400, "invalid_request", /^id /)
+        const refused = yield* once(app.url, "PATCH", `${products}/${id};x`)
+        contractAnswer(refused, 405, "method_not_allowed", /PATCH/)
+        expect(refused.headers.allow).toBe("GET, HEAD, PUT, DELETE")
+        // Nothing was deleted, and the product itself is still served.
+        expect((yield* app.get(`${products}/${id}`)).status).toBe(200)
+      })
+    )
+  )
+
+  it.scopedLive("a '#' anywhere in a request is named as such, not as a bad limit", () =>
+    fresh(
+      Effect.gen(function* () {
+        const app = yield* App
+        for (const target of [`${products}?offset=0&limit=5#a`, "/health#x", `${products}/1#x`]) {
+          contractAnswer(yield* once(app.url, "GET", target), 400, "invalid_request", /'#'/)
+        }
+      })
+    )
+  )
+
+  it.scopedLive("offset and limit take any safe integer; past it the message says so", () =>
+    fresh(
+      Effect.gen(function* () {
+        const app = yield* App
+        const far = yield* once(app.url, "GET", `${products}?offset=9007199254740991&limit=5`)
+        expect(far.status, JSON.stringify(far.body)).toBe(200)
+        expect(far.body).toMatchObject({ products: [], offset: 9007199254740991, limit: 5 })
+        const beyond = yield* once(app.url, "GET", `${products}?offset=9007199254740992`)
+        contractAnswer(beyond, 400, "invalid_request", /^offset must be at most 9007199254740991$/)
+        const negative = yield* once(app.url, "GET", `${products}?offset=-1`)
+        contractAnswer(negative, 400, "invalid_request", /^offset must be an integer >= 0$/)
       })
     )
   )

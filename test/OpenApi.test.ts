@@ -112,18 +112,27 @@ describe("the served OpenAPI document", () => {
             ])
           )
         )
-        // 413 and 500 anywhere (any body over 1 MiB is refused; the last-resort answer), 503 where the database is read.
+        // 413 and 500 anywhere (any body over 1 MiB is refused; the last-resort answer), 408, 417 and 431 too (the
+        // Node server's refusals, before any route), 405 on every operation of a path (the answer for the methods it
+        // does not serve), 503 where the database is read. HEAD has its GET's statuses.
+        const anywhere = "405 408 413 417 431 500"
         expect(statuses).toEqual({
-          "get /api/v1/products": "200 400 413 500 503",
-          "post /api/v1/products": "201 400 413 415 500 503",
-          "get /api/v1/products/{id}": "200 400 404 413 500 503",
-          "put /api/v1/products/{id}": "200 400 404 413 415 500 503",
-          "delete /api/v1/products/{id}": "200 400 404 413 500 503",
-          "get /api/v1/cache/stats": "200 413 500",
-          "post /api/v1/cache/stats/reset": "200 413 500",
-          "get /health": "200 413 500 503",
-          "get /metrics": "200 413 500",
-          "get /api/v1/cache/events": "200 413 500"
+          "get /api/v1/products": `200 400 ${anywhere} 503`,
+          "head /api/v1/products": `200 400 ${anywhere} 503`,
+          "post /api/v1/products": `201 400 ${anywhere.replace("413", "413 415")} 503`,
+          "get /api/v1/products/{id}": `200 400 404 ${anywhere} 503`,
+          "head /api/v1/products/{id}": `200 400 404 ${anywhere} 503`,
+          "put /api/v1/products/{id}": `200 400 404 ${anywhere.replace("413", "413 415")} 503`,
+          "delete /api/v1/products/{id}": `200 400 404 ${anywhere} 503`,
+          "get /api/v1/cache/stats": `200 ${anywhere}`,
+          "head /api/v1/cache/stats": `200 ${anywhere}`,
+          "post /api/v1/cache/stats/reset": `200 400 ${anywhere}`,
+          "get /health": `200 ${anywhere} 503`,
+          "head /health": `200 ${anywhere} 503`,
+          "get /metrics": `200 ${anywhere}`,
+          "head /metrics": `200 ${anywhere}`,
+          "get /api/v1/cache/events": `200 ${anywhere}`,
+          "head /api/v1/cache/events": `200 ${anywhere}`
         })
         const text = JSON.stringify(document)
         expect(text).not.toContain("HttpApiDecodeError")
@@ -187,6 +196,111 @@ describe("the served OpenAPI document", () => {
         expect(found.length).toBeGreaterThan(10)
         for (const { at, problems } of found) expect(problems, at).toEqual([])
         expect(Object.keys(document.components.schemas)).toContain("Product")
+      })
+    )
+  )
+})
+
+/** Every `$ref` in `node`. */
+const refsIn = (node: unknown): Array<string> =>
+  typeof node !== "object" || node === null
+    ? []
+    : Object.entries(node).flatMap(([key, value]) => (key === "$ref" ? [String(value)] : refsIn(value)))
+
+describe("the document as tools read it (issue 25)", () => {
+  it.live("HEAD and 405 with Allow are operations and responses a tool sees, not prose", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { document } = yield* documented
+        for (const [path, item] of Object.entries(document.paths as Record<string, Record<string, any>>)) {
+          if (item.get !== undefined) {
+            expect(item.head, `HEAD ${path}`).toBeDefined()
+            expect(Object.keys(item.head.responses)).toEqual(Object.keys(item.get.responses))
+            for (const response of Object.values(item.head.responses) as Array<any>)
+              expect(response.content).toBeUndefined()
+          }
+          for (const [method, operation] of Object.entries(item)) {
+            expect(operation.responses["405"], `${method} ${path}`).toEqual({
+              $ref: "#/components/responses/MethodNotAllowed"
+            })
+          }
+        }
+        expect(Object.keys(document.components.responses.MethodNotAllowed.headers)).toEqual(["Allow", "X-Request-Id"])
+      })
+    )
+  )
+
+  it.live("names a generator turns into good code; no unused component, no security scheme", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { document } = yield* documented
+        const ids = Object.values(document.paths as Record<string, Record<string, any>>).flatMap((item) =>
+          Object.values(item).map((operation) => operation.operationId as string)
+        )
+        expect(ids.sort()).toEqual(
+          [
+            "listProducts",
+            "headListProducts",
+            "createProduct",
+            "getProduct",
+            "headProduct",
+            "updateProduct",
+            "deleteProduct",
+            "getCacheStats",
+            "headCacheStats",
+            "resetCacheStats",
+            "getHealth",
+            "headHealth",
+            "getMetrics",
+            "headMetrics",
+            "streamCacheEvents",
+            "headStreamCacheEvents"
+          ].sort()
+        )
+        for (const id of ids) expect(id, "an identifier in camelCase").toMatch(/^[a-z][A-Za-z]*$/)
+        const schemas = Object.keys(document.components.schemas)
+        expect(schemas).not.toContain("Int")
+        expect(document.paths["/api/v1/products"].post.responses["201"].content["application/json"].schema).toEqual({
+          $ref: "#/components/schemas/ProductCreated"
+        })
+        // Every component is referenced from somewhere else in the document (redocly's no-unused-components).
+        const refs = new Set(refsIn({ ...document, components: undefined }))
+        for (const [kind, components] of Object.entries(document.components as Record<string, object>)) {
+          for (const name of Object.keys(components)) {
+            const ref = `#/components/${kind}/${name}`
+            const inComponents = refsIn(
+              Object.fromEntries(
+                Object.entries(document.components).map(([k, c]) => [
+                  k,
+                  Object.fromEntries(Object.entries(c as object).filter(([n]) => `#/components/${k}/${n}` !== ref))
+                ])
+              )
+            )
+            expect(refs.has(ref) || inComponents.includes(ref), `${ref} is used`).toBe(true)
+          }
+        }
+        expect(document.components.securitySchemes).toBeUndefined()
+        expect(document.security).toEqual([])
+        for (const item of Object.values(document.paths as Record<string, Record<string, any>>)) {
+          for (const operation of Object.values(item)) expect(operation.security).toBeUndefined()
+        }
+      })
+    )
+  )
+
+  it.live("the reset takes no body: one is a 400 that resets nothing, as the document says", () =>
+    fresh(
+      Effect.gen(function* () {
+        const { document, request } = yield* documented
+        const reset = document.paths["/api/v1/cache/stats/reset"].post
+        expect(reset.requestBody).toBeUndefined()
+        yield* request("GET", "/api/v1/products/1") // one miss on the counters
+        const refused = yield* request("POST", "/api/v1/cache/stats/reset", { json: { hits: 0 } })
+        expectInvalid(refused, "reset with a body", /takes no request body/)
+        expect((yield* request("GET", "/api/v1/cache/stats")).body.cache_stats.misses).toBe(1)
+        const done = yield* request("POST", "/api/v1/cache/stats/reset")
+        expect(done.status, done.text).toBe(200)
+        expect(done.body.cache_stats.misses).toBe(0)
       })
     )
   )

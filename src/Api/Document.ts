@@ -1,6 +1,6 @@
 // What HttpApi cannot say in the OpenAPI document it generates from Api.ts, added to it: response headers, the one
-// shape of a 400 the service really sends, and the 405 that belongs to no operation. Everything else in the
-// document comes from the schemas and annotations in Api.ts and Domain/Product.ts.
+// shape of a 400 the service really sends, HEAD wherever GET is, and the 405 that belongs to no operation. Everything
+// else in the document comes from the schemas and annotations in Api.ts and Domain/Product.ts.
 
 // The generated document, loosely typed: `OpenApi.Transform` hands it over as a plain record.
 type Json = Record<string, any>
@@ -69,23 +69,60 @@ const contractBadRequest = (operation: Json) => {
   else response.content["application/json"].schema = kept.length === 1 ? kept[0] : { anyOf: kept }
 }
 
+const methodsOf = (item: Json) => Object.keys(item)
+
 const operationsOf = (spec: Json): Array<Json> =>
   Object.values(spec.paths).flatMap((item) => Object.values(item as Json))
 
+const methodNotAllowedRef = { $ref: "#/components/responses/MethodNotAllowed" }
+
+/**
+ * The router answers HEAD wherever it has a GET: the GET's statuses and headers, never a body. Written out as an
+ * operation of its own so that tools (generators, Swagger UI, linters) see it rather than only the prose.
+ */
+const headOf = (get: Json): Json => {
+  const responses = Object.fromEntries(
+    Object.entries(get.responses as Json).map(([status, response]) => {
+      const { content: _content, ...rest } = response as Json
+      return [status, rest]
+    })
+  )
+  const bare = (get.operationId as string).replace(/^get(?=[A-Z])/, "")
+  return {
+    ...get,
+    operationId: `head${bare.charAt(0).toUpperCase()}${bare.slice(1)}`,
+    summary: `${get.summary} (headers only)`,
+    description: "The GET's status and headers, without a body.",
+    responses
+  }
+}
+
 /** The API's `OpenApi.Transform`, run last. */
 export const finish = (spec: Json): Json => {
+  // The service has no authentication. HttpApi writes an empty `securitySchemes`, for which Swagger UI offers an
+  // "Authorize" button with nothing behind it, and an empty `security` on every operation; one at the root says it
+  // once (linters want it said: redocly's security-defined).
+  spec.security = []
+  delete spec.components.securitySchemes
   for (const operation of operationsOf(spec)) {
+    delete operation.security
     contractBadRequest(operation)
     for (const response of Object.values(operation.responses) as Array<Json>) {
       response.headers = { ...response.headers, "X-Request-Id": requestIdRef }
     }
     if (operation.parameters?.length === 0) delete operation.parameters
   }
+  for (const item of Object.values(spec.paths) as Array<Json>) {
+    if (item.get !== undefined) item.head = headOf(item.get)
+    // Every path answers 405 for the methods it does not serve. No operation answers it itself, but OpenAPI has no
+    // place for a path's answers other than its operations: listed on each, tools show it where a reader looks.
+    for (const method of methodsOf(item)) item[method].responses["405"] = methodNotAllowedRef
+  }
   for (const unused of ["HttpApiDecodeError", "Issue", "PropertyKey"]) delete spec.components.schemas[unused]
   spec.components.headers = { "X-Request-Id": headers.requestId }
   spec.components.responses = {
     MethodNotAllowed: {
-      description: "A known path with a method it does not serve (no operation answers this)",
+      description: "This path does not serve the request's method; `Allow` lists the ones it does",
       headers: { Allow: headers.allow, "X-Request-Id": requestIdRef },
       content: { "application/json": { schema: { $ref: "#/components/schemas/MethodNotAllowed" } } }
     }
@@ -96,13 +133,17 @@ export const finish = (spec: Json): Json => {
 export const description = `The HTTP contract of the product catalog.
 
 - **Errors** are JSON \`{"error": "<code>", "message": "<for a person>"}\`; each operation lists the statuses it can
-  answer. Besides them, any path answers 404 \`not_found\` when unknown, and a known path with a method it does not
-  serve answers 405 \`method_not_allowed\` with an \`Allow\` header (\`components.responses.MethodNotAllowed\`).
+  answer. Besides them, any path answers 404 \`not_found\` when unknown, and 405 \`method_not_allowed\` with an
+  \`Allow\` header for a method it does not serve (listed on every operation, \`components.responses.MethodNotAllowed\`).
+  408, 417 and 431 come from the server before any route, so any operation may get them; so may a 400 for a request
+  that is not valid HTTP/1.1 (an HTTP/1.1 request without \`Host\`, for one).
 - **HEAD** is answered wherever GET is (same status and headers, no body), and \`Allow\` lists it.
 - **Request bodies** (POST, PUT) must be \`application/json\` (else 415), at most 1 MiB (else 413), one flat object:
-  an unknown field is refused with 400, never ignored.
+  an unknown field is refused with 400, never ignored. Text fields refuse NUL (U+0000) and lone UTF-16 surrogates,
+  and a body must be valid UTF-8. The statistics reset takes no body (400 if it has one).
 - **Lengths** are in characters, counted as Unicode code points (an emoji is one), as JSON Schema counts them.
-- **Ids** are decimal digits only: \`1e3\` or \`1.0\` are refused even though they name integers.
+- **Ids** are decimal digits only: \`1e3\` or \`1.0\` are refused even though they name integers, and so is any
+  \`;\` in a path (matrix parameters) or \`#\` in a request.
 - Every answer carries \`X-Request-Id\`: the caller's when it is sane, else one the service made.`
 
 export const eventsDescription = `A stream that stays open: one \`data:\` line of JSON a second (and sooner after a

@@ -41,7 +41,8 @@ export const Product = Schema.Struct({
   name: Schema.String,
   description: Schema.String,
   price: Schema.Number,
-  stock: Schema.Int,
+  // Not `Schema.Int`: its identifier "Int" would become a component of the document of its own.
+  stock: Schema.Number.pipe(Schema.int()),
   category: Schema.String,
   created_at: Timestamp,
   updated_at: Timestamp
@@ -77,21 +78,45 @@ const maxCharacters =
       )
     )
 
+// NUL and lone surrogates (`\ud800` in JSON, which is not text) would be stored differently by each database:
+// PostgreSQL refuses a NUL (a 500), and both write a lone surrogate as U+FFFD. Refused here, naming the field, so
+// every database stores exactly what a client sent. With the `u` flag a paired surrogate is one code point (an
+// emoji), outside the class.
+const notText = /[\u0000\ud800-\udfff]/u
+const notTextClass = "\\u0000\\ud800-\\udfff"
+
+const textOnly =
+  (field: string) =>
+  <S extends Schema.Schema<string, string>>(self: S) =>
+    self.pipe(
+      Schema.filter(
+        (text: string) =>
+          !notText.test(text) ||
+          (text.includes("\u0000")
+            ? `${field} must not contain NUL (U+0000)`
+            : `${field} must not contain a lone UTF-16 surrogate (not a character)`),
+        { jsonSchema: { pattern: `^[^${notTextClass}]*$` } }
+      )
+    )
+
 // The trimmed length is what is counted, which a JSON Schema can only say as a pattern: optional whitespace, then
 // 1–255 characters that start and end with a non-whitespace one (`\s` is exactly what String.prototype.trim removes).
 const Name = Schema.Trim.pipe(
   Schema.minLength(1, { message: () => "name must not be empty" }),
   maxCharacters("name", 255),
+  textOnly("name"),
   Schema.annotations({
     jsonSchema: {
       type: "string",
-      description: "1–255 characters (Unicode code points) once surrounding whitespace is trimmed; stored trimmed",
-      pattern: "^\\s*\\S(?:[\\s\\S]{0,253}\\S)?\\s*$",
+      description:
+        "1–255 characters (Unicode code points) once surrounding whitespace is trimmed; stored trimmed; no NUL " +
+        "(U+0000) or lone surrogate",
+      pattern: `^\\s*[^\\s${notTextClass}](?:[^${notTextClass}]{0,253}[^\\s${notTextClass}])?\\s*$`,
       examples: ["Laptop"]
     }
   })
 )
-const Description = Schema.String.pipe(maxCharacters("description", 1000))
+const Description = Schema.String.pipe(maxCharacters("description", 1000), textOnly("description"))
 // A JSON number past the largest double (1e400) parses as Infinity: JSON Schema says that as a maximum.
 const Price = Schema.Number.pipe(
   Schema.finite({ message: () => "price must be a finite number", jsonSchema: { maximum: Number.MAX_VALUE } }),
@@ -104,7 +129,7 @@ const Stock = Schema.Number.pipe(
   Schema.nonNegative({ message: () => "stock must be 0 or more" }),
   Schema.annotations({ jsonSchema: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER } })
 )
-const Category = Schema.String.pipe(maxCharacters("category", 100))
+const Category = Schema.String.pipe(maxCharacters("category", 100), textOnly("category"))
 
 // A typo such as `prize` must never be silently dropped, and `id`/timestamps belong to the service.
 const strict = { parseOptions: { onExcessProperty: "error" } } as const

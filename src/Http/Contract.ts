@@ -6,8 +6,8 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Cause, Effect, Layer, Option } from "effect"
-import { RequireJson, UnsupportedMediaType, unexpectedError } from "../Api.js"
+import { Cause, Effect, Either, Layer, Option, ParseResult, Schema } from "effect"
+import { InvalidRequest, RequireJson, RequireNoBody, UnsupportedMediaType, unexpectedError } from "../Api.js"
 import { endpoints } from "./Endpoints.js"
 
 // HttpApi answers most failures itself, but not in the contract's shape: decode errors come as its own
@@ -55,17 +55,56 @@ export const allowedMethods = (path: string) => {
   return [...methods].flatMap((method): Array<string> => (method === "GET" ? ["GET", "HEAD"] : [method]))
 }
 
-const routeNotFound = (request: HttpServerRequest.HttpServerRequest) => {
-  const path = request.url.split("?")[0] ?? "/"
-  const allowed = allowedMethods(path)
-  if (allowed.length === 0) return errorResponse(404, "not_found", `no route for ${request.method} ${path}`)
-  // The path has this method's shape, yet the router did not take it: it could not decode a parameter (`%ZZ`).
-  if (allowed.includes(request.method)) {
-    return errorResponse(400, "invalid_request", `the path ${path} is not valid percent-encoding`)
+/** What is wrong with the parameters of `path` for an endpoint of `template` (`/api/v1/products/:id`). */
+const pathProblem = (template: string, pathSchema: Option.Option<Schema.Schema<any, any, unknown>>, path: string) => {
+  const names = template.split("/").flatMap((part) => (part.startsWith(":") ? [part.slice(1)] : []))
+  const values = path.split("/").filter((_, at) => template.split("/")[at]?.startsWith(":"))
+  let params: Record<string, string>
+  try {
+    params = Object.fromEntries(names.map((name, at) => [name, decodeURIComponent(values[at] ?? "")]))
+  } catch {
+    return `the path ${path} is not valid percent-encoding`
   }
-  return errorResponse(405, "method_not_allowed", `${request.method} is not allowed on ${path}`, {
-    allow: allowed.join(", ")
-  })
+  const decoded = Option.map(pathSchema, (schema) =>
+    Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown, never>)(params)
+  )
+  if (Option.isSome(decoded) && Either.isLeft(decoded.value)) {
+    return describeIssues(ParseResult.ArrayFormatter.formatErrorSync(decoded.value.left))
+  }
+  return `the path ${path} is not one the service serves`
+}
+
+/** The answer for a request the router did not take: 404 for an unknown path, else 405, else 400 naming the part. */
+const unrouted = (method: string, path: string) => {
+  const allowed = allowedMethods(path)
+  if (allowed.length === 0) return errorResponse(404, "not_found", `no route for ${method} ${path}`)
+  // The path has this method's shape, yet the router did not take it: a parameter it could not decode (`%ZZ`), or
+  // one the router would have cut short (`37;DROP`, see `misreadTarget`).
+  if (allowed.includes(method)) {
+    const route = endpoints.find(
+      (route) => route.method === (method === "HEAD" ? "GET" : method) && route.pattern.test(path)
+    )
+    return errorResponse(400, "invalid_request", pathProblem(route!.template, route!.pathSchema, path))
+  }
+  return errorResponse(405, "method_not_allowed", `${method} is not allowed on ${path}`, { allow: allowed.join(", ") })
+}
+
+const routeNotFound = (request: HttpServerRequest.HttpServerRequest) =>
+  unrouted(request.method, request.url.split("?")[0] ?? "/")
+
+/**
+ * A request target the router would misread, answered as the contract reads it. The router ends a path at `;`
+ * (matrix parameters) and a URL at `#`, so `/api/v1/products/37;DROP` would be product 37 and `/health;x` the health
+ * check; here a `;` stays part of its segment (an id is digits only: 400; no such path: 404). A `#` never belongs in
+ * a request: a fragment stays in the client, so one that arrives is refused rather than cut off silently (which made
+ * `?limit=5#a` a bad `limit`). The lean path (LeanPath.ts) takes neither character, so every such request comes here.
+ */
+export const misreadTarget = (method: string, url: string) => {
+  if (url.includes("#")) {
+    return errorResponse(400, "invalid_request", "the request target must not contain '#' (a fragment is not sent)")
+  }
+  const path = url.split("?")[0]!
+  return path.includes(";") ? unrouted(method, path) : undefined
 }
 
 /** A contract body is one flat object; this leaves room for any JSON a client means, far below what breaks decoding. */
@@ -150,17 +189,71 @@ export const RequireJsonLive = Layer.succeed(
   )
 )
 
-/** The body is read here (the platform keeps it for the payload's decoding) and refused if it nests too deep. */
-const shallowJson = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+export const RequireNoBodyLive = Layer.succeed(
+  RequireNoBody,
   Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    isJson(request.headers["content-type"])
-      ? Effect.flatMap(request.text, (text) => (nestsDeeperThan(text, maxJsonDepth) ? Effect.succeed(tooDeep()) : app))
-      : app
+    Effect.flatMap(
+      Effect.orElseSucceed(request.text, () => "unreadable"),
+      (text) =>
+        text === ""
+          ? Effect.void
+          : Effect.fail(new InvalidRequest({ message: `${request.method} ${request.url} takes no request body` }))
+    )
   )
+)
+
+// The platform decodes a body leniently: bytes that are not UTF-8 (a lone surrogate written as UTF-8, ED A0 80) become
+// U+FFFD, which would be stored as if the client had sent it. So the bytes are read and decoded strictly here. The
+// BOM is kept, so that a body starting with one stays invalid JSON, as before.
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+const lenientUtf8 = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/** The 400 for a body that is not UTF-8, naming the top-level text fields where it is broken when it can. */
+const notUtf8 = (bytes: ArrayBuffer) => {
+  let fields: Array<string> = []
+  try {
+    const body: unknown = JSON.parse(lenientUtf8.decode(bytes))
+    if (typeof body === "object" && body !== null) {
+      fields = Object.entries(body).flatMap(([field, value]) =>
+        typeof value === "string" && value.includes("\ufffd") ? [field] : []
+      )
+    }
+  } catch {
+    // Not JSON either: the body as a whole is named.
+  }
+  const what = "is not valid UTF-8 (a broken byte sequence, or a surrogate encoded on its own)"
+  return errorResponse(
+    400,
+    "invalid_request",
+    fields.length === 0 ? `the request body ${what}` : fields.map((field) => `${field} ${what}`).join("; ")
+  )
+}
+
+/** The request with its body already read: `text`, and `json` that reads it, answer from `text`. */
+const withText = (request: HttpServerRequest.HttpServerRequest, text: string): HttpServerRequest.HttpServerRequest =>
+  Object.create(request, { text: { value: Effect.succeed(text) } })
+
+/** The body is read here, strictly as UTF-8 (the payload's decoding takes it from here), and refused if it nests too deep. */
+const shallowJson = <E, R>(app: Effect.Effect<HttpServerResponse.HttpServerResponse, E, R>) =>
+  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+    if (!isJson(request.headers["content-type"])) return app
+    return Effect.flatMap(request.arrayBuffer, (bytes) => {
+      let text: string
+      try {
+        text = strictUtf8.decode(bytes)
+      } catch {
+        return Effect.succeed(notUtf8(bytes))
+      }
+      if (nestsDeeperThan(text, maxJsonDepth)) return Effect.succeed(tooDeep())
+      return Effect.provideService(app, HttpServerRequest.HttpServerRequest, withText(request, text))
+    })
+  })
 
 export const ContractLive = HttpApiBuilder.middleware(
   (app) =>
     Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) => {
+      const misread = misreadTarget(request.method, request.url)
+      if (misread !== undefined) return Effect.succeed(misread)
       // A declared length over the limit is refused before a byte of the body is read.
       if (Number(request.headers["content-length"] ?? 0) > maxBodyBytes) return Effect.succeed(tooLarge())
       if (!isChunked(request)) return shallowJson(app)

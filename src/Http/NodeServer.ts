@@ -1,8 +1,9 @@
 import { Duration } from "effect"
 import { createServer } from "node:http"
-import type { Server, ServerResponse } from "node:http"
+import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import type { Duplex } from "node:stream"
 import { httpClientErrors, httpDroppedConnections, labels, noLabels } from "../Metrics.js"
+import { requestIdOf } from "./Observability.js"
 import { securityHeaders } from "./SecurityHeaders.js"
 
 // The Node HTTP server under the Effect one, with what only Node can do: bound how long a client may take to send
@@ -38,29 +39,59 @@ const answers: Record<string, Answer> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, "Request Timeout", "request_timeout", "the request was not received in time"]
 }
 const malformed: Answer = [400, "Bad Request", "invalid_request", "the request is not valid HTTP/1.1"]
+const noHost: Answer = [400, "Bad Request", "invalid_request", "an HTTP/1.1 request must have a Host header"]
+const badExpectation: Answer = [
+  417,
+  "Expectation Failed",
+  "expectation_failed",
+  "the only expectation this server meets is Expect: 100-continue"
+]
 
 const errorSeries = Object.fromEntries(
-  [...Object.values(answers), malformed, [0, "", "connection_error", ""] as const].map(([, , error]) => [
-    error,
-    labels({ error })
-  ])
+  [...Object.values(answers), malformed, badExpectation, [0, "", "connection_error", ""] as const].map(
+    ([, , error]) => [error, labels({ error })]
+  )
 )
 // Registered up front so a scrape shows every series, at zero, before the first error.
 for (const series of Object.values(errorSeries)) httpClientErrors.unsafeValue(series)
 
-const rawResponse = ([status, reason, error, message]: Answer) => {
+/** The headers and body of one of these answers; each has a request id of its own, like every other answer. */
+const answerParts = ([, , error, message]: Answer, requestId: string) => {
   const body = JSON.stringify({ error, message })
   const headers = {
     "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
+    "content-length": String(Buffer.byteLength(body)),
     ...securityHeaders,
+    "x-request-id": requestId,
     connection: "close"
   }
-  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`)
-  return `HTTP/1.1 ${status} ${reason}\r\n${lines.join("")}\r\n${body}`
+  return { headers, body }
 }
 
-const responses = new Map([...Object.values(answers), malformed].map((answer) => [answer, rawResponse(answer)]))
+const rawResponse = (answer: Answer, requestId: string) => {
+  const { body, headers } = answerParts(answer, requestId)
+  const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`)
+  return `HTTP/1.1 ${answer[0]} ${answer[1]}\r\n${lines.join("")}\r\n${body}`
+}
+
+/** Answers a request Node has read but that no route may take, on its response, and closes the connection. */
+const answerRead = (answer: Answer, request: IncomingMessage, response: ServerResponse) => {
+  httpClientErrors.unsafeUpdate(1, errorSeries[answer[2]]!)
+  const { body, headers } = answerParts(answer, requestIdOf(request.headers["x-request-id"] as string | undefined))
+  response.shouldKeepAlive = false
+  response.writeHead(answer[0], headers).end(body)
+}
+
+/**
+ * What Node checks at the entrance and answers itself with an empty body (Node's `requireHostHeader`), checked here
+ * instead so that the answer is the contract's JSON: an HTTP/1.1 request without `Host` (RFC 9112, 3.2) is a 400.
+ * The server's `request` listener calls it first and stops when it returns `true` (the request is answered).
+ */
+export const refusedAtEntrance = (request: IncomingMessage, response: ServerResponse): boolean => {
+  if (request.headers.host !== undefined || request.httpVersion !== "1.1") return false
+  answerRead(noHost, request, response)
+  return true
+}
 
 /**
  * Node's `clientError`: the request could not be read (malformed, headers too large, too slow), so no handler will
@@ -72,7 +103,7 @@ const answerClientError = (error: NodeJS.ErrnoException, socket: Duplex) => {
   const inProgress = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage
   const answerable = socket.writable && (inProgress == null || !inProgress.headersSent)
   httpClientErrors.unsafeUpdate(1, errorSeries[answerable ? answer[2] : "connection_error"]!)
-  if (answerable) socket.write(responses.get(answer)!)
+  if (answerable) socket.write(rawResponse(answer, requestIdOf(undefined)))
   socket.destroy()
 }
 
@@ -85,10 +116,16 @@ export const make = (limits: Limits = {}): Server => {
   const server = createServer({
     ...(requestTimeout === undefined ? {} : { requestTimeout }),
     ...(headersTimeout === undefined ? {} : { headersTimeout }),
-    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(shortest / 4)))
+    connectionsCheckingInterval: Math.max(10, Math.min(1_000, Math.floor(shortest / 4))),
+    // Node would answer these itself with an empty body: `refusedAtEntrance` does it in the contract's JSON.
+    requireHostHeader: false
   })
   if (limits.maxConnections !== undefined) server.maxConnections = limits.maxConnections
   server.on("clientError", answerClientError)
+  // Without a listener Node answers an unmet `Expect` with an empty 417.
+  server.on("checkExpectation", (request: IncomingMessage, response: ServerResponse) =>
+    answerRead(badExpectation, request, response)
+  )
   server.on("drop", () => httpDroppedConnections.unsafeUpdate(1, noLabels))
   return server
 }

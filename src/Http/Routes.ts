@@ -2,7 +2,7 @@ import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
 import { Layer } from "effect"
 import { Api } from "../Api.js"
 import * as Dashboard from "../Dashboard.js"
-import { ContractLive, RequireJsonLive } from "./Contract.js"
+import { ContractLive, RequireJsonLive, RequireNoBodyLive } from "./Contract.js"
 import { docsPaths } from "./Endpoints.js"
 import { HealthLive } from "./Health.js"
 import { ProductsLive } from "./Products.js"
@@ -14,7 +14,7 @@ import { MetricsLive, StatsLive } from "./Stats.js"
  */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
   Layer.provide([ProductsLive, StatsLive, HealthLive, MetricsLive, Dashboard.FeedLive]),
-  Layer.provide(RequireJsonLive)
+  Layer.provide([RequireJsonLive, RequireNoBodyLive])
 )
 
 export const DocsLive = Layer.mergeAll(

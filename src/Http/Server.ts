@@ -44,6 +44,7 @@ export const ServeLive = Layer.scopedDiscard(
     // The lean path counts its requests out in the one `close` listener it needs anyway: a listener per request was a
     // measurable share of a hit.
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
+      if (NodeServer.refusedAtEntrance(request, response)) return
       activeRequests.count++
       if (lean(request, response)) return
       response.once("close", ended)

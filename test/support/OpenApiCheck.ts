@@ -88,8 +88,7 @@ export const make = (document: Json) => {
       const match = pattern.exec(bare)
       if (match === null) continue
       const item = document.paths[template] as Json
-      // HEAD is answered wherever GET is (the document says so), with GET's status and headers.
-      const name = method === "HEAD" ? "get" : method.toLowerCase()
+      const name = method.toLowerCase()
       const params = Object.fromEntries(names.map((param, i) => [param, match[i + 1]!]))
       return { template, item, operation: item[name] as Json | undefined, at: pointer("paths", template, name), params }
     }
@@ -150,7 +149,7 @@ export const make = (document: Json) => {
     }
     if (found.operation === undefined) {
       const allowed = Object.keys(found.item)
-        .flatMap((method) => (method === "get" ? ["GET", "HEAD"] : [method.toUpperCase()]))
+        .map((method) => method.toUpperCase())
         .sort()
       const allow = (exchange.headers.get("allow") ?? "")
         .split(",")
@@ -170,11 +169,9 @@ export const make = (document: Json) => {
     if (response === undefined) {
       return [`status ${status} is not documented for ${exchange.method} ${found.template}`]
     }
-    return checkResponse(
-      resolve(response),
-      (key) => `${found.at}${pointer("responses", status, "content", key, "schema")}`,
-      exchange
-    )
+    // A response may be a `$ref` to components.responses (the 405): its schemas are read where it points.
+    const at = typeof response.$ref === "string" ? response.$ref.slice(1) : `${found.at}${pointer("responses", status)}`
+    return checkResponse(resolve(response), (key) => `${at}${pointer("content", key, "schema")}`, exchange)
   }
 
   /** Whether the document accepts the request; `undefined` when it describes no such operation. */
@@ -206,6 +203,7 @@ export const make = (document: Json) => {
       else if (parameter.schema.type === "integer" && !/^[0-9]+$/.test(value)) inexpressible.push(value)
     }
     const body = found.operation.requestBody as Json | undefined
+    if (body === undefined && (exchange.requestBody ?? "") !== "") problems.push("a body where the document takes none")
     if (body !== undefined) {
       const type = mediaType(exchange.requestHeaders["content-type"])
       const key = Object.keys(body.content).find((declaredType) => mediaType(declaredType) === type)
