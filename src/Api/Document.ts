@@ -151,12 +151,14 @@ request when something changed), until the client leaves or the service shuts do
 
 - \`stats\`: the counters of \`/api/v1/cache/stats\` (summed over the workers, like it);
 - \`rates\`: requests per second since the previous event, by kind: \`hit\`, \`miss\` (reads answered with
-  \`X-Cache\`), \`write\` (POST, PUT, DELETE) and \`error\` (answers of 400 or more, a 404 aside, and every 5xx);
+  \`X-Cache\`), \`cache_error\` (reads the cache failed, answered from the database), \`write\` (POST, PUT, DELETE)
+  and \`http_error\` (answers of 400 or more, a 404 aside, and every 5xx);
 - \`latency_ms\`: \`hit\` and \`miss\`, each \`{"p50", "p99", "count"}\` over that interval, or \`null\` when
   there were none;
 - \`health\`: \`status\`, \`database\`, \`cache\` as \`/health\` reports them, and \`circuit\`, the cache circuit
   breaker (\`closed\`, \`half-open\`, \`open\`);
-- \`recent\`: the last requests (\`at\`, \`method\`, \`path\`, \`status\`, \`x_cache\`, \`duration_ms\`), the
-  dashboard's own aside.
+- \`recent\`: the last requests (\`at\`, \`method\`, \`path\`, \`status\`, \`x_cache\`, \`cache_error\`,
+  \`duration_ms\`), the dashboard's own aside.
 
-Requests are recorded only while a feed is open, so nothing is counted before the first event.`
+Requests are recorded only while a feed is open, so nothing is counted before the first event. Beyond
+\`DASHBOARD_MAX_FEEDS\` open feeds per process, one more is answered 503 (\`unavailable\`) with \`Retry-After\`.`
