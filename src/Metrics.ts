@@ -46,7 +46,8 @@ export const cacheOperations = Metric.counter("cache_operations_total", {
 })
 
 export const cacheCoalescedLoads = Metric.counter("cache_coalesced_loads_total", {
-  description: "Cache misses that joined another reader's database load instead of starting their own"
+  description:
+    "Reads that joined another reader's database load instead of starting their own: misses, and reads that bypass an unreachable cache"
 })
 
 export const cacheRefreshes = Metric.counter("cache_refreshes_total", {
