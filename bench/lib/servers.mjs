@@ -14,18 +14,19 @@ import { scaleWorkers } from "./settings.mjs"
 /** redis-server is found through PATH, as `.ci/run` and the tests find it. */
 export const redisServer = "redis-server"
 
-export const startRedis = async ({ taken, tmp }) => {
+/** A private redis-server named `name` (its own folder and log in `tmp`): one per target, so none shares a keyspace. */
+export const startRedis = async ({ taken, tmp, name = "redis" }) => {
   if (!have(redisServer)) {
     throw new Error("redis-server is not on PATH: install it (Debian: `apt-get install -y redis-server`)")
   }
   const port = await freePort(taken)
-  const dir = join(tmp, "redis")
+  const dir = join(tmp, name)
   mkdirSync(dir)
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
-  args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, "redis.log"))
+  args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, `${name}.log`))
   // On the load core, beside wrk: Redis is a service the server under test talks to, as it would be on another
   // machine, and on the servers' core its CPU would be charged to whichever server under test made it busy.
-  const child = spawnChild("redis-server", redisServer, args, { cpu: wrkCpu, log: join(tmp, "redis.stdout.log") })
+  const child = spawnChild("redis-server", redisServer, args, { cpu: wrkCpu, log: join(tmp, `${name}.stdout.log`) })
   const url = `redis://127.0.0.1:${port}`
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   client.on("error", () => {})
