@@ -8,6 +8,7 @@ import * as GracefulServer from "./GracefulServer.js"
 import { internalError } from "./Contract.js"
 import * as HttpObservability from "./Observability.js"
 import * as LeanPath from "./LeanPath.js"
+import * as LeanWrite from "./LeanWrite.js"
 import { activeRequests } from "../Metrics.js"
 import { settleEndOnClose } from "./NodeResponse.js"
 import { securityHeaders } from "./SecurityHeaders.js"
@@ -40,12 +41,13 @@ export const ServeLive = Layer.scopedDiscard(
       HttpObservability.observe(lastResort(app), logRequests)
     )
     const lean = yield* LeanPath.make({ logRequests, headers: securityHeaders })
+    const leanWrite = yield* LeanWrite.make({ logRequests, headers: securityHeaders, platform })
     const ended = () => activeRequests.count--
-    // The lean path counts its requests out in the one `close` listener it needs anyway: a listener per request was a
-    // measurable share of a hit.
+    // The lean paths count their requests out in the one `close` listener they need anyway: a listener per request was
+    // a measurable share of a hit.
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
       activeRequests.count++
-      if (lean(request, response)) return
+      if (lean(request, response) || leanWrite(request, response)) return
       response.once("close", ended)
       platform(request, settleEndOnClose(response))
     }
