@@ -42,7 +42,8 @@
 //      come and go), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
 //      BENCH_ONLY=name[,name] (run only those scenarios and start only the servers they need; the service that is
 //      seeded always starts; a filtered run leaves latest.json and latest.svg alone),
-//      BENCH_ENFORCE=1 (above), BENCH_KEEP_TMP=1 (keep logs, dbs).
+//      BENCH_ENFORCE=1 (above), BENCH_KEEP_TMP=1 (keep logs, dbs), BENCH_DIST=folder (measure the service built
+//      there instead of dist/, e.g. an earlier commit's build, with this bench).
 //      WORKERS is refused: it used to be passed through to every service instance, which pinned to one core
 //      measured nothing; scale-workers measures cluster mode instead.
 // --render FILE: redraw latest.json/latest.svg from an earlier results file, running nothing.
