@@ -10,6 +10,7 @@ const onBothDatabases = [
   "test/HttpBadInput.test.ts",
   "test/HttpCache.test.ts",
   "test/LeanPath.test.ts",
+  "test/LeanWrite.test.ts",
   "test/integration/TwoInstances.test.ts",
   "test/integration/RedisRestore.test.ts",
   "test/integration/TwoProcesses.test.ts"

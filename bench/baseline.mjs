@@ -65,8 +65,8 @@ const orCacheError = (promise) =>
     return undefined
   })
 
-// Cache-aside: GET; on a miss load, SET with PX, answer.
-const readThrough = async (key, load) => {
+// Cache-aside: GET; on a miss load, SET with PX (a list page also names itself in the index), answer.
+const readThrough = async (key, load, indexed = false) => {
   const cached = await orCacheError(redis.get(key))
   if (typeof cached === "string") {
     stats.hits++
@@ -76,19 +76,33 @@ const readThrough = async (key, load) => {
   stats.db_loads++
   const json = load()
   if (json === undefined) return undefined
-  if (cached === null && (await orCacheError(redis.set(key, json, "PX", ttlMillis))) !== undefined) stats.sets++
+  if (cached === null) {
+    const stored = orCacheError(redis.set(key, json, "PX", ttlMillis))
+    if (indexed) void orCacheError(redis.sadd(listIndex, key))
+    if ((await stored) !== undefined) stats.sets++
+  }
   return { json, fromCache: false }
 }
 
-const unlinkLists = async () => {
-  let cursor = "0"
-  for (let i = 0; i < 100_000; i++) {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}list:*`, "COUNT", 1000)
-    if (keys.length > 0) stats.deletes += await redis.unlink(...keys)
-    cursor = next
-    if (cursor === "0") break
-  }
-}
+// Every cached list page is named in one set of the baseline's own (as the service's index names its pages), so a write
+// removes the pages it cached and nothing else: no SCAN over a keyspace that may hold other clients' keys.
+const listIndex = `${prefix}lists`
+redis.defineCommand("unlinkIndexed", {
+  numberOfKeys: 1,
+  lua: `local keys = redis.call("SMEMBERS", KEYS[1])
+local removed = 0
+for i = 1, #keys, 1000 do removed = removed + redis.call("UNLINK", unpack(keys, i, math.min(i + 999, #keys))) end
+redis.call("UNLINK", KEYS[1])
+return removed`
+})
+
+// A write's invalidations: the product's key and every list page, sent in the same turn (auto-pipelining puts them
+// in one round trip), as a plain implementation would.
+const invalidate = (id) =>
+  Promise.all([
+    orCacheError(redis.unlink(`${prefix}id:${id}`)),
+    orCacheError(/** @type {any} */ (redis).unlinkIndexed(listIndex))
+  ]).then(([one, lists]) => (stats.deletes += (one ?? 0) + (lists ?? 0)))
 
 const readBody = (req) =>
   new Promise((resolve, reject) => {
@@ -140,8 +154,7 @@ const handle = async (req, res) => {
     if (fields.length === 0) return fail(res, 400, "invalid_request", "nothing to update")
     const row = updateStatement(fields).get(...fields.map((f) => patch[f]), new Date().toISOString(), id)
     if (row === undefined) return fail(res, 404, "not_found", `product ${id} not found`)
-    stats.deletes += (await orCacheError(redis.unlink(`${prefix}id:${id}`))) ?? 0
-    await orCacheError(unlinkLists())
+    await invalidate(id)
     return send(res, 200, JSON.stringify({ message: "Product updated successfully, cache invalidated", product: row }))
   }
 
@@ -150,11 +163,15 @@ const handle = async (req, res) => {
     const limit = Math.min(Number(url.searchParams.get("limit") ?? 20), 100)
     // A page always loads (an empty one included), so the read always answers.
     const found = /** @type {{ json: string; fromCache: boolean }} */ (
-      await readThrough(`${prefix}list:${offset}:${limit}`, () => {
-        const rows = page.all(limit, offset)
-        const total = rows.length > 0 ? rows[0].total : count.get()?.total
-        return JSON.stringify({ products: rows.map(({ total: _, ...product }) => product), total })
-      })
+      await readThrough(
+        `${prefix}list:${offset}:${limit}`,
+        () => {
+          const rows = page.all(limit, offset)
+          const total = rows.length > 0 ? rows[0].total : count.get()?.total
+          return JSON.stringify({ products: rows.map(({ total: _, ...product }) => product), total })
+        },
+        true
+      )
     )
     return send(
       res,

@@ -1,8 +1,10 @@
 // The benchmark suite (issues 6, 11): `node bench/run.mjs [--smoke]`, after `npm run build`.
 //
-// Starts everything it needs itself: a private redis-server (found through PATH) on a free port in a temp dir, the
-// service as built for production (dist/main.js, NODE_ENV=production) seeded with 1,000 products over its API, and
-// in the same run two references on the same Redis (own key prefixes) and the same data (own SQLite copies):
+// Starts everything it needs itself: a private redis-server per target (found through PATH) on a free port in a temp
+// dir, the service as built for production (dist/main.js, NODE_ENV=production) seeded with 1,000 products over its
+// API, and in the same run two references on the same data (own SQLite copies). Every target has a Redis of its own,
+// so no target's keys cost another's commands (a SCAN, an eviction, a larger keyspace), and each round charges the
+// CPU of that target's Redis alone:
 //   baseline      bench/baseline.mjs: node:http + ioredis (the service's client options) + better-sqlite3, the same
 //                 cache-aside with nothing else. The yardstick: every target is the service's req/s over its own.
 //   hello-effect  bench/hello-effect.mjs: an @effect/platform-node server with one GET route and tracing off, as
@@ -11,8 +13,11 @@
 // machine), the servers under test on the other; targets alternate A B A B within every round so drift hits all of
 // them alike. Figures are ratios measured side by side.
 //
-// Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, scale-workers, stampede, refresh-ahead,
-// batched-miss.
+// Scenarios (names for BENCH_ONLY): hit-id, list-hit, miss-id, mixed-95-5, put, scale-workers, stampede,
+// refresh-ahead, batched-miss. put: 100% PUT of the stock of a random id (each invalidates its id and every list page).
+// Each row gives the median req/s of its rounds with their spread (min-max), its ratio to the baseline as the median
+// of the rounds' own ratios (each round's targets run one after the other) with their min-max, and the peak RSS of
+// the target's process tree during its rounds (VmHWM, reset before each round).
 // miss-id and mixed-95-5 also load the service on PostgreSQL ("service pg": the machine's server, BENCH_POSTGRES_URL,
 // a database of its own per instance, seeded through its API and dropped at the end); without a PostgreSQL to reach,
 // those rows are left out with a WARN line.
@@ -37,7 +42,8 @@
 //      come and go), BENCH_WARMUP seconds (2), BENCH_CONNS ("10,50"),
 //      BENCH_ONLY=name[,name] (run only those scenarios and start only the servers they need; the service that is
 //      seeded always starts; a filtered run leaves latest.json and latest.svg alone),
-//      BENCH_ENFORCE=1 (above), BENCH_KEEP_TMP=1 (keep logs, dbs).
+//      BENCH_ENFORCE=1 (above), BENCH_KEEP_TMP=1 (keep logs, dbs), BENCH_DIST=folder (measure the service built
+//      there instead of dist/, e.g. an earlier commit's build, with this bench).
 //      WORKERS is refused: it used to be passed through to every service instance, which pinned to one core
 //      measured nothing; scale-workers measures cluster mode instead.
 // --render FILE: redraw latest.json/latest.svg from an earlier results file, running nothing.
@@ -71,14 +77,14 @@ const busyBefore = 1
 const busyAfter = (workersRun) => (workersRun ? 4 : 3)
 
 /**
- * Starts every server but the seeded service, each on a copy of its database. An optional one that does not start
+ * Starts every server but the seeded service, each on a copy of its database, one after the other: started together
+ * on the servers' one core of a busy machine, they missed their readiness bound. An optional one that does not start
  * costs its rows and a warning; any other stops the run.
  */
 const startOthers = async (keys, options, warnings) => {
-  const started = await Promise.allSettled(keys.map((key) => targetSpecs[key].start(options(key))))
   const children = {}
-  for (const [i, key] of keys.entries()) {
-    const outcome = started[i]
+  for (const key of keys) {
+    const [outcome] = await Promise.allSettled([targetSpecs[key].start(options(key))])
     if (outcome.status === "fulfilled") children[key] = outcome.value
     else if (targetSpecs[key].optional) {
       const why = String(outcome.reason?.message ?? outcome.reason).split("\n")
@@ -89,7 +95,7 @@ const startOthers = async (keys, options, warnings) => {
 }
 
 /** Every scenario, round by round: each target in turn within a round, so the machine's drift hits all alike. */
-const runScenarios = async (chosen, targets, settings, redisPid) => {
+const runScenarios = async (chosen, targets, settings) => {
   const runs = []
   for (const scenario of chosen) {
     const list = scenario.targets.filter((key) => targets[key] !== undefined).map((key) => targets[key])
@@ -103,7 +109,7 @@ const runScenarios = async (chosen, targets, settings, redisPid) => {
       for (let round = 1; round <= settings.rounds; round++) {
         const line = []
         for (const target of list) {
-          const run = await runOnce({ scenario, target, conns, redisPid, round, seconds: settings.seconds })
+          const run = await runOnce({ scenario, target, conns, round, seconds: settings.seconds })
           runs.push(run)
           line.push(`${target.display} ${Math.round(run.rps)}`)
         }
@@ -146,11 +152,12 @@ const main = async (settings, state) => {
   for (const scenario of [...chosen, ...(runStampede ? [stampede] : []), ...extras]) {
     for (const key of scenario.targets) if (!keys.includes(key)) keys.push(key)
   }
-  const redis = (state.redis = await startRedis({ taken, tmp }))
+  const redises = {}
+  for (const key of keys) state.redises.push((redises[key] = await startRedis({ taken, tmp, name: `redis-${key}` })))
   const ports = {}
   for (const key of keys) ports[key] = await freePort(taken)
   const dbs = Object.fromEntries(keys.filter((k) => !targetSpecs[k].noDb).map((k) => [k, join(tmp, `${k}.db`)]))
-  const options = (key) => ({ port: ports[key], redisUrl: redis.url, dbPath: dbs[key], logDir: tmp })
+  const options = (key) => ({ port: ports[key], redisUrl: redises[key].url, dbPath: dbs[key], logDir: tmp })
 
   const service = await targetSpecs.service.start(options("service"))
   await seed(ports.service)
@@ -162,11 +169,11 @@ const main = async (settings, state) => {
   const targets = Object.fromEntries(
     Object.entries(children).map(([key, child]) => {
       const { display, stats } = targetSpecs[key]
-      return [key, { key, display, child, port: ports[key], stats }]
+      return [key, { key, display, child, port: ports[key], stats, redisPid: redises[key].child.pid }]
     })
   )
 
-  const runs = await runScenarios(chosen, targets, settings, redis.child.pid)
+  const runs = await runScenarios(chosen, targets, settings)
   const stampedes = runStampede ? await runStampedes(targets, settings.rounds) : []
   // Fewer rounds than the ratios: each refresh-ahead round is 10 s per instance, and these figures barely vary.
   const cacheRounds = Math.min(settings.rounds, 3)
@@ -254,14 +261,14 @@ const main = async (settings, state) => {
   return failures.length > 0 || (gated && gated.length > 0) ? 1 : 0
 }
 
-/** @type {{ tmp: string | undefined; redis: Awaited<ReturnType<typeof startRedis>> | undefined }} */
-const state = { tmp: undefined, redis: undefined }
+/** @type {{ tmp: string | undefined; redises: Array<Awaited<ReturnType<typeof startRedis>>> }} */
+const state = { tmp: undefined, redises: [] }
 let exitCode = 1
 let stopping = false
 const cleanup = async (keepTmp) => {
   if (stopping) return
   stopping = true
-  state.redis?.client.disconnect()
+  for (const redis of state.redises) redis.client.disconnect()
   await stopAll("redis-server")
   await dropDatabases()
   if (state.tmp !== undefined) {

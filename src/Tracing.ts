@@ -1,4 +1,4 @@
-import { HttpMiddleware } from "@effect/platform"
+import * as HttpMiddleware from "@effect/platform/HttpMiddleware"
 import { Effect, FiberRef, Function, Layer, Option } from "effect"
 import * as AppConfig from "./AppConfig.js"
 

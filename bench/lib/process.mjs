@@ -1,7 +1,7 @@
 // The processes a run starts (servers, Redis, wrk), where they run, and the CPU they use. Nothing started here may
 // outlive the bench.
 import { spawn, spawnSync } from "node:child_process"
-import { openSync, readdirSync, readFileSync } from "node:fs"
+import { openSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { createServer } from "node:net"
 import { cpus } from "node:os"
 import { dirname, resolve } from "node:path"
@@ -155,3 +155,29 @@ export const cpuTree = (pid) => {
 
 /** CPU seconds used so far by `pid` and its descendants. */
 export const cpuSeconds = (pid) => [...cpuTree(pid).values()].reduce((a, b) => a + b, 0)
+
+// ---------------------------------------------------------------- memory
+
+/** Restarts the peak-RSS count (VmHWM) of `pid` and each of its descendants; a process that cannot is skipped. */
+export const resetPeakRss = (pid) => {
+  for (const each of cpuTree(pid).keys()) {
+    try {
+      writeFileSync(`/proc/${each}/clear_refs`, "5")
+    } catch {
+      // not ours, or gone
+    }
+  }
+}
+
+/** The peak RSS (MB) of `pid`'s process tree since its last reset: the sum of each process's VmHWM. */
+export const peakRssMb = (pid) => {
+  let kb = 0
+  for (const each of cpuTree(pid).keys()) {
+    try {
+      kb += Number(/^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${each}/status`, "utf8"))?.[1] ?? 0)
+    } catch {
+      // gone
+    }
+  }
+  return Math.round(kb / 102.4) / 10
+}

@@ -9,6 +9,8 @@ export const resultsDir = join(benchDir, "results")
 export const pad = (text, width, right) => (right ? String(text).padStart(width) : String(text).padEnd(width))
 export const fixed = (value, digits) => (Number.isFinite(value) ? value.toFixed(digits) : "-")
 
+const spread = (min, max) => (Number.isFinite(min) ? `${fixed(min, 2)}-${fixed(max, 2)}` : "-")
+
 const cacheNote = (row) => {
   if (row.hit_rate === undefined) return "-"
   if (row.scenario === "miss-id") return `miss/req ${fixed(row.misses_per_request, 2)} (${fixed(row.miss_rate, 2)})`
@@ -23,14 +25,18 @@ export const printTable = (rows) => {
     ["scenario", 13, (r) => r.scenario],
     ["conns", 5, (r) => r.conns, true],
     ["req/s", 8, (r) => r.rps, true],
+    ["min-max", 13, (r) => `${r.rps_min}-${r.rps_max}`, true],
     ["p50 ms", 7, (r) => fixed(r.p50_ms, 2), true],
     ["p99 ms", 7, (r) => fixed(r.p99_ms, 2), true],
     ["x base", 6, (r) => fixed(r.ratio_baseline, 2), true],
+    ["rounds x base", 13, (r) => spread(r.ratio_baseline_min, r.ratio_baseline_max), true],
     ["x hello", 7, (r) => fixed(r.ratio_hello, 2), true],
     ["x w=1", 5, (r) => fixed(r.ratio_workers1, 2), true],
     ["cpu svc s", 9, (r) => fixed(r.cpu_service_s, 2), true],
     ["cpu redis s", 11, (r) => fixed(r.cpu_redis_s, 2), true],
     ["svc us/req", 10, (r) => r.cpu_service_us_per_req, true],
+    ["peak rss MB", 11, (r) => fixed(r.peak_rss_mb, 1), true],
+    ["rss x base", 10, (r) => fixed(r.rss_ratio_baseline, 2), true],
     ["cache", 21, (r) => cacheNote(r), true]
   ]
   const line = (cells) => cells.join("  ")

@@ -1,7 +1,7 @@
 // The scenarios: which servers each loads, with which wrk script, warmed how; one timed run of a target; the
 // medians over the rounds and each row's ratios.
 import { expectOk, inBatches } from "./http.mjs"
-import { cpuSeconds, cpuTree } from "./process.mjs"
+import { cpuSeconds, cpuTree, peakRssMb, resetPeakRss } from "./process.mjs"
 import { runWrk } from "./wrk.mjs"
 import { productCount, scaleWorkers, UsageError } from "./settings.mjs"
 
@@ -46,6 +46,14 @@ export const scenarios = [
     targets: ["service", "servicePg", "baseline"],
     script: { service: "mixed.lua", servicePg: "mixed.lua", baseline: "mixed.lua" },
     warm: warmIds
+  },
+  {
+    name: "put",
+    about:
+      "100% PUT of the stock of a random id (each invalidates the id and every list page); the service on SQLite and " +
+      "on PostgreSQL",
+    targets: ["service", "servicePg", "baseline"],
+    script: { service: "put.lua", servicePg: "put.lua", baseline: "put.lua" }
   },
   {
     name: "scale-workers",
@@ -110,14 +118,17 @@ export const warmUp = async (scenario, target, { warmupSeconds, conns }) => {
 }
 
 /** One round of `scenario` against `target`: wrk's figures, the CPU of the target's process tree and Redis's. */
-export const runOnce = async ({ scenario, target, conns, redisPid, round, seconds }) => {
+export const runOnce = async ({ scenario, target, conns, round, seconds }) => {
+  const { redisPid } = target
   if (scenario.warm !== undefined && target.stats) await scenario.warm(target.port)
   if (target.stats) await resetStats(target)
+  resetPeakRss(target.child.pid)
   const tree0 = cpuTree(target.child.pid)
   const redis0 = cpuSeconds(redisPid)
   const wrk = await runWrk({ port: target.port, script: scenario.script[target.key], conns, duration: seconds })
   const tree1 = cpuTree(target.child.pid)
   const cpuRedis = cpuSeconds(redisPid) - redis0
+  const peakRss = peakRssMb(target.child.pid)
   // Per process of the tree (a cluster's primary first, then its workers); a process gone since counts nothing.
   const cpuProcesses = [...tree1].map(([pid, s]) => Math.round((s - (tree0.get(pid) ?? 0)) * 100) / 100)
   const cpuService = cpuProcesses.reduce((a, b) => a + b, 0)
@@ -131,6 +142,7 @@ export const runOnce = async ({ scenario, target, conns, redisPid, round, second
     ...wrk,
     cpu_service_s: Math.round(cpuService * 100) / 100,
     cpu_redis_s: Math.round(cpuRedis * 100) / 100,
+    peak_rss_mb: peakRss,
     cpu_processes_s: cpuProcesses.length > 1 ? cpuProcesses : undefined,
     cache,
     hits_per_request: cache && wrk.requests > 0 ? cache.hits / wrk.requests : undefined,
@@ -165,6 +177,11 @@ export const summarize = (runs) => {
       conns: first.conns,
       rounds: group.length,
       rps: Math.round(median(group.map((run) => run.rps))),
+      rps_min: Math.round(Math.min(...group.map((run) => run.rps))),
+      rps_max: Math.round(Math.max(...group.map((run) => run.rps))),
+      // The highest of the rounds' peaks: what the target needed at most under this load.
+      peak_rss_mb: Math.max(...group.map((run) => run.peak_rss_mb ?? NaN)),
+      rounds_rps: group.map((run) => run.rps),
       p50_ms: median(group.map((run) => run.p50_ms)),
       p99_ms: median(group.map((run) => run.p99_ms)),
       cpu_service_s: Math.round(median(group.map((run) => run.cpu_service_s)) * 100) / 100,
@@ -187,7 +204,16 @@ export const summarize = (runs) => {
       cache_errors: first.cache ? sumCache("errors") : undefined
     }
   })
-  /** @type {Array<(typeof rows)[number] & { ratio_workers1?: number | undefined; ratio_baseline?: number | undefined; ratio_hello?: number | undefined }>} */
+  /**
+   * @type {Array<(typeof rows)[number] & {
+   *   ratio_workers1?: number | undefined
+   *   ratio_baseline?: number | undefined
+   *   ratio_baseline_min?: number | undefined
+   *   ratio_baseline_max?: number | undefined
+   *   rss_ratio_baseline?: number | undefined
+   *   ratio_hello?: number | undefined
+   * }>}
+   */
   const ratioed = rows
   const find = (scenario, conns, target) =>
     ratioed.find((r) => r.scenario === scenario && r.conns === conns && r.target === target)
@@ -202,8 +228,17 @@ export const summarize = (runs) => {
       row.ratio_workers1 = ratio(row, one)
       continue
     }
-    // The yardstick: the node:http + ioredis baseline doing the same work in the same scenario.
-    row.ratio_baseline = ratio(row, find(row.scenario, row.conns, "baseline"))
+    // The yardstick: the node:http + ioredis baseline doing the same work in the same scenario. Each round's targets
+    // ran back to back, so each round gives a ratio of its own: the row's is their median, with their spread.
+    const base = find(row.scenario, row.conns, "baseline")
+    if (base !== undefined) {
+      const perRound = row.rounds_rps.map((rps, i) => rps / base.rounds_rps[i]).filter(Number.isFinite)
+      const round3 = (value) => Math.round(value * 1000) / 1000
+      row.ratio_baseline = round3(median(perRound))
+      row.ratio_baseline_min = round3(Math.min(...perRound))
+      row.ratio_baseline_max = round3(Math.max(...perRound))
+      row.rss_ratio_baseline = Math.round((row.peak_rss_mb / base.peak_rss_mb) * 100) / 100
+    }
     // For reference: the platform's hello-world (tracing off, as the service runs), which does no I/O at all.
     row.ratio_hello = ratio(row, find("hit-id", row.conns, "hello-effect"))
   }

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process"
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { availableParallelism } from "node:os"
-import { join } from "node:path"
+import { join, resolve } from "node:path"
 import { Redis } from "ioredis"
 import { waitReady } from "./http.mjs"
 import { createDatabase } from "./postgres.mjs"
@@ -14,18 +14,19 @@ import { scaleWorkers } from "./settings.mjs"
 /** redis-server is found through PATH, as `.ci/run` and the tests find it. */
 export const redisServer = "redis-server"
 
-export const startRedis = async ({ taken, tmp }) => {
+/** A private redis-server named `name` (its own folder and log in `tmp`): one per target, so none shares a keyspace. */
+export const startRedis = async ({ taken, tmp, name = "redis" }) => {
   if (!have(redisServer)) {
     throw new Error("redis-server is not on PATH: install it (Debian: `apt-get install -y redis-server`)")
   }
   const port = await freePort(taken)
-  const dir = join(tmp, "redis")
+  const dir = join(tmp, name)
   mkdirSync(dir)
   const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir]
-  args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, "redis.log"))
+  args.push("--daemonize", "no", "--protected-mode", "yes", "--logfile", join(tmp, `${name}.log`))
   // On the load core, beside wrk: Redis is a service the server under test talks to, as it would be on another
   // machine, and on the servers' core its CPU would be charged to whichever server under test made it busy.
-  const child = spawnChild("redis-server", redisServer, args, { cpu: wrkCpu, log: join(tmp, "redis.stdout.log") })
+  const child = spawnChild("redis-server", redisServer, args, { cpu: wrkCpu, log: join(tmp, `${name}.stdout.log`) })
   const url = `redis://127.0.0.1:${port}`
   const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
   client.on("error", () => {})
@@ -82,6 +83,9 @@ const waitListening = async (child, workers, timeoutMs = 30_000) => {
 /** The processes `WORKERS=value` serves with; "auto" is one per available core, as the service counts them. */
 export const workerCount = (value) => (value === "auto" ? availableParallelism() : value)
 
+/** The service's build: `dist`, or BENCH_DIST (another build's folder, to measure it with this bench). */
+const serviceMain = () => resolve(root, process.env.BENCH_DIST || "dist", "main.js")
+
 const startService = async (
   name,
   { port, redisUrl, dbPath, databaseUrl, logDir, ttl, prefix, workers, cpu = serverCpu, extraEnv = {} }
@@ -99,7 +103,7 @@ const startService = async (
   }
   if (workers !== undefined) env.WORKERS = String(workers)
   const log = join(logDir, `${name}.log`)
-  const child = spawnChild(name, process.execPath, [join(root, "dist/main.js")], { env, cpu, log })
+  const child = spawnChild(name, process.execPath, [serviceMain()], { env, cpu, log })
   await waitReady(child, port, "/health", healthy)
   if (workerCount(workers) > 1) await waitListening(child, workerCount(workers))
   return child
@@ -160,6 +164,8 @@ export const targetSpecs = {
     about: "bench/hello-effect.mjs (NodeHttpServer + HttpRouter, GET /hello), tracing off as the service runs",
     stats: false,
     noDb: true,
+    // A reference only: a run goes on without it.
+    optional: true,
     start: (o) => startHello("hello-effect", o)
   },
   servicePg: {
@@ -245,6 +251,7 @@ const newestMtime = (dir) => {
 }
 
 export const checkBuild = () => {
+  if (process.env.BENCH_DIST) return console.warn(`measuring the service built in ${serviceMain()}`)
   const main = join(root, "dist/main.js")
   let built
   try {

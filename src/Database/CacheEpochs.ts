@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect, Layer } from "effect"
 import { CacheEpoch, newEpoch, withHistory } from "../Cache/Epoch.js"
 import { Database } from "../Database.js"

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Clock, Deferred, Duration, Effect, Exit, FiberId, Layer, Schedule } from "effect"
 import Pg from "pg"
 import type { Notification } from "pg"

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import Sqlite from "better-sqlite3"
 import { Clock, Effect, Layer } from "effect"
 import { Invalidations, nextGeneration } from "../Cache/Invalidations.js"

@@ -12,7 +12,7 @@ import * as ReadAnswers from "./ReadAnswers.js"
 
 // Only canonical spellings; anything else (leading zeros, too long, other parameters or order, a trailing slash)
 // takes the HttpApi route, whose answers these match byte for byte (the same ReadAnswers).
-const canonicalGet = /^\/api\/v1\/products\/([1-9][0-9]{0,15})$/
+export const canonicalId = /^\/api\/v1\/products\/([1-9][0-9]{0,15})$/
 const canonicalList = /^\/api\/v1\/products(?:\?offset=(0|[1-9][0-9]{0,14})&limit=([1-9][0-9]{0,14}))?$/
 
 const byIdRoute = "/api/v1/products/:id"
@@ -50,7 +50,7 @@ export const make = (options: LeanPathOptions) =>
 
     /** The read a canonical URL asks for, or nothing for any other URL (left to the HttpApi route). */
     const readOf = (url: string): CatalogRead | undefined => {
-      const byId = canonicalGet.exec(url)
+      const byId = canonicalId.exec(url)
       if (byId !== null) {
         const id = Number(byId[1])
         return id <= Number.MAX_SAFE_INTEGER ? { id: id as ProductId } : undefined

@@ -1,4 +1,4 @@
-import { HttpApiBuilder } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect, FiberRef } from "effect"
 import { Api, databaseUnavailable, productNotFound } from "../Api.js"
 import type { ProductId } from "../Domain/Product.js"

@@ -1,8 +1,9 @@
-import { HttpApiBuilder, HttpApiSwagger } from "@effect/platform"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Layer } from "effect"
 import { Api } from "../Api.js"
 import * as Dashboard from "../Dashboard.js"
 import { ContractLive, RequireJsonLive, RequireNoBodyLive } from "./Contract.js"
+import { SwaggerLive } from "./Docs.js"
 import { docsPaths } from "./Endpoints.js"
 import { HealthLive } from "./Health.js"
 import { ProductsLive } from "./Products.js"
@@ -18,7 +19,7 @@ export const ApiLive = HttpApiBuilder.api(Api).pipe(
 )
 
 export const DocsLive = Layer.mergeAll(
-  HttpApiSwagger.layer({ path: docsPaths.ui }),
+  SwaggerLive,
   HttpApiBuilder.middlewareOpenApi({ path: docsPaths.document })
 ).pipe(Layer.provide(ApiLive))
 

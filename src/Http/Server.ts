@@ -1,6 +1,6 @@
-import { HttpApiBuilder } from "@effect/platform"
-import type { HttpApp } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
+import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
+import type * as HttpApp from "@effect/platform/HttpApp"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import { Cause, Context, Effect, Layer } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import * as AppConfig from "../AppConfig.js"
@@ -8,6 +8,7 @@ import * as GracefulServer from "./GracefulServer.js"
 import { internalError } from "./Contract.js"
 import * as HttpObservability from "./Observability.js"
 import * as LeanPath from "./LeanPath.js"
+import * as LeanWrite from "./LeanWrite.js"
 import { activeRequests } from "../Metrics.js"
 import { settleEndOnClose } from "./NodeResponse.js"
 import { securityHeaders } from "./SecurityHeaders.js"
@@ -40,13 +41,14 @@ export const ServeLive = Layer.scopedDiscard(
       HttpObservability.observe(lastResort(app), logRequests)
     )
     const lean = yield* LeanPath.make({ logRequests, headers: securityHeaders })
+    const leanWrite = yield* LeanWrite.make({ logRequests, headers: securityHeaders, platform })
     const ended = () => activeRequests.count--
-    // The lean path counts its requests out in the one `close` listener it needs anyway: a listener per request was a
-    // measurable share of a hit.
+    // The lean paths count their requests out in the one `close` listener they need anyway: a listener per request was
+    // a measurable share of a hit.
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
       if (NodeServer.refusedAtEntrance(request, response)) return
       activeRequests.count++
-      if (lean(request, response)) return
+      if (lean(request, response) || leanWrite(request, response)) return
       response.once("close", ended)
       platform(request, settleEndOnClose(response))
     }

@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // AUTOINCREMENT (an identity column in PostgreSQL): a deleted product's id is never handed out again, so no cached

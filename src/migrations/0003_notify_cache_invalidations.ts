@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // PostgreSQL only: every change to cache_invalidations is announced on the channel of the same name at commit, so

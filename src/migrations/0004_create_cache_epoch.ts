@@ -1,4 +1,4 @@
-import { SqlClient } from "@effect/sql"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { Effect } from "effect"
 
 // The cache's epoch and the Redis histories seen under it (Cache/Epoch.ts): one row, which every instance reads when
