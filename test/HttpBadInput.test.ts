@@ -170,6 +170,22 @@ describe("bad input changes nothing", () => {
             expectError(chunked, 400, "invalid_request", `${label}, chunked`, field)
           }
           expect((yield* api.get(`${products}?limit=7`)).body.total).toBe(0)
+          // An update is decoded as strictly (a canonical PUT is answered on the lean path, not the routed one).
+          const stored = yield* api.request("POST", products, { json: { name: "kept", price: 1 } })
+          for (const [label, body, field] of cases) {
+            const update = yield* Effect.promise(async () => {
+              const response = await fetch(`${app.url}${products}/${stored.body.product.id}`, {
+                method: "PUT",
+                headers: { "content-type": "application/json" },
+                body
+              })
+              return { status: response.status, body: (await response.json()) as { error: string; message: string } }
+            })
+            expect(update.status, `PUT ${label}`).toBe(400)
+            expect(update.body.message, `PUT ${label}`).toMatch(new RegExp(`^${field} is not valid UTF-8`))
+          }
+          expect((yield* api.get(`${products}/${stored.body.product.id}`)).body.product.name).toBe("kept")
+          yield* api.request("DELETE", `${products}/${stored.body.product.id}`)
           // The same characters, encoded properly, are taken.
           const emoji = yield* api.request("POST", products, {
             body: bytes('{"name":"a', [0xf0, 0x9f, 0x98, 0x80], '","price":1}').toString("utf8"),

@@ -11,6 +11,8 @@ import { canonicalId } from "./LeanPath.js"
 import { settleEndOnClose } from "./NodeResponse.js"
 import * as HttpObservability from "./Observability.js"
 
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+
 const route = "/api/v1/products/:id"
 const update = Api.groups.products.endpoints.update
 // The endpoint's own payload schema: what this path accepts is what the HttpApi route accepts.
@@ -148,8 +150,15 @@ export const make = (options: LeanWriteOptions) =>
 
     /** The body read, decoded and served here, or replayed to the HttpApi route when this path does not answer it. */
     const served = (write: Write, id: ProductId, request: IncomingMessage, chunks: ReadonlyArray<Buffer>) => {
-      // As the platform reads a body: UTF-8, a byte-order mark kept.
-      const text = Buffer.concat(chunks).toString("utf8")
+      // Strictly UTF-8, a byte-order mark kept, as the contract's middleware reads it: bytes that are not UTF-8 go to
+      // the HttpApi route, whose 400 names the broken fields.
+      let text: string
+      try {
+        text = strictUtf8.decode(Buffer.concat(chunks))
+      } catch {
+        platform(replayOf(request, chunks), settleEndOnClose(write.response))
+        return false
+      }
       const patch = nestsDeeperThan(text, maxJsonDepth) ? undefined : decoded(text)
       if (patch !== undefined) {
         updateNow(write, id, patch)
