@@ -61,8 +61,16 @@ describe("ProductService with a cache that fails every call", () => {
     Effect.gen(function* () {
       const { fake, service, stats } = yield* setup({ cacheDown: true })
       const product = yield* service.create(laptop) // 2 errors: id key, list keys
-      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
-      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(product), fromCache: false })
+      expect(yield* service.getById(product.id)).toEqual({
+        json: JSON.stringify(product),
+        fromCache: false,
+        cacheFailed: true
+      })
+      expect(yield* service.getById(product.id)).toEqual({
+        json: JSON.stringify(product),
+        fromCache: false,
+        cacheFailed: true
+      })
       expect(JSON.parse((yield* service.list(0, 20)).json)).toEqual({ products: [product], total: 1 })
       const updated = yield* service.update(product.id, { name: "Laptop 2" }) // 2 errors
       expect(updated.name).toBe("Laptop 2")
@@ -142,7 +150,11 @@ describe("ProductService under races and outages", () => {
       yield* service.getById(product.id)
       yield* cache.setDown(true)
       const updated = yield* service.update(product.id, { price: 2 })
-      expect(yield* service.getById(product.id)).toEqual({ json: JSON.stringify(updated), fromCache: false })
+      expect(yield* service.getById(product.id)).toEqual({
+        json: JSON.stringify(updated),
+        fromCache: false,
+        cacheFailed: true
+      })
       expect((yield* stats()).errors).toBe(3)
     })
   )
