@@ -2,8 +2,12 @@
 #   docker build -t effect-redis-cache-aside .
 #   docker compose up --build          (with Redis; see docker-compose.yml)
 
+# Node 22 (maintenance LTS; 20 is at its end of life). Not 24 yet: with better-sqlite3 12, Node 24.19+ aborts the
+# process when a statement is garbage-collected at the wrong moment (nodejs/node#65446; see .ci/node-lts). CI runs
+# the suite on 22 as well as on the machine's Node.
+
 # ---- build: compile TypeScript and the native SQLite driver, then drop dev dependencies
-FROM node:20-bookworm-slim AS build
+FROM node:22-bookworm-slim AS build
 # better-sqlite3 builds from source when no prebuilt binary fits: it needs python3, make, g++.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -18,7 +22,7 @@ RUN npm run build \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- runtime: dist + production node_modules + package.json, as user node
-FROM node:20-bookworm-slim
+FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     DB_PATH=/data/products.db \
     HTTP_PORT=3000
