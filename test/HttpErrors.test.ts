@@ -170,6 +170,26 @@ describe("error rows", () => {
     )
   )
 
+  // A parse error quotes the body; a body that reads "size" or "too large" is still only invalid JSON.
+  it.live("a small body that is not JSON is 400 invalid_request whatever its words, never 413", () =>
+    fresh(
+      Effect.gen(function* () {
+        const api = yield* client
+        const original = yield* api.create({ name: "Orig", price: 1 })
+        const headers = { "content-type": "application/json" }
+        for (const body of ["size", "too large", "maxBytes"]) {
+          expectError(yield* api.request("POST", products, { body, headers }), 400, "invalid_request", `POST ${body}`)
+          expectError(
+            yield* api.request("PUT", `${products}/${original.id}`, { body, headers }),
+            400,
+            "invalid_request",
+            `PUT ${body}`
+          )
+        }
+      })
+    )
+  )
+
   it.live("a chunked body larger than 1 MiB (no Content-Length) is 413 payload_too_large, and nothing is written", () =>
     fresh(
       Effect.gen(function* () {

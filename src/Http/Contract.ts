@@ -276,7 +276,8 @@ export const ContractLive = HttpApiBuilder.middleware(
           if (failure._tag === "RequestError") {
             const reason = String((failure as { cause?: unknown }).cause ?? "")
             return Effect.succeed(
-              /maxBytes|too large|size/i.test(reason)
+              // The platform's own words when a body passes its limit; a parse error quotes the body, so nothing looser.
+              /maxBytes exceeded/.test(reason)
                 ? tooLarge()
                 : errorResponse(400, "invalid_request", "the request body is not valid JSON")
             )
