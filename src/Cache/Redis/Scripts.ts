@@ -1,0 +1,174 @@
+import type { Cluster, Redis } from "ioredis"
+
+// Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step. Each names
+// its inputs at its top; a script over many slots takes five keys per slot (Keys.ts's `slotKeys`).
+
+// Reads the guard's stamp (making `token` the stamp if it has none) and takes the lease unless another reader holds
+// it under that stamp. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
+// whose fill a write has already voided, so it is taken over rather than waited for. Replies {0, stamp, lease or
+// false}. Shared by the claim and the lookup of a miss.
+const claimSteps = `
+local function claim(guardKey, leaseKey, token, guardTtl, leaseTtl)
+  local stamp = redis.call("GET", guardKey)
+  if not stamp then
+    stamp = token
+    redis.call("SET", guardKey, stamp, "PX", guardTtl)
+  end
+  local held = redis.call("GET", leaseKey)
+  if held and string.sub(held, 1, #stamp + 1) == stamp .. "|" then return {0, stamp, false} end
+  local lease = stamp .. "|" .. token
+  redis.call("SET", leaseKey, lease, "PX", leaseTtl)
+  return {0, stamp, lease}
+end`
+
+const claimScript = `${claimSteps}
+local guardKey, leaseKey = KEYS[2], KEYS[3]
+local token, guardTtl, leaseTtl = ARGV[1], ARGV[2], ARGV[3]
+return claim(guardKey, leaseKey, token, guardTtl, leaseTtl)`
+
+// Looks up many slots in one step. Per slot: a hit also replies what refresh ahead needs, so that an ordinary hit
+// costs no second round trip: the entry's remaining life (ms) and how long its load took (µs, from its shadow). On a
+// miss, the guard's stamp and maybe the lease, as `claim` (a slot's token is the fresh one, a dot and its position).
+// An entry whose shadow names another epoch (or none) was filled in a Redis history that may have lost invalidations
+// since, and an entry its index does not name is out of a write's reach (Redis evicted the index under memory
+// pressure, or an older version filled it): both are misses, and the fill replaces them.
+// Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
+const lookupManyScript = `${claimSteps}
+local guardTtl, leaseTtl, token = ARGV[1], ARGV[2], ARGV[3]
+-- one letter per slot: "a" has an absent key, "i" an index, "n" neither
+local roles, epoch = ARGV[4], ARGV[5]
+local found = {}
+for slot = 0, #KEYS / 5 - 1 do
+  local entryKey, guardKey, leaseKey, shadowKey = KEYS[slot * 5 + 1], KEYS[slot * 5 + 2], KEYS[slot * 5 + 3], KEYS[slot * 5 + 4]
+  local absentOrIndexKey = KEYS[slot * 5 + 5]
+  local role = string.sub(roles, slot + 1, slot + 1)
+  local value = redis.call("GET", entryKey)
+  local shadow = value and redis.call("HMGET", shadowKey, "epoch", "load")
+  if value and shadow[1] == epoch and (role ~= "i" or redis.call("ZSCORE", absentOrIndexKey, entryKey)) then
+    found[slot + 1] = {1, value, redis.call("PTTL", entryKey), tonumber(shadow[2]) or 0}
+  elseif role == "a" and redis.call("GET", absentOrIndexKey) == epoch then
+    found[slot + 1] = {2}
+  else
+    found[slot + 1] = claim(guardKey, leaseKey, token .. "." .. slot, guardTtl, leaseTtl)
+  end
+end
+return found`
+
+// Fills many slots in one step; per fill nine arguments, and last, once, the epoch. Each fill frees its lease and
+// stores only if its guard still holds its stamp; the guard then lives no longer than what it filled (a remembered
+// "not found" lives seconds, and a client asking for ever new ids must not size Redis by guards; a fill that a
+// shorter guard voids is safe). The shadow is written with the entry: the epoch, when, how long the load took, and
+// with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when
+// an entry's shadow expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry
+// that expires first (names of expired entries, scored lowest, go before any live one), its value and shadow too,
+// since what the index no longer names could not be invalidated; the index itself lives as long as its longest-lived
+// shadow, so a write always reaches every fallback copy. Replies 1 (stored) or 0 (a write got there first) per fill.
+const fillManyScript = `
+local epoch = ARGV[#ARGV]
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local function fill(k, a)
+  -- the target is the entry, or the absent key for a remembered "not found"; the index key repeats the target
+  -- when there is none
+  local targetKey, guardKey, leaseKey, shadowKey, indexKey = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5]
+  -- value: the epoch for a remembered absence; lease: "" if none; grace: "" for an absence, which has no shadow;
+  -- capacity and the two prefixes: "" unless the entry is indexed
+  local value, ttl, stamp, lease, load = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]
+  local grace, capacity, entriesPrefix, shadowsPrefix = ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[a + 9]
+  if lease ~= "" and redis.call("GET", leaseKey) == lease then redis.call("DEL", leaseKey) end
+  if redis.call("GET", guardKey) ~= stamp then return 0 end
+  redis.call("SET", targetKey, value, "PX", ttl)
+  if redis.call("PTTL", guardKey) > tonumber(ttl) then redis.call("PEXPIRE", guardKey, ttl) end
+  if grace == "" then return 1 end
+  local kept = tonumber(ttl) + tonumber(grace)
+  redis.call("DEL", shadowKey)
+  if tonumber(grace) > 0 then
+    redis.call("HSET", shadowKey, "epoch", epoch, "at", now, "load", load, "value", value)
+  else
+    redis.call("HSET", shadowKey, "epoch", epoch, "at", now, "load", load)
+  end
+  redis.call("PEXPIRE", shadowKey, kept)
+  if capacity ~= "" then
+    if not redis.call("ZSCORE", indexKey, targetKey) then
+      local over = redis.call("ZCARD", indexKey) - tonumber(capacity) + 1
+      if over > 0 then
+        local evicted = redis.call("ZPOPMIN", indexKey, over)
+        for i = 1, #evicted, 2 do
+          redis.call("DEL", evicted[i], shadowsPrefix .. string.sub(evicted[i], #entriesPrefix + 1))
+        end
+      end
+    end
+    redis.call("ZADD", indexKey, now + kept, targetKey)
+    if redis.call("PTTL", indexKey) < kept then redis.call("PEXPIRE", indexKey, kept) end
+  end
+  return 1
+end
+local stored = {}
+for slot = 0, #KEYS / 5 - 1 do stored[slot + 1] = fill(slot * 5, slot * 9) end
+return stored`
+
+// KEYS: the guards, the entries, then their shadows. Only entries are counted: shadows are bookkeeping.
+const invalidateScript = `
+local guards, entries, stamp, guardTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+for i = 1, guards do redis.call("SET", KEYS[i], stamp, "PX", guardTtl) end
+local removed = 0
+for i = guards + 1, guards + entries do removed = removed + redis.call("DEL", KEYS[i]) end
+for i = guards + entries + 1, #KEYS do redis.call("DEL", KEYS[i]) end
+return removed`
+
+// One command whose work is the entries the index names (and their shadows), so neither the rest of the database
+// nor its size can slow it. Those keys are not in KEYS: right on one Redis; in a cluster the index and its entries
+// share one hash tag (Keys.ts), so they are in one slot.
+const invalidateIndexedScript = `
+local guardKey, indexKey = KEYS[1], KEYS[2]
+local stamp, guardTtl, entriesPrefix, shadowsPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+redis.call("SET", guardKey, stamp, "PX", guardTtl)
+local removed = 0
+for _, key in ipairs(redis.call("ZRANGE", indexKey, 0, -1)) do
+  removed = removed + redis.call("DEL", key)
+  redis.call("DEL", shadowsPrefix .. string.sub(key, #entriesPrefix + 1))
+end
+redis.call("DEL", indexKey)
+return removed`
+
+// The fallback copy and its age (ms), unless the index no longer names the entry or the copy was kept under another
+// epoch. The index and entry keys are given only for an indexed entry.
+const staleScript = `
+local shadowKey, indexKey, entryKey = KEYS[1], KEYS[2], KEYS[3]
+local epoch = ARGV[1]
+if indexKey and not redis.call("ZSCORE", indexKey, entryKey) then return false end
+local copy = redis.call("HMGET", shadowKey, "value", "at", "epoch")
+if not copy[1] or copy[3] ~= epoch then return false end
+local time = redis.call("TIME")
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+return {copy[1], now - tonumber(copy[2])}`
+
+/** One slot's lookup reply: {1, value, pttl, load} | {2} | {0, stamp, lease}. */
+export type LookupReply = [0 | 1 | 2, string?, (string | number)?, number?]
+
+/** The scripts, defined on every connection (each node of a cluster loads them on first use). */
+export interface Scripts {
+  cacheLookupMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<LookupReply>>
+  cacheFillMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<0 | 1>>
+  cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
+  cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
+  cacheStale(keyCount: number, ...keysThenArgs: Array<string>): Promise<[string, number] | null>
+  cacheClaim(
+    entry: string,
+    guard: string,
+    lease: string,
+    ...args: Array<string | number>
+  ): Promise<[0, string, string?]>
+}
+
+export type Client = (Redis | Cluster) & Scripts
+
+export const define = (client: Redis | Cluster): Client => {
+  client.defineCommand("cacheLookupMany", { lua: lookupManyScript })
+  client.defineCommand("cacheFillMany", { lua: fillManyScript })
+  client.defineCommand("cacheInvalidate", { lua: invalidateScript })
+  client.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+  client.defineCommand("cacheStale", { lua: staleScript })
+  client.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimScript })
+  return client as Client
+}
