@@ -7,6 +7,7 @@ import * as Flights from "./Flights.js"
 import * as Grace from "./Grace.js"
 import { Invalidations } from "./Invalidations.js"
 import * as RefreshAhead from "./RefreshAhead.js"
+import * as Repeats from "./Repeats.js"
 import type { Served } from "./Served.js"
 import { cacheFailed, fromDatabase, servedOf } from "./Served.js"
 import { CacheStats } from "./Stats.js"
@@ -53,22 +54,6 @@ interface Leased {
   readonly stamp: string
   readonly lease: string
   readonly flight: Flights.Flight
-}
-
-/** The first position of every key in `items` (what is read), and where each is named again (what is copied). */
-const distinct = (items: ReadonlyArray<ReadItem<unknown, unknown>>) => {
-  const firstOf = new Map<string, number>()
-  const copiesOf = new Map<number, Array<number>>()
-  const asked: Array<number> = []
-  items.forEach(({ slot }, at) => {
-    const first = firstOf.get(slot.key)
-    if (first === undefined) {
-      firstOf.set(slot.key, at)
-      asked.push(at)
-    } else if (copiesOf.has(first)) copiesOf.get(first)!.push(at)
-    else copiesOf.set(first, [at])
-  })
-  return { asked, copiesOf }
 }
 
 /**
@@ -231,21 +216,14 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
      * the lookup, the batch's own misses after their load; a miss another reader is loading waits for that reader,
      * and an item with a pending invalidation is read alone. When the lookup fails, every item is read from the
      * database, counted as that error, without asking the cache again (a sick cache costs each request one timeout,
-     * not two). It never fails. Items of one key are read once.
+     * not two). It never fails. Items of one key are read once (Repeats.ts).
      */
     const readMany = <E, A, I extends ReadItem<E, A>>(
       items: ReadonlyArray<I>,
       options: ReadManyOptions<E, A, I>
     ): Effect.Effect<void> =>
       Effect.suspend(() => {
-        const { asked, copiesOf } = distinct(items)
-        const answer = (at: number, given: Effect.Effect<Served, E | A>) => {
-          options.answer(at, given)
-          for (const copy of copiesOf.get(at) ?? []) options.answer(copy, given)
-        }
-        // A key read by several requests counts for each, as if each had looked it up.
-        const weightOf = (at: number) => 1 + (copiesOf.get(at)?.length ?? 0)
-
+        const { answer, asked, weightOf } = Repeats.make(items, options.answer)
         return Effect.flatMap(invalidations.pendingAll(asked.map((at) => pendingKeyOf(items[at]!.slot))), (pending) => {
           const lookedUp = clock.unsafeCurrentTimeNanos()
           const clean: Array<number> = []
