@@ -3,7 +3,7 @@ import { Effect, FiberRef, Option, Runtime } from "effect"
 import * as AppConfig from "./AppConfig.js"
 import * as CacheKeys from "./Cache/Keys.js"
 import { ReadThrough } from "./Cache/ReadThrough.js"
-import type { Served } from "./Cache/ReadThrough.js"
+import type { ReadItem, Served } from "./Cache/ReadThrough.js"
 import type { CreateProduct, Product, ProductId, UpdateProduct } from "./Domain/Product.js"
 import { ProductNotFound } from "./Domain/Product.js"
 import { ProductRepo } from "./ProductRepo.js"
@@ -14,6 +14,11 @@ import * as Tracing from "./Tracing.js"
 export type CatalogRead =
   | { readonly id: ProductId; readonly offset?: undefined; readonly limit?: undefined }
   | { readonly id?: undefined; readonly offset: number; readonly limit: number }
+
+/** A catalog read and how the engine reads it. */
+interface CatalogItem<A> extends ReadItem<SqlError, A> {
+  readonly read: CatalogRead
+}
 
 /**
  * The catalog, read through the cache (Cache/ReadThrough.ts, which also counts) and written to the database first,
@@ -47,23 +52,35 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         Option.map((product) => JSON.stringify(product))
       )
     const notFound = (id: ProductId) => () => Effect.fail(new ProductNotFound({ id }))
-
-    // Built only when needed: a hit neither retries an invalidation nor touches the database.
-    const getById = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> =>
-      readThrough
-        .read(keys.product(id), { load: Effect.suspend(() => findJson(id)), absent: notFound(id) })
-        .pipe(traced("ProductService.getById", { id }))
+    // A page slot has no absent key, so a page is never reported absent.
+    const pageAbsent = () => Effect.dieMessage("a list page was reported absent")
 
     const loadPage = (offset: number, limit: number) =>
       Effect.suspend(() => Effect.map(repo.page(offset, limit), (page) => Option.some(JSON.stringify(page))))
 
-    // A catalog read's slot, load, absence and read alone: the product's or the page's.
-    const slotOf = (read: CatalogRead) =>
-      read.id !== undefined ? keys.product(read.id) : keys.page(read.offset, read.limit)
-    const loadOf = (read: CatalogRead) =>
-      read.id !== undefined ? Effect.suspend(() => findJson(read.id)) : loadPage(read.offset, read.limit)
-    const absentOf = (read: CatalogRead) =>
-      read.id !== undefined ? notFound(read.id)() : Effect.dieMessage("a list page was reported absent")
+    // A read as the engine reads it: its slot, load and absence. Built only when needed: a hit neither retries an
+    // invalidation nor touches the database.
+    const productItem = (id: ProductId, read: CatalogRead = { id }): CatalogItem<ProductNotFound> => ({
+      read,
+      slot: keys.product(id),
+      load: Effect.suspend(() => findJson(id)),
+      absent: notFound(id)
+    })
+    const pageItem = (offset: number, limit: number, read: CatalogRead = { offset, limit }): CatalogItem<never> => ({
+      read,
+      slot: keys.page(offset, limit),
+      load: loadPage(offset, limit),
+      absent: pageAbsent
+    })
+    const itemOf = (read: CatalogRead): CatalogItem<ProductNotFound> =>
+      read.id !== undefined ? productItem(read.id, read) : pageItem(read.offset, read.limit, read)
+
+    const getById = (id: ProductId): Effect.Effect<Served, ProductNotFound | SqlError> =>
+      readThrough.read(productItem(id)).pipe(traced("ProductService.getById", { id }))
+
+    /** A page as `{"products":[...],"total":N}`, the shape the contract fixes for list entries. */
+    const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
+      readThrough.read(pageItem(offset, limit)).pipe(traced("ProductService.list", { offset, limit }))
 
     /** One read alone: `getById` or `list`. */
     const get = (read: CatalogRead): Effect.Effect<Served, ProductNotFound | SqlError> =>
@@ -72,21 +89,15 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     /**
      * Reads taken together (the lean path's batch): products and list pages, with one cache lookup, and for the misses
      * whose leases it takes one query for the products and one per page, and one fill. Each read is answered through
-     * `answer` as soon as its answer is known: a value, or the effect that answers it. See ReadThrough's `readMany`.
+     * `answer` as soon as its answer is known, settled (an `Exit`) when its value is. See ReadThrough's `readMany`.
      */
     const getMany = (
       reads: ReadonlyArray<CatalogRead>,
-      answer: (at: number, answer: Served | Effect.Effect<Served, ProductNotFound | SqlError>) => void
+      answer: (at: number, answer: Effect.Effect<Served, ProductNotFound | SqlError>) => void
     ): Effect.Effect<void> =>
       Effect.suspend(() =>
         readThrough
-          .readMany(reads.map(slotOf), {
-            loadMany: (ats) => loadTogether(ats.map((at) => reads[at]!)),
-            load: (at) => loadOf(reads[at]!),
-            absent: (at) => absentOf(reads[at]!),
-            read: (at) => get(reads[at]!),
-            answer
-          })
+          .readMany(reads.map(itemOf), { loadMany: (items) => loadTogether(items.map(({ read }) => read)), answer })
           .pipe(traced("ProductService.getMany", { count: reads.length }))
       )
 
@@ -102,16 +113,6 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         )
       })
     }
-
-    /** A page as `{"products":[...],"total":N}`, the shape the contract fixes for list entries. */
-    const list = (offset: number, limit: number): Effect.Effect<Served, SqlError> =>
-      readThrough
-        .read(keys.page(offset, limit), {
-          load: loadPage(offset, limit),
-          // A page slot has no absent key, so a page is never reported absent.
-          absent: () => Effect.dieMessage("a list page was reported absent")
-        })
-        .pipe(traced("ProductService.list", { offset, limit }))
 
     // Writes commit first, then invalidate: moving the guards voids any fill that read the old row. A write runs to
     // its end whatever its client does: interrupted between the commit and the invalidations (a client hanging up

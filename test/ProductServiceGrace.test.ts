@@ -94,9 +94,7 @@ describe("ProductService with a grace period (CACHE_GRACE)", () => {
           path === "alone"
             ? service.getById(product.id)
             : Effect.flatMap(
-                service.getMany([{ id: product.id }], (_, answer) =>
-                  answers.push(Effect.isEffect(answer) ? answer : Effect.succeed(answer))
-                ),
+                service.getMany([{ id: product.id }], (_, answer) => answers.push(answer)),
                 () => answers[0]!
               )
         const reader = yield* Effect.fork(Effect.either(read))

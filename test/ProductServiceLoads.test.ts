@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Fiber } from "effect"
+import { Effect, Exit, Fiber } from "effect"
 import type { ProductId } from "../src/Domain/Product.js"
 import type { CatalogRead, ProductService } from "../src/ProductService.js"
 import { coalesced, counts, laptop, setup, waitUntil } from "./support/ProductServiceHarness.js"
@@ -71,9 +71,9 @@ describe("ProductService reads taken together (getMany, the lean path's batch)",
       return yield* Effect.forEach(given, (answer): Effect.Effect<{ handedOver: boolean; settled: unknown }> =>
         answer === undefined
           ? Effect.dieMessage("a read was left unanswered")
-          : Effect.isEffect(answer)
-            ? Effect.map(Effect.either(answer), (settled) => ({ handedOver: true, settled }))
-            : Effect.succeed({ handedOver: false, settled: answer })
+          : Exit.isExit(answer) && Exit.isSuccess(answer)
+            ? Effect.succeed({ handedOver: false, settled: answer.value })
+            : Effect.map(Effect.either(answer), (settled) => ({ handedOver: true, settled }))
       )
     })
 

@@ -34,7 +34,7 @@ const paths = {
       const answers: Array<Effect.Effect<Served, unknown>> = []
       const batch = Array.from({ length: reads }, () => ({ id: product.id }))
       return Effect.flatMap(
-        service.getMany(batch, (_, answer) => answers.push(Effect.isEffect(answer) ? answer : Effect.succeed(answer))),
+        service.getMany(batch, (_, answer) => answers.push(answer)),
         () => Effect.all(answers)
       )
     })

@@ -173,7 +173,7 @@ export const make = (options: LeanPathOptions) =>
         if (answered[at]) return
         answered[at] = true
         const read = reads[at]!
-        if (!Effect.isEffect(given)) respond(read, foundAnswer(read, given))
+        if (Exit.isExit(given) && Exit.isSuccess(given)) respond(read, foundAnswer(read, given.value as Served))
         else if (read.response.destroyed) finish(read, 499, undefined)
         else runAlone(read, answerBy(read, given))
       }

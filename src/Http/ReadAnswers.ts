@@ -63,8 +63,8 @@ export const productFound = (served: Served, started: number): ReadAnswer => {
   return served.age === undefined ? freshAnswer(body, served) : staleAnswer(body, served)
 }
 
-/** A read as a batch answers it: the value, or the effect that answers it. */
-export type BatchAnswer = Served | Effect.Effect<Served, ProductNotFound | SqlError>
+/** A read as a batch answers it: the effect that answers it, settled (an `Exit`) when its value is known. */
+export type BatchAnswer = Effect.Effect<Served, ProductNotFound | SqlError>
 
 /** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getMany` handed over). */
 export const productBy = (
