@@ -3,7 +3,7 @@ import calculateSlot from "cluster-key-slot"
 import { Cluster, Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { CacheOperation, CacheTopology, Fill, Lookup, Slot } from "../Cache.js"
+import type { CacheOperation, CacheTopology, Fill, Lookup, Removal, Slot } from "../Cache.js"
 import { cacheMasters, cacheTopology, labels } from "../Metrics.js"
 import { CacheEpoch } from "./Epoch.js"
 import * as TurnBatch from "./TurnBatch.js"
@@ -114,28 +114,33 @@ local stored = {}
 for slot = 0, #KEYS / 5 - 1 do stored[slot + 1] = fill(slot * 5, slot * 9) end
 return stored`
 
-// KEYS: the guards, the entries, then their shadows. ARGV: number of guards, number of entries, fresh stamp, guard
-// ttl (ms). Only entries are counted: shadows are bookkeeping.
-const invalidateScript = `
-local guards = tonumber(ARGV[1])
-local counted = guards + tonumber(ARGV[2])
-for i = 1, guards do redis.call("SET", KEYS[i], ARGV[3], "PX", ARGV[4]) end
-local removed = 0
-for i = guards + 1, counted do removed = removed + redis.call("DEL", KEYS[i]) end
-for i = counted + 1, #KEYS do redis.call("DEL", KEYS[i]) end
-return removed`
-
-// KEYS: guard, index. ARGV: fresh stamp, guard ttl (ms), entries' prefix, shadows' prefix. One command whose work is
-// the entries the index names (and their shadows), so neither the rest of the database nor its size can slow it.
-// Those keys are not in KEYS: right on one Redis; a Redis Cluster would need the index and its entries in one slot.
-const invalidateIndexedScript = `
-redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
-local removed = 0
-for _, key in ipairs(redis.call("ZRANGE", KEYS[2], 0, -1)) do
-  removed = removed + redis.call("DEL", key)
-  redis.call("DEL", ARGV[4] .. string.sub(key, #ARGV[3] + 1))
+// Applies removals in one step. KEYS, per removal: a slot's guards, entries, then the keys also removed (shadows:
+// bookkeeping, so not counted); or an index's guard, then the index. ARGV: fresh stamp, guard ttl (ms), then per
+// removal "k" and its numbers of guards, entries and others; or "i", the entries' prefix and the shadows' prefix. An
+// index's removal is one command whose work is the entries it names (and their shadows), so neither the rest of the
+// database nor its size can slow it; those keys are not in KEYS: right on one Redis, and in a cluster the pages and
+// their index share one hash slot (Keys.ts). Replies how many entries each removal found.
+const invalidateManyScript = `
+local k, a, removed = 0, 3, {}
+while a <= #ARGV do
+  local count = 0
+  if ARGV[a] == "k" then
+    local guards, entries, others = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    for i = k + 1, k + guards do redis.call("SET", KEYS[i], ARGV[1], "PX", ARGV[2]) end
+    for i = k + guards + 1, k + guards + entries do count = count + redis.call("DEL", KEYS[i]) end
+    for i = k + guards + entries + 1, k + guards + entries + others do redis.call("DEL", KEYS[i]) end
+    k, a = k + guards + entries + others, a + 4
+  else
+    redis.call("SET", KEYS[k + 1], ARGV[1], "PX", ARGV[2])
+    for _, key in ipairs(redis.call("ZRANGE", KEYS[k + 2], 0, -1)) do
+      count = count + redis.call("DEL", key)
+      redis.call("DEL", ARGV[a + 2] .. string.sub(key, #ARGV[a + 1] + 1))
+    end
+    redis.call("DEL", KEYS[k + 2])
+    k, a = k + 2, a + 3
+  end
+  removed[#removed + 1] = count
 end
-redis.call("DEL", KEYS[2])
 return removed`
 
 // KEYS: shadow[, index, entry]. ARGV: the epoch. The fallback copy and its age (ms), unless the index no longer names
@@ -155,8 +160,7 @@ interface Scripts {
     ...keysThenArgs: Array<string | number>
   ): Promise<Array<[0 | 1 | 2, string?, (string | number)?, number?]>>
   cacheFillMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<0 | 1>>
-  cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
-  cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
+  cacheInvalidateMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<number>>
   cacheStale(keyCount: number, ...keysThenArgs: Array<string>): Promise<[string, number] | null>
   cacheClaim(
     entry: string,
@@ -219,8 +223,7 @@ const unverified = new Error("this Redis's history is not checked yet")
 const defineScripts = (client: Redis | Cluster) => {
   client.defineCommand("cacheLookupMany", { lua: lookupManyScript })
   client.defineCommand("cacheFillMany", { lua: fillManyScript })
-  client.defineCommand("cacheInvalidate", { lua: invalidateScript })
-  client.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+  client.defineCommand("cacheInvalidateMany", { lua: invalidateManyScript })
   client.defineCommand("cacheStale", { lua: staleScript })
   client.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimLua })
   return client as Client
@@ -511,16 +514,17 @@ export const make = (options: RedisCacheOptions) =>
       })
 
     /** Runs a write's invalidation script, then, with replicas to confirm it, WAIT on the same connection. */
-    const invalidation = (script: (target: Scripts) => Promise<number>) =>
+    const invalidation = <A>(script: (target: Scripts) => Promise<A>) =>
       confirmations === 0
         ? attempt("invalidate", () => script(client))
         : attempt("invalidate", async () => {
             const pipeline = (client as Redis).pipeline()
             void script(pipeline as unknown as Scripts)
             pipeline.wait(confirmations, waitMillis)
-            const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as Array<
+            const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as [
+              [Error | null, A],
               [Error | null, number]
-            >
+            ]
             if (failed) throw failed
             if (waitFailed) throw waitFailed
             if (confirmed < confirmations)
@@ -637,6 +641,39 @@ export const make = (options: RedisCacheOptions) =>
               )
           )
 
+    /** The removals given, as one script; each with the same fresh stamp for the guards it moves. */
+    const removalScript = (removals: ReadonlyArray<Removal>) => (target: Scripts) => {
+      const keys: Array<string> = []
+      const args: Array<string | number> = [freshStamp(), guardTtlMillis]
+      for (const removal of removals) {
+        if (removal._tag === "Keys") {
+          const { also = [], guards, keys: entries } = removal
+          keys.push(...guards, ...entries, ...also)
+          args.push("k", guards.length, entries.length, also.length)
+        } else {
+          keys.push(removal.guard, removal.index.key)
+          args.push("i", removal.index.entries, removal.index.shadows)
+        }
+      }
+      return target.cacheInvalidateMany(keys.length, ...keys, ...args)
+    }
+
+    // Invalidations need no checked epoch: removing entries is right in any Redis history. In a cluster, one script per
+    // hash slot (a product's keys and the pages live on different ones), issued in one turn so that they go out as one
+    // pipeline per master; with Sentinels there is no cluster, so the one script is followed by WAIT.
+    const invalidateMany = (removals: ReadonlyArray<Removal>): Effect.Effect<ReadonlyArray<number>, CacheError> =>
+      removals.length === 0
+        ? Effect.succeed([])
+        : cluster === undefined
+          ? invalidation(removalScript(removals))
+          : attempt("invalidate", () =>
+              perSlot(
+                removals,
+                (removal) => (removal._tag === "Keys" ? (removal.guards[0] ?? removal.keys[0]!) : removal.guard),
+                (group) => removalScript(group)(client)
+              )
+            )
+
     return Cache.of({
       // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one
       // command answers many requests, each slot looked up exactly as it would be alone.
@@ -646,22 +683,10 @@ export const make = (options: RedisCacheOptions) =>
       fillMany,
       // Invalidations need no checked epoch: removing entries is right in any Redis history.
       invalidate: (keys, guards, also = []) =>
-        invalidation((target) =>
-          target.cacheInvalidate(
-            guards.length + keys.length + also.length,
-            ...guards,
-            ...keys,
-            ...also,
-            guards.length,
-            keys.length,
-            freshStamp(),
-            guardTtlMillis
-          )
-        ),
+        Effect.map(invalidateMany([{ _tag: "Keys", keys, guards, also }]), (removed) => removed[0]!),
       invalidateIndexed: (index, guard) =>
-        invalidation((target) =>
-          target.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
-        ),
+        Effect.map(invalidateMany([{ _tag: "Indexed", index, guard }]), (removed) => removed[0]!),
+      invalidateMany,
       stale: (slot) =>
         Effect.map(
           trustedAttempt("stale", [slot.key], (epoch) =>
