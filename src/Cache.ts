@@ -78,6 +78,19 @@ export interface Fill {
   readonly grace?: Duration.Duration
 }
 
+/**
+ * What one write removes, as `invalidate` and `invalidateIndexed` take it: a slot's keys (moving its guards), or
+ * every entry an index names (moving their guard). `invalidateMany` applies several in one step.
+ */
+export type Removal =
+  | {
+      readonly _tag: "Keys"
+      readonly keys: ReadonlyArray<string>
+      readonly guards: ReadonlyArray<string>
+      readonly also?: ReadonlyArray<string>
+    }
+  | { readonly _tag: "Indexed"; readonly index: Index; readonly guard: string }
+
 /** Which cache is in use, and for a cluster how many of its masters answered a ping just now. */
 export interface CacheTopology {
   readonly kind: "memory" | "single" | "sentinel" | "cluster"
@@ -127,6 +140,12 @@ export class Cache extends Context.Tag("Cache")<
      * entries existed.
      */
     readonly invalidateIndexed: (index: Index, guard: string) => Effect.Effect<number, CacheError>
+    /**
+     * Every removal, each as `invalidate` or `invalidateIndexed` would do it, in one round trip (in a cluster, one per
+     * hash slot, sent together): what a write that removes a product and the list pages waits for once, not twice.
+     * Returns how many entries each removal found.
+     */
+    readonly invalidateMany: (removals: ReadonlyArray<Removal>) => Effect.Effect<ReadonlyArray<number>, CacheError>
     /** The slot's fallback copy, if its shadow still holds one (and, for an indexed slot, the index names it). */
     readonly stale: (slot: Slot) => Effect.Effect<Stale | null, CacheError>
     /** Reads the guard's stamp (making one if needed) and tries to take the lease, as a miss would: for refresh ahead. */
@@ -150,6 +169,7 @@ export const aroundEach = (
     fillMany: (fills) => around("fill", cache.fillMany(fills)),
     invalidate: (keys, guards, also) => around("invalidate", cache.invalidate(keys, guards, also)),
     invalidateIndexed: (index, guard) => around("invalidate", cache.invalidateIndexed(index, guard)),
+    invalidateMany: (removals) => around("invalidate", cache.invalidateMany(removals)),
     stale: (slot) => around("stale", cache.stale(slot)),
     claim: (slot) => around("claim", cache.claim(slot)),
     ping: around("ping", cache.ping),

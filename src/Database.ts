@@ -56,14 +56,25 @@ export class Database extends Effect.Service<Database>()("Database", {
     /** A statement that only reads; in WAL mode it is refused only in rare moments (another connection's recovery). */
     const read = waitingWhileBusy
 
-    /** A statement that writes: it waits for the write lock, and its outcome is what `writes` reports. */
+    const outcome = <A>(retried: Effect.Effect<A, SqlError>) =>
+      Effect.tapBoth(retried, {
+        onFailure: (error) => note(isBusy(error) ? "busy" : "failing"),
+        onSuccess: () => note("ok")
+      })
+
+    /**
+     * A statement that writes: it waits for the write lock, and its outcome is what `writes` reports. A success after
+     * a success changes nothing `writes` can tell (it reports "ok" however old), so the usual write notes nothing.
+     */
     const write = <A>(statement: Effect.Effect<A, SqlError>): Effect.Effect<A, SqlError> =>
-      statement.pipe(
-        // Noted at the first refusal, so /health tells while the lock is still held.
-        Effect.tapError((error) => (isBusy(error) ? note("busy") : Effect.void)),
-        waitingWhileBusy,
-        Effect.tapBoth({ onFailure: (error) => note(isBusy(error) ? "busy" : "failing"), onSuccess: () => note("ok") })
-      )
+      Effect.matchEffect(statement, {
+        onSuccess: (value) => (latest.state === "ok" ? Effect.succeed(value) : Effect.as(note("ok"), value)),
+        onFailure: (error) =>
+          isBusy(error)
+            ? // Noted at the first refusal, so /health tells while the lock is still held.
+              Effect.zipRight(note("busy"), outcome(Effect.zipRight(counted, Effect.retry(statement, whileBusy))))
+            : Effect.zipRight(note("failing"), Effect.fail(error))
+      })
 
     /** The latest write's trouble, if it is recent; for /health. */
     const writes: Effect.Effect<WriteState> = Effect.map(Clock.currentTimeMillis, (now) =>

@@ -42,9 +42,10 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     })
     const traced = yield* Tracing.spans
 
-    // What a write removes: a product's value and remembered absence (moving its guard), or every list page.
-    const invalidateProduct = (id: ProductId) => readThrough.invalidate(readThrough.entry(keys.product(id)))
-    const invalidateLists = readThrough.invalidate(readThrough.indexed(keys.listIndex, keys.listGuard))
+    // What a write removes, in one step: a product's value and remembered absence (moving its guard), and every list
+    // page (moving theirs).
+    const lists = readThrough.indexed(keys.listIndex, keys.listGuard)
+    const invalidateWrite = (id: ProductId) => readThrough.invalidate(readThrough.entry(keys.product(id)), lists)
 
     const findJson = (id: ProductId) =>
       Effect.map(
@@ -120,8 +121,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const create = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
       repo.insert(input).pipe(
         // The id key too: a "not found" may have been remembered for it.
-        Effect.tap((product) => invalidateProduct(product.id)),
-        Effect.tap(() => invalidateLists),
+        Effect.tap((product) => invalidateWrite(product.id)),
         Effect.uninterruptible,
         traced("ProductService.create")
       )
@@ -131,8 +131,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
         Effect.flatMap(
           Option.match({ onNone: () => Effect.fail(new ProductNotFound({ id })), onSome: Effect.succeed })
         ),
-        Effect.tap(() => invalidateProduct(id)),
-        Effect.tap(() => invalidateLists),
+        Effect.tap(() => invalidateWrite(id)),
         Effect.uninterruptible,
         traced("ProductService.update", { id })
       )
@@ -140,8 +139,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     const remove = (id: ProductId): Effect.Effect<void, ProductNotFound | SqlError> =>
       repo.remove(id).pipe(
         Effect.flatMap((removed) => (removed ? Effect.void : Effect.fail(new ProductNotFound({ id })))),
-        Effect.zipRight(invalidateProduct(id)),
-        Effect.zipRight(invalidateLists),
+        Effect.zipRight(invalidateWrite(id)),
         Effect.uninterruptible,
         traced("ProductService.remove", { id })
       )

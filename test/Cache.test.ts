@@ -157,6 +157,35 @@ for (const backend of [memory, redis]) {
       })
     )
 
+    it.scoped("invalidateMany applies a product's removal and the index's in one step, each counted alone", () =>
+      Effect.gen(function* () {
+        const cache = yield* backend.cache
+        const long = Duration.seconds(30)
+        yield* put(cache, product(1), "one", long)
+        yield* put(cache, product(2), null, long) // remembered absent
+        yield* put(cache, product(3), "three", long)
+        yield* put(cache, keys.page(0, 20), "page", long)
+        yield* put(cache, keys.page(20, 20), "page 2", long)
+        const lateProduct = miss(yield* cache.lookup(product(4)))
+        const latePage = miss(yield* cache.lookup(keys.page(40, 20)))
+
+        const counts = yield* cache.invalidateMany([
+          { _tag: "Keys", keys: [product(1).key, product(2).absent!], guards: [product(1).guard, product(4).guard] },
+          { _tag: "Indexed", index: keys.listIndex, guard: keys.listGuard }
+        ])
+
+        expect(counts).toEqual([2, 2])
+        expect((yield* cache.lookup(product(1)))._tag).toBe("Miss")
+        expect((yield* cache.lookup(product(2)))._tag).toBe("Miss")
+        expect((yield* cache.lookup(keys.page(0, 20)))._tag).toBe("Miss")
+        expect(yield* cache.lookup(product(3))).toMatchObject({ _tag: "Hit", value: "three" })
+        // Both guards moved: fills of lookups made before the removal are refused.
+        expect(yield* cache.fill(product(4), { ...lateProduct, value: "old", ttl })).toBe(false)
+        expect(yield* cache.fill(keys.page(40, 20), { ...latePage, value: "old", ttl })).toBe(false)
+        expect(yield* cache.invalidateMany([])).toEqual([])
+      })
+    )
+
     it.scoped("a full index evicts the page that expires first; refilling a page it names evicts nothing", () =>
       Effect.gen(function* () {
         const cache = yield* backend.cache

@@ -1,6 +1,6 @@
 import { Clock, Duration, Effect, Layer } from "effect"
 import { Cache, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { Fill, Index, Lookup, Slot } from "../Cache.js"
+import type { Fill, Index, Lookup, Removal, Slot } from "../Cache.js"
 
 const absent: Lookup = { _tag: "Absent" }
 
@@ -119,6 +119,24 @@ export const make = Effect.gen(function* () {
     return true
   }
 
+  const removeOne = (removal: Removal, now: number) => {
+    let removed = 0
+    if (removal._tag === "Keys") {
+      for (const guard of removal.guards) stampGuard(guard, now)
+      for (const key of removal.keys) if (read(key, now) !== undefined && store.delete(key)) removed++
+      for (const key of removal.also ?? []) shadows.delete(key)
+      return removed
+    }
+    const { guard, index } = removal
+    stampGuard(guard, now)
+    for (const key of indexes.get(index.key)?.keys() ?? []) {
+      if (read(key, now) !== undefined && store.delete(key)) removed++
+      shadows.delete(shadowOf(index, key))
+    }
+    indexes.delete(index.key)
+    return removed
+  }
+
   return Cache.of({
     lookup: (slot) => Effect.map(Clock.currentTimeMillis, (now) => lookupOne(slot, now)),
     lookupMany: (slots) => Effect.map(Clock.currentTimeMillis, (now) => slots.map((slot) => lookupOne(slot, now))),
@@ -126,24 +144,11 @@ export const make = Effect.gen(function* () {
     fillMany: (fills) =>
       Effect.map(Clock.currentTimeMillis, (now) => fills.map(([slot, fill]) => fillOne(slot, fill, now))),
     invalidate: (keys, guards, also = []) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        for (const guard of guards) stampGuard(guard, now)
-        let removed = 0
-        for (const key of keys) if (read(key, now) !== undefined && store.delete(key)) removed++
-        for (const key of also) shadows.delete(key)
-        return removed
-      }),
+      Effect.map(Clock.currentTimeMillis, (now) => removeOne({ _tag: "Keys", keys, guards, also }, now)),
     invalidateIndexed: (index, guard) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        stampGuard(guard, now)
-        let removed = 0
-        for (const key of indexes.get(index.key)?.keys() ?? []) {
-          if (read(key, now) !== undefined && store.delete(key)) removed++
-          shadows.delete(shadowOf(index, key))
-        }
-        indexes.delete(index.key)
-        return removed
-      }),
+      Effect.map(Clock.currentTimeMillis, (now) => removeOne({ _tag: "Indexed", index, guard }, now)),
+    invalidateMany: (removals) =>
+      Effect.map(Clock.currentTimeMillis, (now) => removals.map((removal) => removeOne(removal, now))),
     stale: (slot) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const shadow = readShadow(slot.shadow, now)

@@ -1,5 +1,5 @@
 import { Effect, FiberRef, Layer } from "effect"
-import type { CacheError } from "../Cache.js"
+import type { CacheError, Removal } from "../Cache.js"
 import { Cache } from "../Cache.js"
 
 const degraded = (error: CacheError) =>
@@ -17,6 +17,8 @@ const span =
     )
 
 const deleted = (count: number) => ({ "cache.outcome": "deleted", "cache.deleted": count })
+
+const removedKeys = (removal: Removal) => (removal._tag === "Keys" ? removal.keys.join(" ") : removal.index.key)
 
 const traced = (cache: Cache["Type"]): Cache["Type"] =>
   Cache.of({
@@ -48,6 +50,14 @@ const traced = (cache: Cache["Type"]): Cache["Type"] =>
       cache.invalidate(keys, guards, also).pipe(span("Cache.invalidate", { "cache.key": keys.join(" ") }, deleted)),
     invalidateIndexed: (index, guard) =>
       cache.invalidateIndexed(index, guard).pipe(span("Cache.invalidate", { "cache.index": index.key }, deleted)),
+    invalidateMany: (removals) =>
+      cache
+        .invalidateMany(removals)
+        .pipe(
+          span("Cache.invalidate", { "cache.key": removals.map(removedKeys).join(" ") }, (counts) =>
+            deleted(counts.reduce((sum, count) => sum + count, 0))
+          )
+        ),
     stale: (slot) =>
       cache.stale(slot).pipe(
         span("Cache.stale", { "cache.key": slot.shadow }, (found) => ({

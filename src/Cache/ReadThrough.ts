@@ -1,6 +1,6 @@
 import { Effect, Exit, Option, Runtime } from "effect"
 import * as AppConfig from "../AppConfig.js"
-import type { CacheError, Index, Lookup, Slot } from "../Cache.js"
+import type { CacheError, Index, Lookup, Removal, Slot } from "../Cache.js"
 import { Cache } from "../Cache.js"
 import * as Fills from "./Fills.js"
 import * as Flights from "./Flights.js"
@@ -17,6 +17,8 @@ export type { Served } from "./Served.js"
 /** What a write removes from the cache, and the key its pending record is kept under while the cache is away. */
 export interface Invalidation {
   readonly key: string
+  /** What it removes, for `invalidate` to send with others in one step. */
+  readonly removal: Removal
   /** Removes the entries; how many existed. */
   readonly apply: Effect.Effect<number, CacheError>
 }
@@ -84,18 +86,19 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
     })
 
     /** A slot's value and remembered absence, moving its guard. */
-    const entry = (slot: Slot): Invalidation => ({
-      key: slot.key,
-      apply: cache.invalidate(
-        slot.absent === undefined ? [slot.key] : [slot.key, slot.absent],
-        [slot.guard],
-        [slot.shadow]
-      )
-    })
+    const entry = (slot: Slot): Invalidation => {
+      const keys = slot.absent === undefined ? [slot.key] : [slot.key, slot.absent]
+      return {
+        key: slot.key,
+        removal: { _tag: "Keys", keys, guards: [slot.guard], also: [slot.shadow] },
+        apply: cache.invalidate(keys, [slot.guard], [slot.shadow])
+      }
+    }
 
     /** Every entry the index names (moving `guard`, the guard of those entries). */
     const indexed = (index: Index, guard: string): Invalidation => ({
       key: index.key,
+      removal: { _tag: "Indexed", index, guard },
       apply: cache.invalidateIndexed(index, guard)
     })
 
@@ -103,14 +106,26 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
     const invalidationOf = (slot: Slot) => (slot.index === undefined ? entry(slot) : indexed(slot.index, slot.guard))
 
     // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
-    // applied before its entry is used again; until then reads of that entry bypass the cache.
-    const invalidate = (invalidation: Invalidation): Effect.Effect<void> =>
-      invalidation.apply.pipe(
-        Effect.flatMap(stats.deleted),
+    // applied before its entry is used again; until then reads of that entry bypass the cache. Several are sent in one
+    // step; if it fails, each counts as one failed invalidation and each is recorded, as if sent alone.
+    const invalidate = (...all: ReadonlyArray<Invalidation>): Effect.Effect<void> =>
+      (all.length === 1
+        ? Effect.flatMap(all[0]!.apply, stats.deleted)
+        : Effect.flatMap(cache.invalidateMany(all.map((invalidation) => invalidation.removal)), (counts) =>
+            stats.deleted(counts.reduce((sum, count) => sum + count, 0))
+          )
+      ).pipe(
         Effect.catchTag("CacheError", (error) =>
-          Effect.all([Effect.logWarning(error.message), stats.error(error), invalidations.record(invalidation.key)], {
-            discard: true
-          })
+          Effect.zipRight(
+            Effect.logWarning(error.message),
+            Effect.forEach(
+              all,
+              (invalidation) => Effect.zipRight(stats.error(error), invalidations.record(invalidation.key)),
+              {
+                discard: true
+              }
+            )
+          )
         )
       )
 

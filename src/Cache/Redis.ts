@@ -3,7 +3,7 @@ import { Cluster } from "ioredis"
 import type { Redis } from "ioredis"
 import * as AppConfig from "../AppConfig.js"
 import { Cache, CacheError, guardTtlMillis, leaseTtlMillis } from "../Cache.js"
-import type { CacheOperation, Fill, Lookup, Slot } from "../Cache.js"
+import type { CacheOperation, Fill, Lookup, Removal, Slot } from "../Cache.js"
 import { CacheEpoch } from "./Epoch.js"
 import { connect, release } from "./Redis/Connection.js"
 import type { RedisCacheOptions } from "./Redis/Connection.js"
@@ -72,16 +72,17 @@ export const make = (options: RedisCacheOptions) =>
       })
 
     /** Runs a write's invalidation script, then, with replicas to confirm it, WAIT on the same connection. */
-    const invalidation = (script: (target: Scripts) => Promise<number>) =>
+    const invalidation = <A>(script: (target: Scripts) => Promise<A>) =>
       confirmations === 0
         ? attempt("invalidate", () => script(client))
         : attempt("invalidate", async () => {
             const pipeline = (client as Redis).pipeline()
             void script(pipeline as unknown as Scripts)
             pipeline.wait(confirmations, waitMillis)
-            const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as Array<
+            const [[failed, removed], [waitFailed, confirmed]] = (await pipeline.exec()) as [
+              [Error | null, A],
               [Error | null, number]
-            >
+            ]
             if (failed) throw failed
             if (waitFailed) throw waitFailed
             if (confirmed < confirmations)
@@ -171,6 +172,39 @@ export const make = (options: RedisCacheOptions) =>
               )
           )
 
+    /** The removals given, as one script; each with the same fresh stamp for the guards it moves. */
+    const removalScript = (removals: ReadonlyArray<Removal>) => (target: Scripts) => {
+      const keys: Array<string> = []
+      const args: Array<string | number> = [freshStamp(), guardTtlMillis]
+      for (const removal of removals) {
+        if (removal._tag === "Keys") {
+          const { also = [], guards, keys: entries } = removal
+          keys.push(...guards, ...entries, ...also)
+          args.push("k", guards.length, entries.length, also.length)
+        } else {
+          keys.push(removal.guard, removal.index.key)
+          args.push("i", removal.index.entries, removal.index.shadows)
+        }
+      }
+      return target.cacheInvalidateMany(keys.length, ...keys, ...args)
+    }
+
+    // Invalidations need no checked epoch: removing entries is right in any Redis history. In a cluster, one script per
+    // hash slot (a product's keys and the pages live on different ones), issued in one turn so that they go out as one
+    // pipeline per master; with Sentinels there is no cluster, so the one script is followed by WAIT.
+    const invalidateMany = (removals: ReadonlyArray<Removal>): Effect.Effect<ReadonlyArray<number>, CacheError> =>
+      removals.length === 0
+        ? Effect.succeed([])
+        : cluster === undefined
+          ? invalidation(removalScript(removals))
+          : attempt("invalidate", () =>
+              masters.perSlot(
+                removals,
+                (removal) => (removal._tag === "Keys" ? (removal.guards[0] ?? removal.keys[0]!) : removal.guard),
+                (group) => removalScript(group)(client)
+              )
+            )
+
     return Cache.of({
       // Every lookup made in one turn of the event loop goes to Redis in one script (TurnBatch): under load one
       // command answers many requests, each slot looked up exactly as it would be alone.
@@ -178,24 +212,11 @@ export const make = (options: RedisCacheOptions) =>
       lookupMany,
       fill: (slot, fill) => Effect.map(fillMany([[slot, fill]]), (stored) => stored[0]!),
       fillMany,
-      // Invalidations need no checked epoch: removing entries is right in any Redis history.
       invalidate: (keys, guards, also = []) =>
-        invalidation((target) =>
-          target.cacheInvalidate(
-            guards.length + keys.length + also.length,
-            ...guards,
-            ...keys,
-            ...also,
-            guards.length,
-            keys.length,
-            freshStamp(),
-            guardTtlMillis
-          )
-        ),
+        Effect.map(invalidateMany([{ _tag: "Keys", keys, guards, also }]), (removed) => removed[0]!),
       invalidateIndexed: (index, guard) =>
-        invalidation((target) =>
-          target.cacheInvalidateIndexed(guard, index.key, freshStamp(), guardTtlMillis, index.entries, index.shadows)
-        ),
+        Effect.map(invalidateMany([{ _tag: "Indexed", index, guard }]), (removed) => removed[0]!),
+      invalidateMany,
       stale: (slot) =>
         Effect.map(
           trustedAttempt("stale", [slot.key], (epoch) =>

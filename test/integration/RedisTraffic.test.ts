@@ -112,6 +112,43 @@ describe("what the service says and sends to Redis", () => {
     )
   )
 
+  // A write waits for Redis once: its product's keys and every list page are removed by one script, not one after
+  // the other.
+  it.scopedLive("a write invalidates its product and the list pages with one script: one round trip", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const app = yield* App
+        const product = yield* create("Lamp", 10)
+        const path = `/api/v1/products/${product.id}`
+        // The first write loads the script into Redis (EVALSHA refused, then EVAL): not what is counted.
+        expect((yield* app.request("PUT", path, { json: { price: 11 } })).status).toBe(200)
+        yield* app.get(path)
+        yield* app.get("/api/v1/products")
+        const calls = Effect.map(server.command("INFO", "commandstats"), (info) => {
+          const count = (command: string) =>
+            Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0)
+          return { scripts: count("evalsha") + count("eval"), wait: count("wait") }
+        })
+        const before = yield* calls
+        expect((yield* app.request("PUT", path, { json: { price: 12 } })).status).toBe(200)
+        const after = yield* calls
+        expect({ scripts: after.scripts - before.scripts, wait: after.wait - before.wait }).toEqual({
+          scripts: 1,
+          wait: 0
+        })
+        // That one script removed both: the next reads miss and show the write.
+        const read = yield* app.get(path)
+        expect({ fromCache: read.body.from_cache, price: read.body.product.price }).toEqual({
+          fromCache: false,
+          price: 12
+        })
+        const page = yield* app.get("/api/v1/products")
+        expect(page.body.from_cache).toBe(false)
+        expect(page.body.products[0].price).toBe(12)
+      })
+    )
+  )
+
   it.scopedLive("no KEYS (nor SCAN) command is ever sent: list pages are invalidated through their index", () =>
     withApp((server) =>
       Effect.gen(function* () {

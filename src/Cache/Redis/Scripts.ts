@@ -107,28 +107,36 @@ local stored = {}
 for slot = 0, #KEYS / 5 - 1 do stored[slot + 1] = fill(slot * 5, slot * 9) end
 return stored`
 
-// KEYS: the guards, the entries, then their shadows. Only entries are counted: shadows are bookkeeping.
-const invalidateScript = `
-local guards, entries, stamp, guardTtl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-for i = 1, guards do redis.call("SET", KEYS[i], stamp, "PX", guardTtl) end
-local removed = 0
-for i = guards + 1, guards + entries do removed = removed + redis.call("DEL", KEYS[i]) end
-for i = guards + entries + 1, #KEYS do redis.call("DEL", KEYS[i]) end
-return removed`
-
-// One command whose work is the entries the index names (and their shadows), so neither the rest of the database
-// nor its size can slow it. Those keys are not in KEYS: right on one Redis; in a cluster the index and its entries
-// share one hash tag (Keys.ts), so they are in one slot.
-const invalidateIndexedScript = `
-local guardKey, indexKey = KEYS[1], KEYS[2]
-local stamp, guardTtl, entriesPrefix, shadowsPrefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-redis.call("SET", guardKey, stamp, "PX", guardTtl)
-local removed = 0
-for _, key in ipairs(redis.call("ZRANGE", indexKey, 0, -1)) do
-  removed = removed + redis.call("DEL", key)
-  redis.call("DEL", shadowsPrefix .. string.sub(key, #entriesPrefix + 1))
+// Applies removals in one step. KEYS, per removal: a slot's guards, entries, then the keys also removed (shadows:
+// bookkeeping, so not counted); or an index's guard, then the index. ARGV: per removal "k" and its numbers of guards,
+// entries and others; or "i", the entries' prefix and the shadows' prefix. An index's removal is one command whose
+// work is the entries it names (and their shadows), so neither the rest of the database nor its size can slow it;
+// those keys are not in KEYS: right on one Redis, and in a cluster the pages and their index share one hash slot
+// (Keys.ts). Replies how many entries each removal found.
+const invalidateManyScript = `
+local stamp, guardTtl = ARGV[1], ARGV[2]
+local k, a, removed = 0, 3, {}
+while a <= #ARGV do
+  local count = 0
+  if ARGV[a] == "k" then
+    local guards, entries, others = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+    for i = k + 1, k + guards do redis.call("SET", KEYS[i], stamp, "PX", guardTtl) end
+    for i = k + guards + 1, k + guards + entries do count = count + redis.call("DEL", KEYS[i]) end
+    for i = k + guards + entries + 1, k + guards + entries + others do redis.call("DEL", KEYS[i]) end
+    k, a = k + guards + entries + others, a + 4
+  else
+    local guardKey, indexKey = KEYS[k + 1], KEYS[k + 2]
+    local entriesPrefix, shadowsPrefix = ARGV[a + 1], ARGV[a + 2]
+    redis.call("SET", guardKey, stamp, "PX", guardTtl)
+    for _, key in ipairs(redis.call("ZRANGE", indexKey, 0, -1)) do
+      count = count + redis.call("DEL", key)
+      redis.call("DEL", shadowsPrefix .. string.sub(key, #entriesPrefix + 1))
+    end
+    redis.call("DEL", indexKey)
+    k, a = k + 2, a + 3
+  end
+  removed[#removed + 1] = count
 end
-redis.call("DEL", indexKey)
 return removed`
 
 // The fallback copy and its age (ms), unless the index no longer names the entry or the copy was kept under another
@@ -150,8 +158,7 @@ export type LookupReply = [0 | 1 | 2, string?, (string | number)?, number?]
 export interface Scripts {
   cacheLookupMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<LookupReply>>
   cacheFillMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<0 | 1>>
-  cacheInvalidate(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<number>
-  cacheInvalidateIndexed(guard: string, index: string, ...args: Array<string | number>): Promise<number>
+  cacheInvalidateMany(keyCount: number, ...keysThenArgs: Array<string | number>): Promise<Array<number>>
   cacheStale(keyCount: number, ...keysThenArgs: Array<string>): Promise<[string, number] | null>
   cacheClaim(
     entry: string,
@@ -166,8 +173,7 @@ export type Client = (Redis | Cluster) & Scripts
 export const define = (client: Redis | Cluster): Client => {
   client.defineCommand("cacheLookupMany", { lua: lookupManyScript })
   client.defineCommand("cacheFillMany", { lua: fillManyScript })
-  client.defineCommand("cacheInvalidate", { lua: invalidateScript })
-  client.defineCommand("cacheInvalidateIndexed", { numberOfKeys: 2, lua: invalidateIndexedScript })
+  client.defineCommand("cacheInvalidateMany", { lua: invalidateManyScript })
   client.defineCommand("cacheStale", { lua: staleScript })
   client.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimScript })
   return client as Client
