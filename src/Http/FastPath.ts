@@ -5,6 +5,7 @@ import type { Schema } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { Readable } from "node:stream"
 import { databaseUnavailable, InternalError, NotFound, productNotFound, Unavailable, unexpectedError } from "../Api.js"
+import type { Served } from "../Cache/ReadThrough.js"
 import type { CreateProduct, ProductId, ProductNotFound, UpdateProduct } from "../Domain/Product.js"
 import { ProductService } from "../ProductService.js"
 import type { CatalogRead } from "../ProductService.js"
@@ -15,7 +16,7 @@ import { settleEndOnClose } from "./NodeResponse.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 import * as ReadBatch from "./ReadBatch.js"
 import * as RouteTable from "./RouteTable.js"
-import type { Operation } from "./RouteTable.js"
+import type { Match as Params, Operation } from "./RouteTable.js"
 import * as WriteAnswers from "./WriteAnswers.js"
 
 /** Answers a Node request itself and returns `true`, or returns `false` and leaves it to the HttpApi app. */
@@ -41,6 +42,22 @@ const errorAnswer = <A>(schema: Schema.Schema<A, any>, error: A): Answer => ({
 })
 const unavailable = errorAnswer(Unavailable, databaseUnavailable)
 const internalError = errorAnswer(InternalError, unexpectedError)
+
+/** A read's answer from its value. */
+const readAnswer = (catalog: CatalogRead, started: number, served: Served) =>
+  catalog.id !== undefined
+    ? ReadAnswers.productFound(served, started)
+    : ReadAnswers.pageFound(served, catalog.offset, catalog.limit, started)
+
+/** A read's answer from the effect that answers it. */
+const readAnswerBy = (
+  catalog: CatalogRead,
+  started: number,
+  answer: Effect.Effect<Served, ProductNotFound | SqlError>
+) =>
+  catalog.id !== undefined
+    ? ReadAnswers.productBy(answer, started)
+    : ReadAnswers.pageBy(answer, catalog.offset, catalog.limit, started)
 
 /** The request again, its body read already: for the HttpApi app, which reads it from the start. */
 const replayOf = (request: IncomingMessage, chunks: ReadonlyArray<Buffer>): IncomingMessage =>
@@ -98,7 +115,6 @@ export const make = (options: FastPathOptions) =>
     const run = Runtime.runCallback(runtime)
     const exchanges = Exchanges.make(runtime, options.logRequests)
     const { platform, onEnd } = options
-    const enqueue = ReadBatch.make(products, runtime)
 
     /** Runs one request's answer as its own fiber, interrupted if its client hangs up. */
     const runAlone = (exchange: Exchange, answer: Effect.Effect<Answer & { readonly failure?: unknown }>) => {
@@ -128,31 +144,18 @@ export const make = (options: FastPathOptions) =>
     }
 
     // The reads: a product by id and a list page, batched per turn (with tracing on, each alone for its span).
-    const read = (exchange: Exchange, catalog: CatalogRead) => {
-      const found = (served: ReadAnswers.BatchAnswer) =>
-        catalog.id !== undefined
-          ? Effect.isEffect(served)
-            ? ReadAnswers.productBy(served, exchange.started)
-            : Effect.succeed(ReadAnswers.productFound(served, exchange.started))
-          : Effect.isEffect(served)
-            ? ReadAnswers.pageBy(served, catalog.offset, catalog.limit, exchange.started)
-            : Effect.succeed(ReadAnswers.pageFound(served, catalog.offset, catalog.limit, exchange.started))
-      if (tracing) return runAlone(exchange, found(products.get(catalog)))
-      enqueue({
-        catalog,
-        gone: () => exchange.response.destroyed,
-        answer: (given) => {
-          if (given === undefined || exchange.response.destroyed) return exchanges.abandon(exchange)
-          if (Effect.isEffect(given)) return runAlone(exchange, found(given))
-          exchanges.respond(
-            exchange,
-            catalog.id !== undefined
-              ? ReadAnswers.productFound(given, exchange.started)
-              : ReadAnswers.pageFound(given, catalog.offset, catalog.limit, exchange.started)
-          )
-        }
-      })
-    }
+    const enqueue = ReadBatch.make<{ readonly exchange: Exchange; readonly catalog: CatalogRead }>(products, runtime, {
+      gone: ({ exchange }) => exchange.response.destroyed,
+      answer: ({ catalog, exchange }, given) => {
+        if (given === undefined || exchange.response.destroyed) return exchanges.abandon(exchange)
+        if (Effect.isEffect(given)) return runAlone(exchange, readAnswerBy(catalog, exchange.started, given))
+        exchanges.respond(exchange, readAnswer(catalog, exchange.started, given))
+      }
+    })
+    const read = (exchange: Exchange, catalog: CatalogRead) =>
+      tracing
+        ? runAlone(exchange, readAnswerBy(catalog, exchange.started, products.get(catalog)))
+        : enqueue({ exchange, catalog })
 
     /** A write's answer: its success, or the contract's error for what failed (the HttpApi handlers' answers). */
     const written = (
@@ -170,7 +173,6 @@ export const make = (options: FastPathOptions) =>
         )
       )
 
-    type Params = ReturnType<typeof RouteTable.find> & {}
     const operations: Record<Operation, (exchange: Exchange, params: Params, payload: unknown) => void> = {
       "products.get": (exchange, { path }) => read(exchange, { id: path.id as ProductId }),
       "products.list": (exchange, { urlParams }) =>

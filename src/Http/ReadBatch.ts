@@ -2,12 +2,16 @@ import { Exit, Runtime } from "effect"
 import type { ProductService, CatalogRead } from "../ProductService.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 
-/** A read waiting for its turn's batch; `answer` gets what the batch found for it. */
+/** A read waiting for its turn's batch. */
 export interface Queued {
   readonly catalog: CatalogRead
-  /** Whether its client is gone: such a read is left out of the batch (and told, with nothing). */
-  readonly gone: () => boolean
-  readonly answer: (given: ReadAnswers.BatchAnswer | undefined) => void
+}
+
+export interface Handlers<Q extends Queued> {
+  /** Whether a read's client is gone: such a read is left out of the batch (and told, with nothing). */
+  readonly gone: (read: Q) => boolean
+  /** Gets what the batch found for a read: a value, the effect that answers it, or nothing for a read left out. */
+  readonly answer: (read: Q, given: ReadAnswers.BatchAnswer | undefined) => void
 }
 
 /**
@@ -19,18 +23,22 @@ export interface Queued {
  *
  * The one place the fast path calls `getMany`.
  */
-export const make = (products: ProductService, runtime: Runtime.Runtime<never>) => {
+export const make = <Q extends Queued>(
+  products: ProductService,
+  runtime: Runtime.Runtime<never>,
+  { answer: answerRead, gone }: Handlers<Q>
+) => {
   const run = Runtime.runCallback(runtime)
-  let batch: Array<Queued> = []
+  let batch: Array<Q> = []
 
   const flush = () => {
-    const reads = batch.filter((read) => !read.gone() || void read.answer(undefined))
+    const reads = batch.filter((read) => !gone(read) || void answerRead(read, undefined))
     batch = []
     const answered = new Array<boolean>(reads.length).fill(false)
     const answer = (at: number, given: ReadAnswers.BatchAnswer) => {
       if (answered[at]) return
       answered[at] = true
-      reads[at]!.answer(given)
+      answerRead(reads[at]!, given)
     }
     run(
       products.getMany(
@@ -46,7 +54,7 @@ export const make = (products: ProductService, runtime: Runtime.Runtime<never>) 
     )
   }
 
-  return (read: Queued) => {
+  return (read: Q) => {
     if (batch.length === 0) setImmediate(flush)
     batch.push(read)
   }

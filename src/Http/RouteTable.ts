@@ -93,6 +93,13 @@ const printQuery = (encoded: Readonly<Record<string, string>>, given: Readonly<R
     .map((name) => `${name}=${encoded[name]}`)
     .join("&")
 
+/** A request a route takes, with its decoded path and URL parameters. */
+export interface Match {
+  readonly route: Route
+  readonly path: Decoded
+  readonly urlParams: Decoded
+}
+
 export interface Route {
   readonly operation: Operation
   readonly method: string
@@ -101,10 +108,7 @@ export interface Route {
   /** The status of the endpoint's success schema. */
   readonly successStatus: number
   /** The decoded path and URL parameters of `url`, or nothing when this route does not take it as spelled. */
-  readonly match: (
-    path: string,
-    query: string | undefined
-  ) => { readonly path: Decoded; readonly urlParams: Decoded } | undefined
+  readonly match: (path: string, query: string | undefined) => Match | undefined
   /** The endpoint's payload decoder; nothing for an endpoint without a body. */
   readonly payload: ((body: unknown) => Either.Either<unknown, unknown>) | undefined
 }
@@ -137,11 +141,11 @@ const routeOf = (operation: Operation, endpoint: HttpApiEndpoint.HttpApiEndpoint
   // part by part.
   const paramAt = parts.findIndex((part) => part.startsWith(":"))
   const prefix = paramAt === -1 ? endpoint.path : parts.slice(0, paramAt).join("/") + "/"
+  const literalTail = parts.slice(paramAt)
   const paramsOf = (path: string): Decoded | undefined => {
     if (paramAt === -1) return path === prefix ? none : undefined
     if (!path.startsWith(prefix) || pathParams === undefined) return undefined
     const rest = path.slice(prefix.length).split("/")
-    const literalTail = parts.slice(paramAt)
     const values: Array<string> = []
     for (let at = 0; at < literalTail.length; at++) {
       if (rest[at] === undefined) return undefined
@@ -150,7 +154,7 @@ const routeOf = (operation: Operation, endpoint: HttpApiEndpoint.HttpApiEndpoint
     }
     return rest.length === literalTail.length ? pathParams(values.join("/")) : undefined
   }
-  return {
+  const route: Route = {
     operation,
     method: endpoint.method,
     template: endpoint.path,
@@ -158,16 +162,18 @@ const routeOf = (operation: Operation, endpoint: HttpApiEndpoint.HttpApiEndpoint
     match: (path, query) => {
       const decodedPath = paramsOf(path)
       if (decodedPath === undefined) return undefined
-      if (urlParams === undefined) return query === undefined ? { path: decodedPath, urlParams: none } : undefined
+      if (urlParams === undefined)
+        return query === undefined ? { route, path: decodedPath, urlParams: none } : undefined
       // No query is the defaults; a `?` with nothing after it is another spelling of them.
       const decodedQuery = query === "" ? undefined : urlParams(query ?? "")
-      return decodedQuery === undefined ? undefined : { path: decodedPath, urlParams: decodedQuery }
+      return decodedQuery === undefined ? undefined : { route, path: decodedPath, urlParams: decodedQuery }
     },
     payload: Option.match(endpoint.payloadSchema, {
       onNone: () => undefined,
       onSome: (schema) => Schema.decodeUnknownEither(schema as Schema.Schema<unknown, unknown>)
     })
   }
+  return route
 }
 
 /** Every endpoint of the Api with its `group.endpoint` name. */
@@ -191,7 +197,7 @@ export const routes: ReadonlyMap<string, ReadonlyArray<Route>> = (() => {
 })()
 
 /** The route that takes `method` `url` as spelled, with its decoded parameters; nothing leaves it to the HttpApi app. */
-export const find = (method: string, url: string) => {
+export const find = (method: string, url: string): Match | undefined => {
   const candidates = routes.get(method)
   if (candidates === undefined) return undefined
   const at = url.indexOf("?")
@@ -199,7 +205,7 @@ export const find = (method: string, url: string) => {
   const query = at === -1 ? undefined : url.slice(at + 1)
   for (const route of candidates) {
     const matched = route.match(path, query)
-    if (matched !== undefined) return { route, ...matched }
+    if (matched !== undefined) return matched
   }
   return undefined
 }
