@@ -9,8 +9,8 @@ const onBothDatabases = [
   "test/HttpErrors.test.ts",
   "test/HttpBadInput.test.ts",
   "test/HttpCache.test.ts",
-  "test/LeanPath.test.ts",
-  "test/LeanWrite.test.ts",
+  "test/FastPathReads.test.ts",
+  "test/FastPathWrites.test.ts",
   "test/integration/TwoInstances.test.ts",
   "test/integration/RedisRestore.test.ts",
   "test/integration/TwoProcesses.test.ts"

@@ -241,7 +241,7 @@ describe("the event feed", () => {
         const created = yield* app.request("POST", "/api/v1/products", { json: { name: "Lamp", price: 5 } })
         const feed = yield* Effect.promise(() => openFeed(portOf(app.url)))
         yield* Effect.promise(() => eventWhere(feed, () => true))
-        // The lean path serves the canonical spelling, the HttpApi route any other.
+        // The fast path serves the canonical spelling, the HttpApi route any other.
         const lean = `/api/v1/products/${created.body.product.id}`
         const routed = "/api/v1/products?limit=5"
         // The ring of recent requests is the process's: earlier tests' requests are still in it.

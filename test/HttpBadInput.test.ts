@@ -170,7 +170,7 @@ describe("bad input changes nothing", () => {
             expectError(chunked, 400, "invalid_request", `${label}, chunked`, field)
           }
           expect((yield* api.get(`${products}?limit=7`)).body.total).toBe(0)
-          // An update is decoded as strictly (a canonical PUT is answered on the lean path, not the routed one).
+          // An update is decoded as strictly (a canonical PUT is answered on the fast path, not the routed one).
           const stored = yield* api.request("POST", products, { json: { name: "kept", price: 1 } })
           for (const [label, body, field] of cases) {
             const update = yield* Effect.promise(async () => {

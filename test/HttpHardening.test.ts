@@ -212,7 +212,7 @@ describe("HTTP edges Node would answer with an empty body (issue 25)", () => {
 })
 
 describe("request targets the router would cut short (issue 25)", () => {
-  it.scopedLive("a ';' in a path: 400 for an id (on the lean path's reads too), 404 for a path, 405 by method", () =>
+  it.scopedLive("a ';' in a path: 400 for an id (on the fast path's reads too), 404 for a path, 405 by method", () =>
     fresh(
       Effect.gen(function* () {
         const app = yield* App

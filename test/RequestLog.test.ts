@@ -6,7 +6,7 @@ import * as TestApp from "./support/TestApp.js"
 import { products, laptop } from "./support/HttpClient.js"
 import { App, observedApp } from "./support/TestApp.js"
 
-// X-Request-Id and the request log line (LOG_REQUESTS), on the lean path and on the HttpApi route.
+// X-Request-Id and the request log line (LOG_REQUESTS), on the fast path and on the HttpApi route.
 
 describe("request id and request log", () => {
   interface Line {
@@ -91,7 +91,7 @@ describe("request id and request log", () => {
     }).pipe(Effect.provide(withLogs(LogLevel.Info, false)))
   )
 
-  it.scopedLive("a database failure is logged naming the request, on the lean path and on the HttpApi route", () =>
+  it.scopedLive("a database failure is logged naming the request, on the fast path and on the HttpApi route", () =>
     Effect.gen(function* () {
       const file = Path.join(yield* TestApp.tempDir(), "products.db")
       yield* Effect.gen(function* () {

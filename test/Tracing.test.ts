@@ -96,7 +96,7 @@ describe("traces", () => {
       }).pipe(Effect.provide(TestApp.layer({ cache: MemoryLive, tracing: true })))
   )
 
-  // The lean path with tracing on: each read runs alone (no batch), under a server span of its own.
+  // The fast path with tracing on: each read runs alone (no batch), under a server span of its own.
   it.live("over HTTP a read by id is an http.server GET span with ProductService.getById under it", () => {
     const { spans, tracer, under } = recorder()
     return Effect.gen(function* () {

@@ -95,7 +95,7 @@ const routeNotFound = (request: HttpServerRequest.HttpServerRequest) =>
  * (matrix parameters) and a URL at `#`, so `/api/v1/products/37;DROP` would be product 37 and `/health;x` the health
  * check; here a `;` stays part of its segment (an id is digits only: 400; no such path: 404). A `#` never belongs in
  * a request: a fragment stays in the client, so one that arrives is refused rather than cut off silently (which made
- * `?limit=5#a` a bad `limit`). The lean path (LeanPath.ts) takes neither character, so every such request comes here.
+ * `?limit=5#a` a bad `limit`). The fast path (RouteTable.ts) takes neither character, so every such request comes here.
  */
 export const misreadTarget = (method: string, url: string) => {
   if (url.includes("#")) {

@@ -6,6 +6,7 @@ import { ProductService } from "../ProductService.js"
 import { cacheFailedRef } from "./Observability.js"
 import * as ReadAnswers from "./ReadAnswers.js"
 import { json, readResponse } from "./Responses.js"
+import * as WriteAnswers from "./WriteAnswers.js"
 
 /** Logs what the answer hid, and tells the request's record when the cache failed it. */
 const noted = (answer: ReadAnswers.ReadAnswer) =>
@@ -18,7 +19,7 @@ const notFound = (error: { readonly id: ProductId }) => Effect.fail(productNotFo
 const unavailable = (error: unknown) =>
   Effect.zipRight(Effect.logError("database failure", error), Effect.fail(databaseUnavailable))
 
-/** The catalog's endpoints: the two cached reads (the same answers as the lean path's) and the three writes. */
+/** The catalog's endpoints: the two cached reads and the three writes, with the same answers as the fast path's. */
 export const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
   Effect.gen(function* () {
     const products = yield* ProductService
@@ -32,18 +33,14 @@ export const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
       .handle("create", ({ payload }) =>
         products.create(payload).pipe(
           Effect.map((product) =>
-            json(JSON.stringify({ message: "Product created successfully", product }), 201, {
-              location: `/api/v1/products/${product.id}`
-            })
+            json(WriteAnswers.created(product), 201, { location: WriteAnswers.locationOf(product) })
           ),
           Effect.catchTags({ SqlError: unavailable })
         )
       )
       .handle("update", ({ path, payload }) =>
         products.update(path.id, payload).pipe(
-          Effect.map((product) =>
-            json(JSON.stringify({ message: "Product updated successfully, cache invalidated", product }))
-          ),
+          Effect.map((product) => json(WriteAnswers.updated(product))),
           Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
         )
       )
@@ -51,7 +48,7 @@ export const ProductsLive = HttpApiBuilder.group(Api, "products", (handlers) =>
         products
           .remove(path.id)
           .pipe(
-            Effect.as(json(JSON.stringify({ message: "Product deleted successfully, cache invalidated" }))),
+            Effect.as(json(WriteAnswers.deleted)),
             Effect.catchTags({ ProductNotFound: notFound, SqlError: unavailable })
           )
       )

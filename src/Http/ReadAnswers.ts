@@ -6,7 +6,7 @@ import type { Served } from "../Cache/ReadThrough.js"
 import type { ProductService } from "../ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
-// HttpApi routes (Products.ts) and the lean path (LeanPath.ts), so the two can never disagree.
+// HttpApi routes (Products.ts) and the fast path (FastPath.ts), so the two can never disagree.
 //
 // Written as text rather than encoded by the success schemas: a cache hit is served as the bytes Redis holds, and
 // the field order is the contract's. The schemas in Api.ts still describe them for OpenAPI.

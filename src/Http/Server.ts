@@ -7,11 +7,9 @@ import * as AppConfig from "../AppConfig.js"
 import * as GracefulServer from "./GracefulServer.js"
 import { internalError } from "./Contract.js"
 import * as HttpObservability from "./Observability.js"
-import * as LeanPath from "./LeanPath.js"
-import * as LeanWrite from "./LeanWrite.js"
+import * as FastPath from "./FastPath.js"
 import { activeRequests } from "../Metrics.js"
 import { settleEndOnClose } from "./NodeResponse.js"
-import { securityHeaders } from "./SecurityHeaders.js"
 import * as NodeServer from "./NodeServer.js"
 
 /** The Node server under the Effect one, for the graceful drain that needs its connections. */
@@ -29,8 +27,8 @@ const lastResort = <E, R>(app: HttpApp.Default<E, R>) =>
   )
 
 /**
- * Every request reaches one Node `request` listener: the lean path answers the canonical hot reads, the HttpApi app
- * (through the platform's handler) everything else.
+ * Every request reaches one Node `request` listener: the fast path (derived from the same HttpApi) answers the
+ * catalog's operations spelled canonically, the HttpApi app (through the platform's handler) everything else.
  */
 export const ServeLive = Layer.scopedDiscard(
   Effect.gen(function* () {
@@ -40,15 +38,14 @@ export const ServeLive = Layer.scopedDiscard(
     const platform = yield* NodeHttpServer.makeHandler(app, (app) =>
       HttpObservability.observe(lastResort(app), logRequests)
     )
-    const lean = yield* LeanPath.make({ logRequests, headers: securityHeaders })
-    const leanWrite = yield* LeanWrite.make({ logRequests, headers: securityHeaders, platform })
     const ended = () => activeRequests.count--
-    // The lean paths count their requests out in the one `close` listener they need anyway: a listener per request was
+    // The fast path counts its requests out in the one `close` listener it needs anyway: a listener per request was
     // a measurable share of a hit.
+    const fast = yield* FastPath.make({ logRequests, onEnd: ended, platform })
     const dispatch = (request: IncomingMessage, response: ServerResponse) => {
       if (NodeServer.refusedAtEntrance(request, response)) return
       activeRequests.count++
-      if (lean(request, response) || leanWrite(request, response)) return
+      if (fast(request, response)) return
       response.once("close", ended)
       platform(request, settleEndOnClose(response))
     }

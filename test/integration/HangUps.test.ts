@@ -75,9 +75,9 @@ describe("clients that hang up", () => {
         const before = yield* scrape(service.port)
 
         const paths = [
-          "/api/v1/products/1", // lean path, hit
-          "/api/v1/products?offset=0&limit=5", // lean path, list hit
-          "/api/v1/products/999", // lean path, remembered absent
+          "/api/v1/products/1", // fast path, hit
+          "/api/v1/products?offset=0&limit=5", // fast path, list hit
+          "/api/v1/products/999", // fast path, remembered absent
           "/api/v1/products/1/", // HttpApi route
           "/health",
           "/api/v1/cache/stats",
@@ -97,7 +97,7 @@ describe("clients that hang up", () => {
         // Before the fix, a few hundred of every thousand hang-ups left a fiber waiting forever, with its request and
         // answer: 20,000 of them held 400 MB. Heap figures are too noisy to assert (garbage waits for the collector).
         expect(after.fibers - before.fibers).toBeLessThanOrEqual(2)
-        // Counted as abandoned, on the lean path (by id) and the HttpApi path (/health) alike.
+        // Counted as abandoned, on the fast path (by id) and the HttpApi path (/health) alike.
         expect(after.abandonedById).toBeGreaterThan(before.abandonedById)
         expect(after.abandonedHealth).toBeGreaterThan(before.abandonedHealth)
         // And the service still answers.

@@ -52,7 +52,7 @@ const pipelined = (url: string, paths: ReadonlyArray<string>) =>
   })
 
 describe("what the service says and sends to Redis", () => {
-  // Requests pipelined on one connection are parsed in one turn, so they reach the lean path together: the batch
+  // Requests pipelined on one connection are parsed in one turn, so they reach the fast path together: the batch
   // looks them all up with one script, loads its misses (here a product and an unknown id) with one query and
   // fills them with one script; each request still gets the answer it would get alone.
   it.scopedLive("reads by id that arrive together share one lookup, one load and one fill, each its own answer", () =>

@@ -7,11 +7,11 @@ import { products, client, fresh } from "./support/HttpClient.js"
 import type { Reply } from "./support/TestApp.js"
 import { App, memoryApp } from "./support/TestApp.js"
 
-// The lean path and the HttpApi route answer a read alike (on both databases, vitest.config.ts).
+// The fast path and the HttpApi route answer a read alike (on both databases, vitest.config.ts).
 
-describe("the lean path for GET by id and of a list page", () => {
-  // The lean path answers these two reads without the HttpApi app: a middleware added to them (or to their group, or
-  // to the whole API) would run on other spellings only. This fails first, so whoever adds one teaches the lean path.
+describe("the fast path for GET by id and of a list page", () => {
+  // The fast path answers these two reads without the HttpApi app: a middleware added to them (or to their group, or
+  // to the whole API) would run on other spellings only. This fails first, so whoever adds one teaches the fast path.
   it("the reads it answers carry no HttpApi middleware", () => {
     const group = Api.groups.products
     expect(Api.middlewares.size).toBe(0)
@@ -20,34 +20,34 @@ describe("the lean path for GET by id and of a list page", () => {
     expect(group.endpoints.list.middlewares.size).toBe(0)
   })
 
-  // Canonical spellings are answered by the lean path (LeanPath.ts), other spellings of the same read by the HttpApi
+  // Canonical spellings are answered by the fast path (FastPath.ts), other spellings of the same read by the HttpApi
   // route. In the same cache state the two must send the same answer: status, headers and body, byte for byte but
   // for the time measured.
   const timeless = (text: string) => text.replace(/"duration_ms":[0-9.e+-]+/, '"duration_ms":0')
   const comparedHeaders = ["content-type", "x-cache", "x-request-id", "x-content-type-options", "location"]
 
-  const expectSameAnswer = (lean: Reply, routed: Reply, label: string) => {
-    expect(lean.status, label).toBe(routed.status)
+  const expectSameAnswer = (fast: Reply, routed: Reply, label: string) => {
+    expect(fast.status, label).toBe(routed.status)
     for (const name of comparedHeaders)
-      expect(lean.headers.get(name), `${label}: ${name}`).toBe(routed.headers.get(name))
+      expect(fast.headers.get(name), `${label}: ${name}`).toBe(routed.headers.get(name))
     const names = (reply: Reply) => [...reply.headers.keys()].sort()
-    expect(names(lean), label).toEqual(names(routed))
-    for (const reply of [lean, routed]) {
+    expect(names(fast), label).toEqual(names(routed))
+    for (const reply of [fast, routed]) {
       expect(Number(reply.headers.get("content-length")), label).toBe(Buffer.byteLength(reply.text))
     }
-    expect(timeless(lean.text), label).toBe(timeless(routed.text))
+    expect(timeless(fast.text), label).toBe(timeless(routed.text))
   }
 
   /** The same read both ways, with the caller's request id; `between` restores the cache state in between. */
-  const bothWays = (leanPath: string, routedPath: string, between: Effect.Effect<void, never, Cache> = Effect.void) =>
+  const bothWays = (fastPath: string, routedPath: string, between: Effect.Effect<void, never, Cache> = Effect.void) =>
     Effect.gen(function* () {
       const app = yield* App
       const headers = { "x-request-id": "compare-1" }
-      const lean = yield* app.request("GET", leanPath, { headers })
+      const fast = yield* app.request("GET", fastPath, { headers })
       yield* between
       const routed = yield* app.request("GET", routedPath, { headers })
-      expectSameAnswer(lean, routed, `${leanPath} vs ${routedPath}`)
-      return lean
+      expectSameAnswer(fast, routed, `${fastPath} vs ${routedPath}`)
+      return fast
     })
 
   const evict = (keys: ReadonlyArray<string>, guards: ReadonlyArray<string>) =>
@@ -92,11 +92,11 @@ describe("the lean path for GET by id and of a list page", () => {
           [`${products}?offset=0&limit=500`, `${products}?offset=00&limit=500`, "product:list:0:100"],
           [products, `${products}?`, "product:list:0:20"]
         ]
-        for (const [lean, routed, key] of pairs) {
+        for (const [fast, routed, key] of pairs) {
           const evictPage = evict([key], ["product:guard:list"])
           yield* evictPage
-          expect((yield* bothWays(lean, routed, evictPage)).headers.get("x-cache")).toBe("MISS")
-          expect((yield* bothWays(lean, routed)).headers.get("x-cache")).toBe("HIT")
+          expect((yield* bothWays(fast, routed, evictPage)).headers.get("x-cache")).toBe("MISS")
+          expect((yield* bothWays(fast, routed)).headers.get("x-cache")).toBe("HIT")
         }
         const page = yield* api.get(`${products}?offset=0&limit=500`)
         expect(page.body.limit).toBe(100)
