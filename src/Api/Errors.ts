@@ -11,13 +11,13 @@ const errorClass = <const Code extends string, const Status extends number>(
   status: Status,
   description: string
 ) =>
-  class extends Schema.Class<{ readonly error: Code; readonly message: string }>(name)(
-    { error: Schema.tag(code), message: Schema.String.annotations({ description: "For a person; names the field" }) },
-    HttpApiSchema.annotations({ status, description })
-  ) {
-    static readonly code: Code = code
-    static readonly status: Status = status
-  }
+  Object.assign(
+    Schema.Class<{ readonly error: Code; readonly message: string }>(name)(
+      { error: Schema.tag(code), message: Schema.String.annotations({ description: "For a person; names the field" }) },
+      HttpApiSchema.annotations({ status, description })
+    ),
+    { code, status } as const
+  )
 
 export class InvalidRequest extends errorClass(
   "InvalidRequest",
