@@ -1,5 +1,4 @@
 import { Effect, Metric, MetricBoundaries, MetricLabel } from "effect"
-import type { CacheOperation } from "./Cache.js"
 
 // Every metric the service exports, as module-level constants in Effect's global registry (Metrics/PrometheusText.ts
 // renders them). The registry is process-global: several app instances in one process share these series.
@@ -94,42 +93,8 @@ export const processUptime = Metric.gauge("process_uptime_seconds", {
   description: "Seconds since the process started"
 })
 
-const cacheSeries = (operation: CacheOperation, outcome: string) => labels({ operation, outcome })
-
-const perOperation = (outcome: string): Record<CacheOperation, Labels> => ({
-  lookup: cacheSeries("lookup", outcome),
-  fill: cacheSeries("fill", outcome),
-  invalidate: cacheSeries("invalidate", outcome),
-  ping: cacheSeries("ping", outcome),
-  stale: cacheSeries("stale", outcome),
-  claim: cacheSeries("claim", outcome)
-})
-
-/** The series CacheStats counts into. */
-export const cacheSeriesOf = {
-  hit: cacheSeries("lookup", "hit"),
-  miss: cacheSeries("lookup", "miss"),
-  set: cacheSeries("fill", "set"),
-  delete: cacheSeries("invalidate", "delete"),
-  /** A read answered with a fallback copy because the database failed (CACHE_GRACE). */
-  stale: cacheSeries("stale", "hit"),
-  error: perOperation("error"),
-  skipped: perOperation("skipped")
-} as const
-
-// Registered up front so a scrape shows every family, at zero, before the first request.
-for (const series of [
-  cacheSeriesOf.hit,
-  cacheSeriesOf.miss,
-  cacheSeriesOf.set,
-  cacheSeriesOf.delete,
-  cacheSeriesOf.stale
-]) {
-  cacheOperations.unsafeValue(series)
-}
-for (const series of [...Object.values(cacheSeriesOf.error), ...Object.values(cacheSeriesOf.skipped)]) {
-  cacheOperations.unsafeValue(series)
-}
+// Registered up front so a scrape shows every family, at zero, before the first request (the cache's series with
+// its counters, Cache/Stats.ts).
 for (const metric of [
   cacheCoalescedLoads,
   cacheRefreshes,

@@ -4,16 +4,11 @@ import { Effect, Layer } from "effect"
 import cluster from "node:cluster"
 import * as v8 from "node:v8"
 import * as AppConfig from "./AppConfig.js"
-import { CacheLive } from "./Cache/Live.js"
-import * as CacheStats from "./Cache/Stats.js"
 import * as Cluster from "./Cluster.js"
-import { Database } from "./Database.js"
-import * as SharedInvalidations from "./Database/SharedInvalidations.js"
 import { HttpLive } from "./Http.js"
-import * as Logging from "./Logging.js"
-import { ProductRepo } from "./ProductRepo.js"
-import { ProductService } from "./ProductService.js"
 import * as Server from "./Http/Server.js"
+import * as Logging from "./Logging.js"
+import * as Services from "./Services.js"
 import * as Tracing from "./Tracing.js"
 
 // A request's objects die young. Once most objects from one allocation site outlive a few young collections, as they
@@ -26,20 +21,11 @@ const ServerLive = Layer.unwrapEffect(
   Effect.map(AppConfig.httpServer, ({ port, ...options }) => Server.nodeServer(port, options))
 )
 
-// Under WORKERS=N a worker's counters answer for every worker (Cluster.ts gathers them through the primary).
-const StatsLive = cluster.isWorker ? CacheStats.layerClustered : CacheStats.CacheStats.Default
-
-// One instance each (layers are memoized by reference): the stats the API reports are the service's own counts.
-const ServicesLive = ProductService.Default.pipe(
-  Layer.provideMerge(Layer.mergeAll(ProductRepo.Default, StatsLive, Database.Default)),
-  Layer.provideMerge(SharedInvalidations.layer)
-)
-
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 
 const ServiceLive = HttpLive.pipe(
-  Layer.provide(ServicesLive),
-  Layer.provide(CacheLive),
+  Layer.provide(Services.Live),
+  Layer.provide(Services.CacheLive),
   HttpServer.withLogAddress,
   Layer.provide(ServerLive),
   // Built before everything above, so all of it logs and traces through them.

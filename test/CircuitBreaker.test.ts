@@ -3,7 +3,7 @@ import { ConfigProvider, Context, Duration, Effect, Either, Layer, TestClock } f
 import { Cache } from "../src/Cache.js"
 import * as CircuitBreaker from "../src/Cache/CircuitBreaker.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
-import { RedisLive } from "../src/Cache/Live.js"
+import { RedisLive } from "../src/Services.js"
 import * as Databases from "./support/Databases.js"
 import { makeSwitchableCache } from "./support/Fakes.js"
 import * as RedisServer from "./support/RedisServer.js"

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, HashMap, Layer, Logger, LogLevel, Option } from "effect"
 import * as Path from "node:path"
-import { MemoryLive } from "../src/Cache/Live.js"
+import { MemoryLive } from "../src/Services.js"
 import * as TestApp from "./support/TestApp.js"
 import { products, laptop } from "./support/HttpClient.js"
 import { App, observedApp } from "./support/TestApp.js"

@@ -1,3 +1,4 @@
+import { defaultMaxPages } from "../AppConfig.js"
 import type { Index, Slot } from "../Cache.js"
 import type { ProductId } from "../Domain/Product.js"
 
@@ -14,9 +15,6 @@ export interface CacheKeys {
   readonly listIndex: Index
   readonly listGuard: string
 }
-
-/** How many list pages are cached when `CACHE_MAX_PAGES` does not say. */
-export const defaultMaxPages = 1_000
 
 export interface KeyOptions {
   readonly maxPages?: number

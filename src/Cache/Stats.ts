@@ -1,7 +1,44 @@
 import { Effect, Layer } from "effect"
-import type { CacheError } from "../Cache.js"
+import type { CacheError, CacheOperation } from "../Cache.js"
 import * as Cluster from "../Cluster.js"
-import { cacheOperations, cacheSeriesOf } from "../Metrics.js"
+import { cacheOperations, labels } from "../Metrics.js"
+import type { Labels } from "../Metrics.js"
+
+const cacheSeries = (operation: CacheOperation, outcome: string) => labels({ operation, outcome })
+
+const perOperation = (outcome: string): Record<CacheOperation, Labels> => ({
+  lookup: cacheSeries("lookup", outcome),
+  fill: cacheSeries("fill", outcome),
+  invalidate: cacheSeries("invalidate", outcome),
+  ping: cacheSeries("ping", outcome),
+  stale: cacheSeries("stale", outcome),
+  claim: cacheSeries("claim", outcome)
+})
+
+/** The series of `cache_operations_total` these counters count into, each label array built once (Metrics.ts). */
+export const cacheSeriesOf = {
+  hit: cacheSeries("lookup", "hit"),
+  miss: cacheSeries("lookup", "miss"),
+  set: cacheSeries("fill", "set"),
+  delete: cacheSeries("invalidate", "delete"),
+  /** A read answered with a fallback copy because the database failed (CACHE_GRACE). */
+  stale: cacheSeries("stale", "hit"),
+  error: perOperation("error"),
+  skipped: perOperation("skipped")
+} as const
+
+// Registered up front so a scrape shows every series, at zero, before the first request.
+for (const series of [
+  cacheSeriesOf.hit,
+  cacheSeriesOf.miss,
+  cacheSeriesOf.set,
+  cacheSeriesOf.delete,
+  cacheSeriesOf.stale,
+  ...Object.values(cacheSeriesOf.error),
+  ...Object.values(cacheSeriesOf.skipped)
+]) {
+  cacheOperations.unsafeValue(series)
+}
 
 const seriesOfError = (error: CacheError) =>
   error.reason === "skipped" ? cacheSeriesOf.skipped[error.op] : cacheSeriesOf.error[error.op]

@@ -2,7 +2,7 @@ import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Effect } from "effect"
 import { Api } from "../Api.js"
 import * as AppConfig from "../AppConfig.js"
-import * as HealthCheck from "./HealthCheck.js"
+import * as HealthCheck from "../Health.js"
 import { json, timestamp } from "./Responses.js"
 
 /** GET /health: 503 only when the products cannot be read; a lost cache or troubled writes are "degraded". */

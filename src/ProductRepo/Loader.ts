@@ -1,6 +1,6 @@
 import type { SqlError } from "@effect/sql/SqlError"
 import { Effect, Option } from "effect"
-import * as TurnBatch from "../Cache/TurnBatch.js"
+import * as TurnBatch from "../TurnBatch.js"
 import type { Product, ProductId } from "../Domain/Product.js"
 import type { ProductRepo } from "../ProductRepo.js"
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber } from "effect"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import { CacheStats } from "../../src/Cache/Stats.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import { create } from "../support/RedisApp.js"

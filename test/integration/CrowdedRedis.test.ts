@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Exit } from "effect"
 import * as AppConfig from "../../src/AppConfig.js"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"
 import { App } from "../support/TestApp.js"

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import parsePrometheus from "parse-prometheus-text-format"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import * as Databases from "../support/Databases.js"
 import * as RedisCluster from "../support/RedisCluster.js"
 import * as TestApp from "../support/TestApp.js"

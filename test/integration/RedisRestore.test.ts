@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import * as Databases from "../support/Databases.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"

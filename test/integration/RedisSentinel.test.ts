@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Fiber, Layer } from "effect"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import * as Databases from "../support/Databases.js"
 import * as RedisSentinel from "../support/RedisSentinel.js"
 import * as TestApp from "../support/TestApp.js"

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer, Logger } from "effect"
 import * as Net from "node:net"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import { create, withApp } from "../support/RedisApp.js"
 import * as RedisServer from "../support/RedisServer.js"
 import * as TestApp from "../support/TestApp.js"

@@ -2,14 +2,15 @@ import { ConfigProvider, Context, Effect, Layer, Metric } from "effect"
 import { Cache } from "../../src/Cache.js"
 import * as Invalidations from "../../src/Cache/Invalidations.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
-import { ReadThrough } from "../../src/Cache/ReadThrough.js"
 import { CacheStats } from "../../src/Cache/Stats.js"
 import type { CreateProduct } from "../../src/Domain/Product.js"
 import { cacheCoalescedLoads } from "../../src/Metrics.js"
 import { ProductService } from "../../src/ProductService.js"
+import * as Services from "../../src/Services.js"
 import { makeRepo, makeSwitchableCache } from "./Fakes.js"
 
-// ProductService composed with in-memory fakes, for the ProductService*.test.ts suites.
+// ProductService composed as main.ts composes it (Services.ts), over in-memory fakes, for the ProductService*.test.ts
+// suites.
 
 export const laptop: CreateProduct = {
   name: "Laptop",
@@ -33,9 +34,8 @@ export const setup = (
     const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))
     const cache = makeSwitchableCache(memory, options.cacheDown ?? false)
     const context = yield* Layer.build(
-      ProductService.DefaultWithoutDependencies.pipe(
-        Layer.provide(ReadThrough.Default),
-        Layer.provideMerge(Layer.mergeAll(fake.layer, cache.layer, CacheStats.Default, Invalidations.layerLocal)),
+      Services.layer({ repo: fake.layer, stats: CacheStats.Default, invalidations: Invalidations.layerLocal }).pipe(
+        Layer.provide(cache.layer),
         Layer.provide(configWith(options.ttl ?? "1m", options.env)),
         // As main.ts runs without an OTLP endpoint: with tracing on, each read loads alone, under its own span.
         Layer.provide(Layer.setTracerEnabled(false))

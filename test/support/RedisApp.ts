@@ -1,6 +1,6 @@
 import { expect } from "@effect/vitest"
 import { Effect } from "effect"
-import { RedisLive } from "../../src/Cache/Live.js"
+import { RedisLive } from "../../src/Services.js"
 import type { ProductService } from "../../src/ProductService.js"
 import * as RedisServer from "./RedisServer.js"
 import * as TestApp from "./TestApp.js"

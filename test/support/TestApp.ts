@@ -4,16 +4,13 @@ import { SqliteClient } from "@effect/sql-sqlite-node"
 import { Clock, ConfigProvider, Context, Duration, Effect, Layer } from "effect"
 import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
-import { MemoryLive } from "../../src/Cache/Live.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
-import { ReadThrough } from "../../src/Cache/ReadThrough.js"
-import { CacheStats } from "../../src/Cache/Stats.js"
-import { Database } from "../../src/Database.js"
+import type { CacheStats } from "../../src/Cache/Stats.js"
 import { HttpLive } from "../../src/Http.js"
-import * as SharedInvalidations from "../../src/Database/SharedInvalidations.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
-import { ProductService } from "../../src/ProductService.js"
+import type { ProductService } from "../../src/ProductService.js"
 import * as Server from "../../src/Http/Server.js"
+import * as Services from "../../src/Services.js"
 import * as Tracing from "../../src/Tracing.js"
 import * as Databases from "./Databases.js"
 import type { TestDatabase } from "./Databases.js"
@@ -93,12 +90,8 @@ export const layer = (options: {
         wrap === undefined
           ? ProductRepo.Default
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
-      const Services = ProductService.DefaultWithoutDependencies.pipe(
-        Layer.provide(ReadThrough.Default),
-        Layer.provideMerge(
-          Layer.mergeAll(Repo, CacheStats.Default, Database.Default, SharedInvalidations.layer, options.cache)
-        )
-      )
+      // The graph main.ts runs (Services.ts), over the test's cache.
+      const Graph = Services.live(Repo).pipe(Layer.provideMerge(options.cache))
       const Served = HttpLive.pipe(Layer.provideMerge(Server.nodeServer(0)))
       const AppClient = Layer.effect(
         App,
@@ -109,8 +102,8 @@ export const layer = (options: {
         })
       )
       // Tracing as main.ts sets it up unless asked for, so the HTTP tests run the paths production runs.
-      return Layer.mergeAll(AppClient.pipe(Layer.provide(Served)), Services).pipe(
-        Layer.provide(Services),
+      return Layer.mergeAll(AppClient.pipe(Layer.provide(Served)), Graph).pipe(
+        Layer.provide(Graph),
         Layer.provide(
           options.tracer !== undefined
             ? Layer.merge(Layer.setTracerEnabled(true), Layer.setTracer(options.tracer))
@@ -124,7 +117,7 @@ export const layer = (options: {
   ).pipe(Layer.orDie)
 
 /** The app with the cache wrapped as CACHE_BACKEND=memory runs it (spans, failure notes). */
-export const observedApp = () => layer({ cache: MemoryLive })
+export const observedApp = () => layer({ cache: Services.MemoryLive })
 
 export const memoryApp = (env?: Record<string, string>, database?: TestDatabase) =>
   layer({

@@ -1,10 +1,10 @@
 import { Effect } from "effect"
-import * as AppConfig from "../AppConfig.js"
-import { Cache } from "../Cache.js"
-import type { CacheTopology } from "../Cache.js"
-import { Database } from "../Database.js"
-import type { WriteState } from "../Database.js"
-import { ProductRepo } from "../ProductRepo.js"
+import * as AppConfig from "./AppConfig.js"
+import { Cache } from "./Cache.js"
+import type { CacheTopology } from "./Cache.js"
+import { Database } from "./Database.js"
+import type { WriteState } from "./Database.js"
+import { ProductRepo } from "./ProductRepo.js"
 
 export interface HealthReport {
   readonly status: "healthy" | "degraded" | "unhealthy"
