@@ -10,7 +10,7 @@ import type { RedisCacheOptions } from "./Redis/Connection.js"
 import * as History from "./Redis/History.js"
 import * as Masters from "./Redis/Masters.js"
 import type { LookupReply, Scripts } from "./Redis/Scripts.js"
-import * as TurnBatch from "./TurnBatch.js"
+import * as TurnBatch from "../TurnBatch.js"
 
 export type { Address, RedisCacheOptions, Topology } from "./Redis/Connection.js"
 
