@@ -88,7 +88,7 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
       read.id !== undefined ? getById(read.id) : list(read.offset, read.limit)
 
     /**
-     * Reads taken together (the lean path's batch): products and list pages, with one cache lookup, and for the misses
+     * Reads taken together (the fast path's batch): products and list pages, with one cache lookup, and for the misses
      * whose leases it takes one query for the products and one per page, and one fill. Each read is answered through
      * `answer` as soon as its answer is known, settled (an `Exit`) when its value is. See ReadThrough's `readMany`.
      */

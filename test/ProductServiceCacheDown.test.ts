@@ -56,7 +56,7 @@ const whileALoadRuns = <A, E>(context: Setup, read: Effect.Effect<A, E>, readers
     return yield* Effect.forEach([first, ...later], Fiber.join)
   })
 
-/** The lean path's batch of `reads`, each answer run as the lean path runs it: in a fiber of its own. */
+/** The fast path's batch of `reads`, each answer run as the fast path runs it: in a fiber of its own. */
 const batchOf = (service: ProductService, reads: ReadonlyArray<CatalogRead>) =>
   Effect.gen(function* () {
     const handed: Array<Effect.Effect<Served, unknown>> = []
@@ -104,7 +104,7 @@ describe("ProductService with the cache down: single flight", () => {
     )
   }
 
-  it.scoped("the lean path's batches share loads too: 20 batches of a product and a page, two loads of each", () =>
+  it.scoped("the fast path's batches share loads too: 20 batches of a product and a page, two loads of each", () =>
     Effect.gen(function* () {
       const context = yield* storedThenDown
       const reads: ReadonlyArray<CatalogRead> = [{ id: context.product.id }, { offset: 0, limit: 20 }]

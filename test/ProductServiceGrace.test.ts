@@ -81,7 +81,7 @@ describe("ProductService with a grace period (CACHE_GRACE)", () => {
 
   // The read began before the write, so it may answer the old value or the new one, but not the copy of the old one
   // once its load has failed: the write has answered by then, and the copy is what it replaced.
-  for (const path of ["alone", "in the lean path's batch"] as const) {
+  for (const path of ["alone", "in the fast path's batch"] as const) {
     it.scoped(`a write whose invalidation is lost while a read loads forbids the copy to that read (${path})`, () =>
       Effect.gen(function* () {
         const { cache, fake, service, stats } = yield* graceful()

@@ -56,7 +56,7 @@ describe("ProductService batched loads", () => {
   )
 })
 
-describe("ProductService reads taken together (getMany, the lean path's batch)", () => {
+describe("ProductService reads taken together (getMany, the fast path's batch)", () => {
   type Answer = Parameters<Parameters<ProductService["getMany"]>[1]>[1]
 
   /** Runs getMany and returns each position's answer: a value, or what the effect it was handed settles to. */

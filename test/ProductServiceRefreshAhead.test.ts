@@ -22,7 +22,7 @@ const warm = (env: Record<string, string> = {}) =>
     return { ...context, product }
   })
 
-/** `reads` reads of `product` at one instant, alone (the HttpApi route) or as one batch (the lean path's turn). */
+/** `reads` reads of `product` at one instant, alone (the HttpApi route) or as one batch (the fast path's turn). */
 const paths = {
   alone: (service: ProductService, product: Product, reads: number) =>
     Effect.all(

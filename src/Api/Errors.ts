@@ -88,7 +88,7 @@ export type ErrorCode =
   | InternalError["error"]
   | Unavailable["error"]
 
-// The words of the errors the handlers answer themselves, in one place: the lean path and the HttpApi routes send
+// The words of the errors the handlers answer themselves, in one place: the fast path and the HttpApi routes send
 // the same bodies.
 export const productNotFound = (id: number) => new NotFound({ message: `product ${id} not found` })
 export const databaseUnavailable = new Unavailable({ message: "the database is unavailable, try again later" })

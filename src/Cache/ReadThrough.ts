@@ -225,7 +225,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       )
 
     /**
-     * Many reads at once, for reads that arrive together (the lean path's batch): one look at the pending records,
+     * Many reads at once, for reads that arrive together (the fast path's batch): one look at the pending records,
      * one cache lookup, and for the misses this batch holds the leases of, one database load and one fill. Each item
      * is answered through `options.answer` as soon as its answer is known: hits and remembered absences right after
      * the lookup, the batch's own misses after their load; a miss another reader is loading waits for that reader,
