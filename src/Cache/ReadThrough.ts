@@ -1,10 +1,11 @@
 import { Effect, Exit, Option, Runtime } from "effect"
 import * as AppConfig from "../AppConfig.js"
-import type { CacheError, Index, Lookup, Removal, Slot } from "../Cache.js"
+import type { Lookup, Slot } from "../Cache.js"
 import { Cache } from "../Cache.js"
 import * as Fills from "./Fills.js"
 import * as Flights from "./Flights.js"
 import * as Grace from "./Grace.js"
+import * as Invalidation from "./Invalidation.js"
 import { Invalidations } from "./Invalidations.js"
 import * as RefreshAhead from "./RefreshAhead.js"
 import * as Repeats from "./Repeats.js"
@@ -14,14 +15,7 @@ import { CacheStats } from "./Stats.js"
 
 export type { Served } from "./Served.js"
 
-/** What a write removes from the cache, and the key its pending record is kept under while the cache is away. */
-export interface Invalidation {
-  readonly key: string
-  /** What it removes, for `invalidate` to send with others in one step. */
-  readonly removal: Removal
-  /** Removes the entries; how many existed. */
-  readonly apply: Effect.Effect<number, CacheError>
-}
+export type { Invalidation } from "./Invalidation.js"
 
 /** One read: where its answer is cached, and how the database answers it. */
 export interface ReadItem<E, A> {
@@ -37,7 +31,7 @@ export interface ReadOptions<E, A> extends ReadItem<E, A> {
    * The invalidation whose pending record keeps this read from the cache until it is applied; by default the one
    * that removes the slot (its index's, for an indexed slot).
    */
-  readonly pending?: Invalidation
+  readonly pending?: Invalidation.Invalidation
 }
 
 export interface ReadManyOptions<E, A, I extends ReadItem<E, A>> {
@@ -85,58 +79,11 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       runFork: Runtime.runFork(yield* Effect.runtime<never>())
     })
 
-    /** A slot's value and remembered absence, moving its guard. */
-    const entry = (slot: Slot): Invalidation => {
-      const keys = slot.absent === undefined ? [slot.key] : [slot.key, slot.absent]
-      return {
-        key: slot.key,
-        removal: { _tag: "Keys", keys, guards: [slot.guard], also: [slot.shadow] },
-        apply: cache.invalidate(keys, [slot.guard], [slot.shadow])
-      }
-    }
-
-    /** Every entry the index names (moving `guard`, the guard of those entries). */
-    const indexed = (index: Index, guard: string): Invalidation => ({
-      key: index.key,
-      removal: { _tag: "Indexed", index, guard },
-      apply: cache.invalidateIndexed(index, guard)
+    const { entry, indexed, invalidate, invalidationOf, pendingKeyOf, settle } = Invalidation.make({
+      cache,
+      stats,
+      invalidations
     })
-
-    const pendingKeyOf = (slot: Slot) => (slot.index === undefined ? slot.key : slot.index.key)
-    const invalidationOf = (slot: Slot) => (slot.index === undefined ? entry(slot) : indexed(slot.index, slot.guard))
-
-    // A write whose invalidation cannot reach the cache is recorded (for every process sharing the database) and
-    // applied before its entry is used again; until then reads of that entry bypass the cache. Several are sent in one
-    // step; if it fails, each counts as one failed invalidation and each is recorded, as if sent alone.
-    const invalidate = (...all: ReadonlyArray<Invalidation>): Effect.Effect<void> =>
-      (all.length === 1
-        ? Effect.flatMap(all[0]!.apply, stats.deleted)
-        : Effect.flatMap(cache.invalidateMany(all.map((invalidation) => invalidation.removal)), (counts) =>
-            stats.deleted(counts.reduce((sum, count) => sum + count, 0))
-          )
-      ).pipe(
-        Effect.catchTag("CacheError", (error) =>
-          Effect.zipRight(
-            Effect.logWarning(error.message),
-            Effect.forEach(
-              all,
-              (invalidation) => Effect.zipRight(stats.error(error), invalidations.record(invalidation.key)),
-              {
-                discard: true
-              }
-            )
-          )
-        )
-      )
-
-    /** Applies the pending invalidation `generation`; `false` while it still cannot be applied. */
-    const settle = (invalidation: Invalidation, generation: string) =>
-      invalidation.apply.pipe(
-        Effect.flatMap(stats.deleted),
-        Effect.zipRight(invalidations.clear(invalidation.key, generation)),
-        Effect.as(true),
-        Effect.catchTag("CacheError", (error) => Effect.as(stats.error(error), false))
-      )
 
     /** A read the cache cannot take part in: from the database, sharing the load of the key's readers meanwhile. */
     const bypass = <E, A>(item: ReadItem<E, A>): Effect.Effect<Served, E | A> =>

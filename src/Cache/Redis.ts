@@ -9,6 +9,7 @@ import { connect, release } from "./Redis/Connection.js"
 import type { RedisCacheOptions } from "./Redis/Connection.js"
 import * as History from "./Redis/History.js"
 import * as Masters from "./Redis/Masters.js"
+import { removalInputs } from "./Redis/Scripts.js"
 import type { LookupReply, Scripts } from "./Redis/Scripts.js"
 import * as TurnBatch from "../TurnBatch.js"
 
@@ -173,21 +174,8 @@ export const make = (options: RedisCacheOptions) =>
           )
 
     /** The removals given, as one script; each with the same fresh stamp for the guards it moves. */
-    const removalScript = (removals: ReadonlyArray<Removal>) => (target: Scripts) => {
-      const keys: Array<string> = []
-      const args: Array<string | number> = [freshStamp(), guardTtlMillis]
-      for (const removal of removals) {
-        if (removal._tag === "Keys") {
-          const { also = [], guards, keys: entries } = removal
-          keys.push(...guards, ...entries, ...also)
-          args.push("k", guards.length, entries.length, also.length)
-        } else {
-          keys.push(removal.guard, removal.index.key)
-          args.push("i", removal.index.entries, removal.index.shadows)
-        }
-      }
-      return target.cacheInvalidateMany(keys.length, ...keys, ...args)
-    }
+    const removalScript = (removals: ReadonlyArray<Removal>) => (target: Scripts) =>
+      target.cacheInvalidateMany(...removalInputs(removals, freshStamp(), guardTtlMillis))
 
     // Invalidations need no checked epoch: removing entries is right in any Redis history. In a cluster, one script per
     // hash slot (a product's keys and the pages live on different ones), issued in one turn so that they go out as one

@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from "ioredis"
+import type { Removal } from "../../Cache.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step. Each names
 // its inputs at its top; a script over many slots takes five keys per slot (Keys.ts's `slotKeys`).
@@ -150,6 +151,27 @@ if not copy[1] or copy[3] ~= epoch then return false end
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 return {copy[1], now - tonumber(copy[2])}`
+
+/** `cacheInvalidateMany`'s key count, keys and arguments for `removals`, every guard moved to `stamp`. */
+export const removalInputs = (
+  removals: ReadonlyArray<Removal>,
+  stamp: string,
+  guardTtl: number
+): [number, ...Array<string | number>] => {
+  const keys: Array<string> = []
+  const args: Array<string | number> = [stamp, guardTtl]
+  for (const removal of removals) {
+    if (removal._tag === "Keys") {
+      const { also = [], guards, keys: entries } = removal
+      keys.push(...guards, ...entries, ...also)
+      args.push("k", guards.length, entries.length, also.length)
+    } else {
+      keys.push(removal.guard, removal.index.key)
+      args.push("i", removal.index.entries, removal.index.shadows)
+    }
+  }
+  return [keys.length, ...keys, ...args]
+}
 
 /** One slot's lookup reply: {1, value, pttl, load} | {2} | {0, stamp, lease}. */
 export type LookupReply = [0 | 1 | 2, string?, (string | number)?, number?]
