@@ -32,19 +32,14 @@ delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT
 const load = (path) => import(join(dist, path))
 const { Effect, Layer, ManagedRuntime } = await import("effect")
 const { ProductService } = await load("ProductService.js")
-const { ProductRepo } = await load("ProductRepo.js")
-const { CacheLive } = await load("Cache/Live.js")
 const { CacheStats } = await load("Cache/Stats.js")
-const { Database } = await load("Database.js")
-const SharedInvalidations = await load("Database/SharedInvalidations.js")
+const Services = await load("Services.js")
 const Tracing = await load("Tracing.js")
 const Logging = await load("Logging.js")
 
-// As main.ts composes it, without the HTTP server.
-const layer = ProductService.Default.pipe(
-  Layer.provideMerge(Layer.mergeAll(ProductRepo.Default, CacheStats.Default, Database.Default)),
-  Layer.provideMerge(SharedInvalidations.layer),
-  Layer.provide(CacheLive),
+// As main.ts composes it (Services.ts), without the HTTP server.
+const layer = Services.Live.pipe(
+  Layer.provide(Services.CacheLive),
   Layer.provide(Tracing.layer),
   Layer.provide(Logging.layer)
 )

@@ -9,6 +9,7 @@ import { ProductNotFound } from "./Domain/Product.js"
 import { ProductRepo } from "./ProductRepo.js"
 import * as ProductLoader from "./ProductRepo/Loader.js"
 import * as Tracing from "./Tracing.js"
+import * as TurnBatch from "./TurnBatch.js"
 
 /** One read of a batch: a product by id, or a list page. */
 export type CatalogRead =
@@ -32,9 +33,8 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     // Misses for different ids in one turn of the event loop load in one query.
     // With tracing on, each read loads alone, under its own span.
     const loadProducts = ProductLoader.loadMany(repo)
-    const loadProduct = (yield* FiberRef.get(FiberRef.currentTracerEnabled))
-      ? (id: ProductId) => repo.findById(id)
-      : ProductLoader.make(repo, runFork)
+    const tracingOn = yield* FiberRef.get(FiberRef.currentTracerEnabled)
+    const loadProduct = tracingOn ? (id: ProductId) => repo.findById(id) : ProductLoader.make(repo, runFork)
     const keys = CacheKeys.make(yield* AppConfig.cachePrefix, {
       maxPages: yield* AppConfig.cacheMaxPages,
       // A cluster spreads keys by hash slot; the tags keep each script's keys on one.
@@ -42,10 +42,23 @@ export class ProductService extends Effect.Service<ProductService>()("ProductSer
     })
     const traced = yield* Tracing.spans
 
-    // What a write removes, in one step: a product's value and remembered absence (moving its guard), and every list
-    // page (moving theirs).
+    // What a write removes: a product's value and remembered absence (moving its guard), and every list page (moving
+    // theirs). The writes committed in one turn of the event loop send theirs together, after the turn: one script
+    // for all their products and the pages once, instead of one per write. Each write still answers only once its
+    // removals are done (or recorded pending), so no read after its answer finds what it replaced.
+    // With tracing on, each write's removals go alone, under its span.
     const lists = readThrough.indexed(keys.listIndex, keys.listGuard)
-    const invalidateWrite = (id: ProductId) => readThrough.invalidate(readThrough.entry(keys.product(id)), lists)
+    const invalidateAlone = (id: ProductId) => readThrough.invalidate(readThrough.entry(keys.product(id)), lists)
+    const invalidateTogether = TurnBatch.make({
+      keyOf: String,
+      fetch: (ids: ReadonlyArray<ProductId>) =>
+        Effect.as(
+          readThrough.invalidate(...ids.map((id) => readThrough.entry(keys.product(id))), lists),
+          ids.map(() => undefined)
+        ),
+      runFork
+    })
+    const invalidateWrite = tracingOn ? invalidateAlone : invalidateTogether
 
     const findJson = (id: ProductId) =>
       Effect.map(

@@ -16,8 +16,18 @@ interface RawReply {
   readonly body: any
 }
 
-/** Sends every GET in one write on one connection (HTTP/1.1 pipelining) and reads the answers in order. */
-const pipelined = (url: string, paths: ReadonlyArray<string>) =>
+/** A pipelined request: a GET of a path, or a method with a JSON body. */
+type Pipelined = string | { readonly method: string; readonly path: string; readonly json: unknown }
+
+const requestText = (host: string, request: Pipelined) => {
+  if (typeof request === "string") return `GET ${request} HTTP/1.1\r\nHost: ${host}\r\n\r\n`
+  const body = JSON.stringify(request.json)
+  const head = `${request.method} ${request.path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: application/json`
+  return `${head}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+}
+
+/** Sends every request in one write on one connection (HTTP/1.1 pipelining) and reads the answers in order. */
+const pipelined = (url: string, paths: ReadonlyArray<Pipelined>) =>
   Effect.async<Array<RawReply>>((resume) => {
     const { hostname, port } = new URL(url)
     const socket = Net.connect(Number(port), hostname)
@@ -47,7 +57,7 @@ const pipelined = (url: string, paths: ReadonlyArray<string>) =>
       }
     })
     socket.on("error", (error) => resume(Effect.die(error)))
-    socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\n\r\n`).join(""))
+    socket.write(paths.map((request) => requestText(hostname, request)).join(""))
     return Effect.sync(() => socket.destroy())
   })
 
@@ -145,6 +155,55 @@ describe("what the service says and sends to Redis", () => {
         const page = yield* app.get("/api/v1/products")
         expect(page.body.from_cache).toBe(false)
         expect(page.body.products[0].price).toBe(12)
+      })
+    )
+  )
+
+  // Writes committed in one turn send their removals together: one script for all their products and the pages,
+  // and each write answers only after it, so a read after any answer finds none of what they replaced.
+  it.scopedLive("writes that arrive together remove their products and the pages with one script", () =>
+    withApp((server) =>
+      Effect.gen(function* () {
+        const app = yield* App
+        const products: Array<{ id: number }> = []
+        for (let n = 0; n < 8; n++) products.push(yield* create(`Item ${n}`, n + 1))
+        // A first write loads the script into Redis (EVALSHA refused, then EVAL): not what is counted.
+        expect((yield* app.request("PUT", `/api/v1/products/${products[0]!.id}`, { json: { stock: 1 } })).status).toBe(
+          200
+        )
+        for (const product of products) yield* app.get(`/api/v1/products/${product.id}`)
+        yield* app.get("/api/v1/products")
+        const scripts = Effect.map(server.command("INFO", "commandstats"), (info) =>
+          ["evalsha", "eval"].reduce(
+            (sum, command) => sum + Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(String(info))?.[1] ?? 0),
+            0
+          )
+        )
+        const before = yield* scripts
+        const replies = yield* pipelined(
+          app.url,
+          products.map((product, at) => ({
+            method: "PUT",
+            path: `/api/v1/products/${product.id}`,
+            json: { stock: 500 + at }
+          }))
+        )
+        expect(replies.map((reply) => [reply.status, reply.body.product.stock])).toEqual(
+          products.map((_, at) => [200, 500 + at])
+        )
+        expect((yield* scripts) - before).toBe(1)
+        for (const [at, product] of products.entries()) {
+          const read = yield* app.get(`/api/v1/products/${product.id}`)
+          expect({ fromCache: read.body.from_cache, stock: read.body.product.stock }).toEqual({
+            fromCache: false,
+            stock: 500 + at
+          })
+        }
+        const page = yield* app.get("/api/v1/products")
+        expect(page.body.from_cache).toBe(false)
+        expect(page.body.products.map((product: { stock: number }) => product.stock)).toEqual(
+          products.map((_, at) => 500 + at)
+        )
       })
     )
   )
