@@ -5,7 +5,7 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
-import { errorResponse } from "../Http/Contract.js"
+import { errorResponse } from "../Http/ErrorResponse.js"
 import { dashboardPaths } from "../Http/Endpoints.js"
 
 const dashboardPath = dashboardPaths.page
