@@ -6,17 +6,9 @@ import { readFileSync } from "node:fs"
 
 /**
  * Imports that close a known cycle, each with what removes it: a fixed one must be struck off here (the check fails
- * while a listed import no longer exists), so that the allowance cannot outlive the cycle.
+ * while a listed import no longer exists), so that the allowance cannot outlive the cycle. None today.
  */
-const known: ReadonlyArray<readonly [from: string, to: string]> = [
-  // Http -> Dashboard, while the dashboard imports Http/Contract.ts and Http/GracefulServer.ts. Observability records
-  // each answer into the dashboard's activity: goes when the dashboard subscribes to an "answered" hook that
-  // Http/Observability.ts exposes (issue 23, item 3). Routes mounts the dashboard's page and feed: goes when they are
-  // mounted where the service is composed, or when the dashboard stops importing from Http/.
-  ["Http/Observability.ts", "Dashboard.ts"],
-  ["Http/Observability.ts", "Dashboard/Activity.ts"],
-  ["Http/Routes.ts", "Dashboard.ts"]
-]
+const known: ReadonlyArray<readonly [from: string, to: string]> = []
 
 const conceptOf = (file: string) => file.split("/")[0]!.replace(/(\.d)?\.ts$/, "")
 

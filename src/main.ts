@@ -5,6 +5,7 @@ import cluster from "node:cluster"
 import * as v8 from "node:v8"
 import * as AppConfig from "./AppConfig.js"
 import * as Cluster from "./Cluster.js"
+import * as Dashboard from "./Dashboard.js"
 import { HttpLive } from "./Http.js"
 import * as Server from "./Http/Server.js"
 import * as Logging from "./Logging.js"
@@ -29,6 +30,7 @@ const ServerLive = Layer.unwrapEffect(
 const ConfigChecked = Layer.effectDiscard(Effect.asVoid(AppConfig.all))
 
 const ServiceLive = HttpLive.pipe(
+  Layer.provide(Dashboard.Live),
   Layer.provide(Services.Live),
   Layer.provide(Services.CacheLive),
   HttpServer.withLogAddress,

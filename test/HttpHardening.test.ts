@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { createHash } from "node:crypto"
-import { maxJsonDepth } from "../src/Http/Contract.js"
+import { maxJsonDepth } from "../src/Http/RequestBody.js"
 import { rawConnect } from "./support/ServiceProcess.js"
 import { App, memoryApp } from "./support/TestApp.js"
 

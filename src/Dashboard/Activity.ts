@@ -1,6 +1,10 @@
+import * as Answered from "../Http/Answered.js"
+import type { Answer } from "../Http/Answered.js"
+
 // What the dashboard shows of the requests themselves: how many of each kind, the latency of hits and misses, and
 // the last few. Recorded only while someone watches (a dashboard connected to this process, or, under WORKERS=N,
-// to another worker that collects from this one): otherwise the request path pays one boolean test.
+// to another worker that collects from this one): only then is `note` subscribed to HTTP's answers, so otherwise
+// the request path pays one length test.
 
 /**
  * How a request counts on the dashboard. One word, one meaning: `cache_error` is a read the cache failed (answered
@@ -90,15 +94,21 @@ const hitBuckets = new Array<number>(bucketCount).fill(0)
 const missBuckets = new Array<number>(bucketCount).fill(0)
 const recent: Array<RecentRequest> = []
 
-/** Read on every request: `true` only while a dashboard watches this process. */
+/** `true` only while a dashboard watches this process, and `note` hears every answer. */
 export const recording = { on: false }
 
 let localListeners = 0
 let remoteUntil = 0
 let remoteTimer: NodeJS.Timeout | undefined
+let unsubscribe: (() => void) | undefined
 
 const update = () => {
   recording.on = localListeners > 0 || Date.now() < remoteUntil
+  if (recording.on && unsubscribe === undefined) unsubscribe = Answered.subscribe(note)
+  else if (!recording.on && unsubscribe !== undefined) {
+    unsubscribe()
+    unsubscribe = undefined
+  }
 }
 
 /** A dashboard feed in this process starts; the returned function ends it. */
@@ -134,15 +144,8 @@ export const onChange = (listener: () => void) => {
   return () => void changeListeners.delete(listener)
 }
 
-/** Notes one answered request; callers test `recording.on` first. */
-export const note = (
-  method: string,
-  path: string,
-  status: number,
-  xCache: string | undefined,
-  millis: number,
-  cacheFailed: boolean
-) => {
+/** Notes one answered request: subscribed to HTTP's answers while `recording.on`. */
+const note = ({ cacheFailed, elapsedMillis: millis, method, path, status, xCache }: Answer) => {
   const kind = kindOf(method, status, xCache, cacheFailed)
   counts[kind]++
   if (kind === "hit") hitBuckets[bucketOf(millis)]!++

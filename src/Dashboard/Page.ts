@@ -5,9 +5,10 @@ import { Effect } from "effect"
 import * as Fs from "node:fs/promises"
 import { createRequire } from "node:module"
 import { fileURLToPath } from "node:url"
-import { errorResponse } from "../Http/Contract.js"
+import { errorResponse } from "../Http/ErrorResponse.js"
+import { dashboardPaths } from "../Http/Endpoints.js"
 
-export const dashboardPath = "/dashboard" as const
+const dashboardPath = dashboardPaths.page
 
 /**
  * Scripts and styles from this origin only, none inline: whatever markup a product's name smuggles into the page,

@@ -18,3 +18,9 @@ export const endpoints = Object.values(Api.groups).flatMap((group) =>
 
 /** Served beside the HttpApi's own endpoints. */
 export const docsPaths = { ui: "/docs", document: "/docs/openapi.json" } as const
+
+/**
+ * The dashboard's page and its files, also served beside the HttpApi (by Dashboard/Page.ts, mounted where the service
+ * is composed): named here so that the route labels know them without HTTP importing the dashboard.
+ */
+export const dashboardPaths = { page: "/dashboard", file: "/dashboard/:file" } as const

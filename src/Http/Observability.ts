@@ -5,12 +5,10 @@ import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import { Effect, FiberRef, HashMap, LogLevel } from "effect"
 import type { Exit } from "effect"
 import { randomUUID } from "node:crypto"
-import * as Dashboard from "../Dashboard.js"
-import * as Activity from "../Dashboard/Activity.js"
-import { docsPaths } from "./Endpoints.js"
 import type { Labels } from "../Metrics.js"
 import { httpRequestDuration, httpRequests, labels } from "../Metrics.js"
-import { endpoints, templatePattern } from "./Endpoints.js"
+import * as Answered from "./Answered.js"
+import { dashboardPaths, docsPaths, endpoints, templatePattern } from "./Endpoints.js"
 import * as SecurityHeaders from "./SecurityHeaders.js"
 
 // Runs around the whole app, outside the router: it sees every answer, including the contract's 404/405 and the
@@ -22,8 +20,8 @@ const templates = [
     ...endpoints.map((route) => route.template),
     docsPaths.ui,
     docsPaths.document,
-    Dashboard.path,
-    `${Dashboard.path}/:file`
+    dashboardPaths.page,
+    dashboardPaths.file
   ])
 ]
 const staticRoutes = new Set(templates.filter((template) => !template.includes(":")))
@@ -72,7 +70,7 @@ export const requestIdOf = (given: string | undefined) =>
  */
 export const cacheFailedRef = FiberRef.unsafeMake(false)
 
-/** Counts and times one answered (or, as 499, abandoned) request; shows it on the dashboard while one watches. */
+/** Counts and times one answered (or, as 499, abandoned) request, and hands it to whoever listens (Answered.ts). */
 export const record = (
   route: string,
   method: string,
@@ -82,11 +80,11 @@ export const record = (
   xCache: string | undefined,
   cacheFailed = false
 ) => {
-  const series = seriesOf(route, knownMethods.has(method) ? method : "OTHER", status)
+  const known = knownMethods.has(method) ? method : "OTHER"
+  const series = seriesOf(route, known, status)
   httpRequests.unsafeUpdate(1, series.requests)
   httpRequestDuration.unsafeUpdate(elapsedMillis / 1000, series.duration)
-  if (Activity.recording.on)
-    Activity.note(knownMethods.has(method) ? method : "OTHER", path, status, xCache, elapsedMillis, cacheFailed)
+  if (Answered.heard()) Answered.publish({ method: known, path, status, xCache, elapsedMillis, cacheFailed })
 }
 
 /** The `LOG_REQUESTS` line; checked first so a level above info skips building its annotations, not just printing. */

@@ -1,7 +1,6 @@
 import * as HttpApiBuilder from "@effect/platform/HttpApiBuilder"
 import { Layer } from "effect"
 import { Api } from "../Api.js"
-import * as Dashboard from "../Dashboard.js"
 import { ContractLive, RequireJsonLive, RequireNoBodyLive } from "./Contract.js"
 import { SwaggerLive } from "./Docs.js"
 import { docsPaths } from "./Endpoints.js"
@@ -11,10 +10,11 @@ import { MetricsLive, StatsLive } from "./Stats.js"
 
 /**
  * The whole API: endpoints, the contract's error shapes, and the OpenAPI document with Swagger UI at /docs.
- * It needs the services (ProductService, ProductRepo, CacheStats, Cache), which main.ts or a test provides.
+ * It needs the services (ProductService, ProductRepo, CacheStats, Cache), and the handlers of the "dashboard" group
+ * (Dashboard.Live), which main.ts or a test provides.
  */
 export const ApiLive = HttpApiBuilder.api(Api).pipe(
-  Layer.provide([ProductsLive, StatsLive, HealthLive, MetricsLive, Dashboard.FeedLive]),
+  Layer.provide([ProductsLive, StatsLive, HealthLive, MetricsLive]),
   Layer.provide([RequireJsonLive, RequireNoBodyLive])
 )
 
@@ -23,5 +23,5 @@ export const DocsLive = Layer.mergeAll(
   HttpApiBuilder.middlewareOpenApi({ path: docsPaths.document })
 ).pipe(Layer.provide(ApiLive))
 
-/** Every route the HttpApi app serves: the API, /docs, the dashboard's page, and the contract's 404/405. */
-export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, Dashboard.PageLive, ContractLive)
+/** The HttpApi app's own routes: the API, /docs, and the contract's 404/405; the dashboard mounts its page beside. */
+export const RoutesLive = Layer.mergeAll(ApiLive, DocsLive, ContractLive)

@@ -6,6 +6,7 @@ import type { Tracer } from "effect"
 import type { Cache } from "../../src/Cache.js"
 import * as MemoryCache from "../../src/Cache/Memory.js"
 import type { CacheStats } from "../../src/Cache/Stats.js"
+import * as Dashboard from "../../src/Dashboard.js"
 import { HttpLive } from "../../src/Http.js"
 import { ProductRepo } from "../../src/ProductRepo.js"
 import type { ProductService } from "../../src/ProductService.js"
@@ -92,7 +93,7 @@ export const layer = (options: {
           : Layer.effect(ProductRepo, Effect.map(ProductRepo, wrap)).pipe(Layer.provide(ProductRepo.Default))
       // The graph main.ts runs (Services.ts), over the test's cache.
       const Graph = Services.live(Repo).pipe(Layer.provideMerge(options.cache))
-      const Served = HttpLive.pipe(Layer.provideMerge(Server.nodeServer(0)))
+      const Served = HttpLive.pipe(Layer.provide(Dashboard.Live), Layer.provideMerge(Server.nodeServer(0)))
       const AppClient = Layer.effect(
         App,
         Effect.map(HttpServer.HttpServer, (server) => {
