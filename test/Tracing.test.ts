@@ -120,6 +120,36 @@ describe("traces", () => {
     }).pipe(Effect.provide(TestApp.layer({ cache: MemoryLive, tracer })))
   })
 
+  // Tracing on changes which spans are recorded, not which code answers: a write takes the fast path too, alone,
+  // under a server span of its own, its statement and its removals under the service's span.
+  it.live(
+    "over HTTP a write is an http.server PUT span with ProductService.update, its statement and removals under it",
+    () => {
+      const { spans, tracer, under } = recorder()
+      return Effect.gen(function* () {
+        const app = yield* App
+        const created = (yield* app.request("POST", "/api/v1/products", { json: laptop })).body.product
+        spans.length = 0
+        const reply = yield* app.request("PUT", `/api/v1/products/${created.id}`, { json: { stock: 7 } })
+        expect({ status: reply.status, stock: reply.body.product.stock }).toEqual({ status: 200, stock: 7 })
+        const servers = spans.filter((span) => span.name === "http.server PUT")
+        // The fast path's server span: the platform's would also copy every request and response header.
+        expect(servers.map((span) => Object.fromEntries(span.attributes))).toEqual([
+          {
+            "http.request.method": "PUT",
+            "http.route": "/api/v1/products/:id",
+            "url.path": `/api/v1/products/${created.id}`,
+            "url.scheme": "http",
+            "http.response.status_code": 200
+          }
+        ])
+        const writes = spans.filter((span) => span.parentId === servers[0]!.spanId)
+        expect(writes.map((span) => span.name)).toEqual(["ProductService.update"])
+        expect(under(servers[0]!).map((span) => span.name)).toEqual(["ProductRepo.update", "Cache.invalidate"])
+      }).pipe(Effect.provide(TestApp.layer({ cache: MemoryLive, tracer })))
+    }
+  )
+
   it.effect("a failed cache operation's span says error, one the open circuit refused says skipped", () =>
     Effect.gen(function* () {
       const memory = yield* Effect.map(Layer.build(MemoryCache.layer), Context.get(Cache))

@@ -35,6 +35,26 @@ export interface Exchange {
   cancel?: (() => void) | undefined
 }
 
+/**
+ * `answer` under a server span of the exchange's own, for a request answered here with tracing on. Its attributes are
+ * OpenTelemetry's required and recommended ones; the platform's span also copies every request and response header.
+ */
+export const serverSpan = <A extends Answer, E, R>(exchange: Exchange, answer: Effect.Effect<A, E, R>) =>
+  Effect.withSpan(
+    Effect.tap(answer, ({ status }) => Effect.annotateCurrentSpan("http.response.status_code", status)),
+    `http.server ${exchange.method}`,
+    {
+      kind: "server",
+      captureStackTrace: false,
+      attributes: {
+        "http.request.method": exchange.method,
+        "http.route": exchange.route,
+        "url.path": exchange.url,
+        "url.scheme": "http"
+      }
+    }
+  )
+
 const securityPairs = Object.entries(securityHeaders).flat()
 
 export const make = (runtime: Runtime.Runtime<never>, logRequests: boolean) => {

@@ -104,8 +104,8 @@ const hasBody = (request: IncomingMessage) =>
  * cost beyond the service's own work, and keeps what that machinery gave (Exchange.ts).
  *
  * Whatever it does not take goes to the HttpApi app as it came: other spellings, a body the schema refuses (replayed),
- * any other method or path, and with tracing on every write (for the platform's server span); reads with tracing on
- * run alone here, under a server span of their own.
+ * any other method or path. Tracing on changes which spans are recorded, not which code answers: every request then
+ * runs alone here (reads without the batch), under a server span of its own.
  */
 export const make = (options: FastPathOptions) =>
   Effect.gen(function* () {
@@ -118,17 +118,7 @@ export const make = (options: FastPathOptions) =>
 
     /** Runs one request's answer as its own fiber, interrupted if its client hangs up. */
     const runAlone = (exchange: Exchange, answer: Effect.Effect<Answer & { readonly failure?: unknown }>) => {
-      const effect = tracing
-        ? Effect.withSpan(answer, `http.server ${exchange.method}`, {
-            kind: "server",
-            captureStackTrace: false,
-            attributes: {
-              "http.request.method": exchange.method,
-              "http.route": exchange.route,
-              "url.path": exchange.url
-            }
-          })
-        : answer
+      const effect = tracing ? Exchanges.serverSpan(exchange, answer) : answer
       exchange.cancel = run(effect, {
         onExit: (exit) => {
           if (Exit.isSuccess(exit)) {
@@ -238,7 +228,6 @@ export const make = (options: FastPathOptions) =>
       if (params === undefined) return false
       const { route } = params
       const isRead = route.method === "GET"
-      if (!isRead && tracing) return false
       if (route.payload !== undefined ? !readableBody(request) : !isRead && hasBody(request)) return false
       const exchange = exchanges.open(request, response, route.template, onEnd, isRead && !tracing)
       if (route.payload !== undefined) withBody(request, exchange, params)
