@@ -4,10 +4,9 @@ import { Cache } from "../src/Cache.js"
 import * as Invalidations from "../src/Cache/Invalidations.js"
 import { ReadThrough } from "../src/Cache/ReadThrough.js"
 import { CacheStats } from "../src/Cache/Stats.js"
-import { ProductService } from "../src/ProductService.js"
-import type { Served } from "../src/Cache/ReadThrough.js"
 import type { Product } from "../src/Domain/Product.js"
-import type { CatalogRead } from "../src/ProductService.js"
+import { CatalogRead, ProductService } from "../src/ProductService.js"
+import type { CatalogAnswer } from "../src/ProductService.js"
 import { config, counts, laptop, setup, waitUntil } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes with the cache down: single flight per process still holds, and never at the
@@ -59,7 +58,7 @@ const whileALoadRuns = <A, E>(context: Setup, read: Effect.Effect<A, E>, readers
 /** The fast path's batch of `reads`, each answer run as the fast path runs it: in a fiber of its own. */
 const batchOf = (service: ProductService, reads: ReadonlyArray<CatalogRead>) =>
   Effect.gen(function* () {
-    const handed: Array<Effect.Effect<Served, unknown>> = []
+    const handed: Array<Effect.Effect<CatalogAnswer, unknown>> = []
     yield* service.getMany(reads, (_, answer) => {
       // The failed lookup hands each read over as the effect that answers it, none settled.
       expect(Exit.isExit(answer)).toBe(false)
@@ -107,7 +106,10 @@ describe("ProductService with the cache down: single flight", () => {
   it.scoped("the fast path's batches share loads too: 20 batches of a product and a page, two loads of each", () =>
     Effect.gen(function* () {
       const context = yield* storedThenDown
-      const reads: ReadonlyArray<CatalogRead> = [{ id: context.product.id }, { offset: 0, limit: 20 }]
+      const reads: ReadonlyArray<CatalogRead> = [
+        CatalogRead.Product({ id: context.product.id }),
+        CatalogRead.Page({ offset: 0, limit: 20 })
+      ]
       const batches = yield* whileALoadRuns(context, batchOf(context.service, reads), 19, reads.length)
       const answers = batches.flat()
       expect(answers).toHaveLength(40)

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Deferred, Duration, Effect, Either, Fiber, Layer, Option, TestClock } from "effect"
 import { ReadThrough } from "../src/Cache/ReadThrough.js"
-import type { Served } from "../src/Cache/ReadThrough.js"
 import { CacheStats } from "../src/Cache/Stats.js"
 import * as Invalidations from "../src/Cache/Invalidations.js"
-import { ProductService } from "../src/ProductService.js"
+import { CatalogRead, ProductService } from "../src/ProductService.js"
+import type { CatalogAnswer } from "../src/ProductService.js"
 import { laptop, config, setup, counts } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes: fallback copies under CACHE_GRACE, and two services sharing one cache and
@@ -89,12 +89,12 @@ describe("ProductService with a grace period (CACHE_GRACE)", () => {
         yield* service.getById(product.id)
         yield* TestClock.adjust(Duration.seconds(25)) // expired, its copy kept
         const held = yield* fake.holdReads
-        const answers: Array<Effect.Effect<Served, { readonly _tag: string }>> = []
+        const answers: Array<Effect.Effect<CatalogAnswer, { readonly _tag: string }>> = []
         const read =
           path === "alone"
             ? service.getById(product.id)
             : Effect.flatMap(
-                service.getMany([{ id: product.id }], (_, answer) => answers.push(answer)),
+                service.getMany([CatalogRead.Product({ id: product.id })], (_, answer) => answers.push(answer)),
                 () => answers[0]!
               )
         const reader = yield* Effect.fork(Effect.either(read))

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber } from "effect"
 import type { ProductId } from "../src/Domain/Product.js"
-import type { CatalogRead, ProductService } from "../src/ProductService.js"
+import { CatalogRead } from "../src/ProductService.js"
+import type { ProductService } from "../src/ProductService.js"
 import { coalesced, counts, laptop, setup, waitUntil } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes: misses loaded together (refresh ahead: ProductServiceRefreshAhead.test.ts).
@@ -63,7 +64,7 @@ describe("ProductService reads taken together (getMany, the fast path's batch)",
   const readTogether = (service: ProductService, reads: ReadonlyArray<ProductId | CatalogRead>) =>
     Effect.gen(function* () {
       const given = new Array<Answer | undefined>(reads.length)
-      const catalog = reads.map((read) => (typeof read === "number" ? { id: read } : read))
+      const catalog = reads.map((read) => (typeof read === "number" ? CatalogRead.Product({ id: read }) : read))
       yield* service.getMany(catalog, (at, answer) => {
         expect(given[at]).toBeUndefined()
         given[at] = answer
@@ -85,7 +86,7 @@ describe("ProductService reads taken together (getMany, the fast path's batch)",
         const [a, b, c] = yield* Effect.forEach([1, 2, 3], (n) => service.create({ ...laptop, name: `P${n}` }))
         yield* service.getById(a!.id)
         const before = { ...fake.reads }
-        const page = { offset: 0, limit: 2 }
+        const page = CatalogRead.Page({ offset: 0, limit: 2 })
         const answers = yield* readTogether(service, [a!.id, b!.id, c!.id, b!.id, 999 as ProductId, page])
 
         // The hit and the loaded products are answered as values (no fiber of their own); the repeat as its first.

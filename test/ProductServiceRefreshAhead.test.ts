@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Metric, Option, TestClock } from "effect"
-import type { Served } from "../src/Cache/ReadThrough.js"
 import type { Product } from "../src/Domain/Product.js"
 import { cacheRefreshes } from "../src/Metrics.js"
-import type { ProductService } from "../src/ProductService.js"
+import { CatalogRead } from "../src/ProductService.js"
+import type { CatalogAnswer, ProductService } from "../src/ProductService.js"
 import { laptop, setup } from "./support/ProductServiceHarness.js"
 
 // ProductService over in-memory fakes: refresh ahead (XFetch), on both read paths, and CACHE_REFRESH_AHEAD=false.
@@ -31,8 +31,8 @@ const paths = {
     ),
   batch: (service: ProductService, product: Product, reads: number) =>
     Effect.suspend(() => {
-      const answers: Array<Effect.Effect<Served, unknown>> = []
-      const batch = Array.from({ length: reads }, () => ({ id: product.id }))
+      const answers: Array<Effect.Effect<CatalogAnswer, unknown>> = []
+      const batch = Array.from({ length: reads }, () => CatalogRead.Product({ id: product.id }))
       return Effect.flatMap(
         service.getMany(batch, (_, answer) => answers.push(answer)),
         () => Effect.all(answers)
@@ -45,7 +45,7 @@ const paths = {
  * counts the instants whose reads were not all answered at once (a hit never waits for a reload, also the one that
  * started it). A refresh the last reads started is given the time to finish.
  */
-const readSteadily = (read: Effect.Effect<ReadonlyArray<Served>, unknown>) =>
+const readSteadily = (read: Effect.Effect<ReadonlyArray<CatalogAnswer>, unknown>) =>
   Effect.gen(function* () {
     let waited = 0
     for (let elapsed = 0; elapsed < 6_000; elapsed += 50) {

@@ -5,10 +5,9 @@ import type { Schema } from "effect"
 import type { IncomingMessage, ServerResponse } from "node:http"
 import { Readable } from "node:stream"
 import { databaseUnavailable, InternalError, NotFound, productNotFound, Unavailable, unexpectedError } from "../Api.js"
-import type { Served } from "../Cache/ReadThrough.js"
 import type { CreateProduct, ProductId, ProductNotFound, UpdateProduct } from "../Domain/Product.js"
 import { ProductService } from "../ProductService.js"
-import type { CatalogRead } from "../ProductService.js"
+import type { CatalogAnswer, CatalogRead } from "../ProductService.js"
 import { maxBodyBytes, maxJsonDepth, nestsDeeperThan } from "./RequestBody.js"
 import * as Exchanges from "./Exchange.js"
 import type { Answer, Exchange } from "./Exchange.js"
@@ -42,22 +41,6 @@ const errorAnswer = <A>(schema: Schema.Schema<A, any>, error: A): Answer => ({
 })
 const unavailable = errorAnswer(Unavailable, databaseUnavailable)
 const internalError = errorAnswer(InternalError, unexpectedError)
-
-/** A read's answer from its value. */
-const readAnswer = (catalog: CatalogRead, started: number, served: Served) =>
-  catalog.id !== undefined
-    ? ReadAnswers.productFound(served, started)
-    : ReadAnswers.pageFound(served, catalog.offset, catalog.limit, started)
-
-/** A read's answer from the effect that answers it. */
-const readAnswerBy = (
-  catalog: CatalogRead,
-  started: number,
-  answer: Effect.Effect<Served, ProductNotFound | SqlError>
-) =>
-  catalog.id !== undefined
-    ? ReadAnswers.productBy(answer, started)
-    : ReadAnswers.pageBy(answer, catalog.offset, catalog.limit, started)
 
 /** The request again, its body read already: for the HttpApi app, which reads it from the start. */
 const replayOf = (request: IncomingMessage, chunks: ReadonlyArray<Buffer>): IncomingMessage =>
@@ -140,13 +123,13 @@ export const make = (options: FastPathOptions) =>
         if (given === undefined || exchange.response.destroyed) return exchanges.abandon(exchange)
         // A value already known (a hit, or loaded by the batch) comes as a settled Exit: answered with no fiber.
         if (Exit.isExit(given) && Exit.isSuccess(given))
-          return exchanges.respond(exchange, readAnswer(catalog, exchange.started, given.value as Served))
-        runAlone(exchange, readAnswerBy(catalog, exchange.started, given))
+          return exchanges.respond(exchange, ReadAnswers.found(catalog, given.value as CatalogAnswer, exchange.started))
+        runAlone(exchange, ReadAnswers.by(catalog, given, exchange.started))
       }
     })
     const read = (exchange: Exchange, catalog: CatalogRead) =>
       tracing
-        ? runAlone(exchange, readAnswerBy(catalog, exchange.started, products.get(catalog)))
+        ? runAlone(exchange, ReadAnswers.by(catalog, products.get(catalog), exchange.started))
         : enqueue({ exchange, catalog })
 
     /** A write's answer: its success, or the contract's error for what failed (the HttpApi handlers' answers). */
@@ -165,10 +148,13 @@ export const make = (options: FastPathOptions) =>
         )
       )
 
+    // The reads as plain objects of CatalogRead's shape, not made by its constructors: a Data struct per request
+    // (structural equality nothing here uses) measurably slowed a hit (bench/README.md).
     const operations: Record<Operation, (exchange: Exchange, params: Params, payload: unknown) => void> = {
-      "products.get": (exchange, { path }) => read(exchange, { id: path.id as ProductId }),
+      "products.get": (exchange, { path }) => read(exchange, { _tag: "Product", id: path.id as ProductId }),
       "products.list": (exchange, { urlParams }) =>
         read(exchange, {
+          _tag: "Page",
           offset: urlParams.offset as number,
           limit: ReadAnswers.pageLimit(urlParams.limit as number)
         }),

@@ -2,8 +2,8 @@ import { Effect } from "effect"
 import { databaseUnavailable, maxLimit, productNotFound } from "../Api.js"
 import type { SqlError } from "@effect/sql/SqlError"
 import type { ProductId, ProductNotFound } from "../Domain/Product.js"
-import type { Served } from "../Cache/ReadThrough.js"
-import type { ProductService } from "../ProductService.js"
+import { CatalogRead } from "../ProductService.js"
+import type { CatalogAnswer, ProductService } from "../ProductService.js"
 
 // The answers of the two cached reads, as status and JSON text. Both request paths write exactly these bytes: the
 // HttpApi routes (Products.ts) and the fast path (FastPath.ts), so the two can never disagree.
@@ -43,7 +43,7 @@ export const logFailure = (answer: ReadAnswer) =>
   answer.failure === undefined ? Effect.void : Effect.logError("database failure", answer.failure)
 
 /** A fallback copy answered because the database failed (CACHE_GRACE): the failure is still logged. */
-const staleAnswer = (body: string, served: Served): ReadAnswer => ({
+const staleAnswer = (body: string, served: CatalogAnswer): ReadAnswer => ({
   status: 200,
   body,
   xCache: "STALE",
@@ -51,24 +51,24 @@ const staleAnswer = (body: string, served: Served): ReadAnswer => ({
   failure: served.failure
 })
 
-const freshAnswer = (body: string, served: Served): ReadAnswer =>
+const freshAnswer = (body: string, served: CatalogAnswer): ReadAnswer =>
   served.cacheFailed
     ? { status: 200, body, xCache: "MISS", cacheFailed: true }
     : { status: 200, body, xCache: served.fromCache ? "HIT" : "MISS" }
 
 /** The answer of GET /api/v1/products/:id that found the product, for a read begun at `started`. */
-export const productFound = (served: Served, started: number): ReadAnswer => {
+export const productFound = (served: CatalogAnswer, started: number): ReadAnswer => {
   const { fromCache, json } = served
   const body = `{"product":${json},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
   return served.age === undefined ? freshAnswer(body, served) : staleAnswer(body, served)
 }
 
 /** A read as a batch answers it: the effect that answers it, settled (an `Exit`) when its value is known. */
-export type BatchAnswer = Effect.Effect<Served, ProductNotFound | SqlError>
+export type BatchAnswer = Effect.Effect<CatalogAnswer, ProductNotFound | SqlError>
 
 /** GET /api/v1/products/:id, answered by `read` (`ProductService.getById` or a read `getMany` handed over). */
 export const productBy = (
-  read: Effect.Effect<Served, ProductNotFound | SqlError>,
+  read: Effect.Effect<CatalogAnswer, ProductNotFound | SqlError>,
   started = performance.now()
 ): Effect.Effect<ReadAnswer> =>
   read.pipe(
@@ -81,7 +81,7 @@ export const product = (products: ProductService, id: ProductId, started = perfo
   productBy(products.getById(id), started)
 
 /** The answer of GET /api/v1/products with `served` as its page, for a read begun at `started`. */
-export const pageFound = (served: Served, offset: number, limit: number, started: number): ReadAnswer => {
+export const pageFound = (served: CatalogAnswer, offset: number, limit: number, started: number): ReadAnswer => {
   const { fromCache, json } = served
   // The cached page is `{"products":[...],"total":N}`, extended in place instead of parsed.
   const body = `${json.slice(0, -1)},"offset":${offset},"limit":${limit},"from_cache":${fromCache},"duration_ms":${elapsedSince(started)}}`
@@ -90,7 +90,7 @@ export const pageFound = (served: Served, offset: number, limit: number, started
 
 /** GET /api/v1/products, answered by `read` (`ProductService.list` or a read `getMany` handed over). */
 export const pageBy = (
-  read: Effect.Effect<Served, ProductNotFound | SqlError>,
+  read: Effect.Effect<CatalogAnswer, ProductNotFound | SqlError>,
   offset: number,
   limit: number,
   started = performance.now()
@@ -100,6 +100,26 @@ export const pageBy = (
     // A page is never absent: were it reported so, the 500 of an unexpected failure answers.
     Effect.catchTags({ ProductNotFound: (error) => Effect.die(error), SqlError: unavailable })
   )
+
+/**
+ * The answer of `read` from its value, for a read begun at `started`. A `switch`, not `$match`: the fast path answers
+ * every hit here, and a `$match` with its cases made per call measurably slowed a hit (bench/README.md).
+ */
+export const found = (read: CatalogRead, served: CatalogAnswer, started: number): ReadAnswer => {
+  switch (read._tag) {
+    case "Product":
+      return productFound(served, started)
+    case "Page":
+      return pageFound(served, read.offset, read.limit, started)
+  }
+}
+
+/** The answer of `read`, answered by `answer` (what a batch handed over, or the read alone). */
+export const by = (read: CatalogRead, answer: BatchAnswer, started: number): Effect.Effect<ReadAnswer> =>
+  CatalogRead.$match(read, {
+    Product: () => productBy(answer, started),
+    Page: ({ limit, offset }) => pageBy(answer, offset, limit, started)
+  })
 
 /** The limit a page is read with: the one asked for, at most the contract's maximum. */
 export const pageLimit = (requested: number) => Math.min(requested, maxLimit)
