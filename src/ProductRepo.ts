@@ -5,6 +5,7 @@ import { Database } from "./Database.js"
 import type { CreateProduct, Product, ProductId, ProductPage, UpdateProduct } from "./Domain/Product.js"
 import { trackQuery } from "./Metrics.js"
 import { SqlLive } from "./Database/Sql.js"
+import * as Statements from "./Database/Statements.js"
 import * as Tracing from "./Tracing.js"
 
 // Rows are not decoded again: they come from our own table, whose columns and CHECKs hold what Product's schema
@@ -23,10 +24,23 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
   effect: Effect.gen(function* () {
     const sql = yield* SqlClient.SqlClient
     const database = yield* Database
+    const statements = yield* Statements.Statements
     const traced = yield* Tracing.spans
 
+    // What every write runs, and a read alone, as statements prepared once (Database/Statements.ts). An update binds
+    // NULL for each field its patch leaves out, which keeps the field's value (no column takes NULL): one text for
+    // every patch.
+    const selectOne = statements.prepare<Product>(`SELECT ${columns} FROM products WHERE id = ?`)
+    const insertOne = statements.prepare<Product>(
+      `INSERT INTO products (name, description, price, stock, category, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING ${columns}`
+    )
+    const updateOne = statements.prepare<Product>(
+      `UPDATE products SET name = COALESCE(?, name), description = COALESCE(?, description), price = COALESCE(?, price), stock = COALESCE(?, stock), category = COALESCE(?, category), updated_at = ? WHERE id = ? RETURNING ${columns}`
+    )
+    const deleteOne = statements.prepare<{ id: ProductId }>("DELETE FROM products WHERE id = ? RETURNING id")
+
     const findById = (id: ProductId): Effect.Effect<Option.Option<Product>, SqlError> =>
-      sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE id = ${id}`.pipe(
+      selectOne(id).pipe(
         Effect.map(Array.head),
         database.read,
         trackQuery("findById"),
@@ -62,9 +76,8 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
 
     const insert = (input: CreateProduct): Effect.Effect<Product, SqlError> =>
       nowIso.pipe(
-        Effect.flatMap(
-          (now) =>
-            sql<Product>`INSERT INTO products ${sql.insert({ ...input, created_at: now, updated_at: now })} RETURNING ${sql.literal(columns)}`
+        Effect.flatMap((now) =>
+          insertOne(input.name, input.description, input.price, input.stock, input.category, now, now)
         ),
         Effect.map((rows) => rows[0]!),
         database.write,
@@ -72,13 +85,18 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
         traced("ProductRepo.insert")
       )
 
-    // One statement text for every patch, so it is compiled and prepared once: a field the patch leaves out is bound
-    // as NULL and keeps its value (no column takes NULL). Built per patch, the text cost more than the update ran.
     const update = (id: ProductId, patch: UpdateProduct): Effect.Effect<Option.Option<Product>, SqlError> =>
       nowIso.pipe(
-        Effect.flatMap(
-          (now) =>
-            sql<Product>`UPDATE products SET name = COALESCE(${patch.name ?? null}, name), description = COALESCE(${patch.description ?? null}, description), price = COALESCE(${patch.price ?? null}, price), stock = COALESCE(${patch.stock ?? null}, stock), category = COALESCE(${patch.category ?? null}, category), updated_at = ${now} WHERE id = ${id} RETURNING ${sql.literal(columns)}`
+        Effect.flatMap((now) =>
+          updateOne(
+            patch.name ?? null,
+            patch.description ?? null,
+            patch.price ?? null,
+            patch.stock ?? null,
+            patch.category ?? null,
+            now,
+            id
+          )
         ),
         Effect.map(Array.head),
         database.write,
@@ -87,7 +105,7 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
       )
 
     const remove = (id: ProductId): Effect.Effect<boolean, SqlError> =>
-      sql`DELETE FROM products WHERE id = ${id} RETURNING id`.pipe(
+      deleteOne(id).pipe(
         Effect.map((rows) => rows.length > 0),
         database.write,
         trackQuery("remove"),
@@ -102,5 +120,5 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
 
     return { findById, findByIds, page, insert, update, remove, ping } as const
   }),
-  dependencies: [SqlLive, Database.Default]
+  dependencies: [SqlLive, Statements.layer, Database.Default]
 }) {}
