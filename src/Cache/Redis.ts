@@ -9,8 +9,9 @@ import { connect, release } from "./Redis/Connection.js"
 import type { RedisCacheOptions } from "./Redis/Connection.js"
 import * as History from "./Redis/History.js"
 import * as Masters from "./Redis/Masters.js"
-import { removalInputs } from "./Redis/Scripts.js"
-import type { LookupReply, Scripts } from "./Redis/Scripts.js"
+import * as Shadow from "./Redis/Shadow.js"
+import { pushSlotKeys, removalInputs } from "./Redis/Scripts.js"
+import type { Scripts } from "./Redis/Scripts.js"
 import * as TurnBatch from "../TurnBatch.js"
 
 export type { Address, RedisCacheOptions, Topology } from "./Redis/Connection.js"
@@ -25,10 +26,6 @@ const splitStamp = (stamp: string) => {
 }
 
 const unverified = new Error("this Redis's history is not checked yet")
-
-/** A slot's five keys, as the many-slot scripts take them: its target, guard, lease, shadow, and absent or index. */
-const pushSlotKeys = (keys: Array<string>, slot: Slot, target: string, fifth: string) =>
-  keys.push(target, slot.guard, slot.lease, slot.shadow, fifth)
 
 export const make = (options: RedisCacheOptions) =>
   Effect.gen(function* () {
@@ -91,14 +88,31 @@ export const make = (options: RedisCacheOptions) =>
             return removed
           })
 
-    const lookupOf =
-      (epoch: string) =>
-      ([found, payload, third, load]: LookupReply): Lookup => {
+    /** The lookup script over `group`: a hit, a remembered absence, or a miss with its claim, per slot. */
+    const lookupScript = async (
+      epoch: string,
+      group: ReadonlyArray<Slot>,
+      observe?: (slots: ReadonlyArray<Slot>, found: ReadonlyArray<Lookup>) => void
+    ) => {
+      const keys: Array<string> = []
+      let roles = ""
+      for (const slot of group) {
+        // A page names its index where a product names its remembered absence; none has both.
+        pushSlotKeys(keys, slot, slot.key, slot.index?.key ?? slot.absent ?? slot.key)
+        roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
+      }
+      const args = [guardTtlMillis, leaseTtlMillis, freshStamp(), roles, epoch]
+      const replies = await client.cacheLookupMany(keys.length, ...keys, ...args)
+      const found = replies.map(([found, payload, third, load]): Lookup => {
         if (found === 1) return { _tag: "Hit", value: payload!, ttl: third as number, load: load! }
         if (found === 2) return absent
         return { _tag: "Miss", stamp: epochStamp(epoch, payload!), lease: (third as string | undefined) ?? null }
-      }
+      })
+      observe?.(group, found)
+      return found
+    }
 
+    const shadows = Shadow.make(client)
     const lookupMany = (slots: ReadonlyArray<Slot>) =>
       slots.length === 0
         ? Effect.succeed([])
@@ -109,25 +123,14 @@ export const make = (options: RedisCacheOptions) =>
               masters.perSlot(
                 slots,
                 (slot) => slot.key,
-                async (group) => {
-                  const keys: Array<string> = []
-                  let roles = ""
-                  for (const slot of group) {
-                    // A page names its index where a product names its remembered absence; none has both.
-                    pushSlotKeys(keys, slot, slot.key, slot.index?.key ?? slot.absent ?? slot.key)
-                    roles += slot.index !== undefined ? "i" : slot.absent !== undefined ? "a" : "n"
-                  }
-                  const replies = await client.cacheLookupMany(
-                    keys.length,
-                    ...keys,
-                    guardTtlMillis,
-                    leaseTtlMillis,
-                    freshStamp(),
-                    roles,
-                    epoch
-                  )
-                  return replies.map(lookupOf(epoch))
-                }
+                // Hits are read first with one MGET (Shadow.ts); only what that does not settle goes to the script.
+                // Skipping it adds no step: a step more here changed which reader of a key took its flight.
+                (group) =>
+                  shadows.skips()
+                    ? lookupScript(epoch, group, shadows.observe)
+                    : shadows.lookup(group, epoch, history.redisNow(masters.nodeOf(group[0]!.key)), (rest) =>
+                        lookupScript(epoch, rest)
+                      )
               )
           )
 

@@ -7,7 +7,8 @@ const historyOf = (server: string, replication: string) => {
   const field = (text: string, name: string) => new RegExp(`^${name}:(\\S+)`, "m").exec(text)?.[1]
   return {
     identity: `${field(server, "run_id")}:${field(replication, "master_replid")}`,
-    role: field(replication, "role")
+    role: field(replication, "role"),
+    timeMicros: Number(field(server, "server_time_usec"))
   }
 }
 
@@ -36,6 +37,7 @@ export const make = ({ cluster, epochs, single, timeout }: HistoryOptions) =>
     const checked = new WeakMap<Redis, unknown>()
     const checking = new Set<Redis>()
     const roles = new WeakMap<Redis, string | undefined>()
+    const clockOffsets = new WeakMap<Redis, number>()
     const oneCheckAtATime = yield* Effect.makeSemaphore(1)
 
     const check = (node: Redis) =>
@@ -44,11 +46,14 @@ export const make = ({ cluster, epochs, single, timeout }: HistoryOptions) =>
         if (node.status === "wait") yield* Effect.tryPromise(() => node.connect())
         const stream = node.stream
         if (node.status !== "ready") return
+        const asked = Date.now()
         const [server, replication] = yield* Effect.tryPromise(() =>
           Promise.all([node.info("server"), node.info("replication")])
         )
         if (node.stream !== stream) return
-        const { identity, role } = historyOf(server, replication)
+        const { identity, role, timeMicros } = historyOf(server, replication)
+        // Redis's clock against ours, read half way through the round trip (Redis before 6.2 does not tell it).
+        clockOffsets.set(node, Number.isFinite(timeMicros) ? timeMicros / 1000 - (asked + Date.now()) / 2 : 0)
         if (role !== "master") {
           // Scripts write, so a replica refuses them anyway; said once, not on every retry.
           if (roles.get(node) !== role)
@@ -97,5 +102,7 @@ export const make = ({ cluster, epochs, single, timeout }: HistoryOptions) =>
       if (node.status === "ready" || node.status === "wait") startCheck(node)
       return undefined
     }
-    return { epochOf } as const
+    /** Redis's time now on `node` (milliseconds), from its clock as read when its history was checked. */
+    const redisNow = (node: Redis | undefined) => Date.now() + ((node && clockOffsets.get(node)) ?? 0)
+    return { epochOf, redisNow } as const
   })

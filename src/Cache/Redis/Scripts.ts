@@ -1,8 +1,20 @@
 import type { Cluster, Redis } from "ioredis"
-import type { Removal } from "../../Cache.js"
+import type { Removal, Slot } from "../../Cache.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step. Each names
 // its inputs at its top; a script over many slots takes five keys per slot (Keys.ts's `slotKeys`).
+
+// A shadow is a string, "<epoch>|<loaded at>|<load µs>|<expires at>" (times in Redis's milliseconds), then
+// "|<value>" when it keeps a fallback copy: a string, so that a hit can be checked with a plain MGET (Shadow.ts). A
+// shadow of another type (a hash, as an older version wrote it) reads as none, so a fill replaces it.
+const shadowSteps = `
+local function readShadow(shadowKey)
+  local text = redis.pcall("GET", shadowKey)
+  if type(text) ~= "string" then return nil end
+  local epoch, at, load, expires, copy = string.match(text, "^([^|]*)|([^|]*)|([^|]*)|([^|]*)|?(.*)$")
+  if not epoch then return nil end
+  return {epoch = epoch, at = tonumber(at), load = tonumber(load), expires = tonumber(expires), copy = copy}
+end`
 
 // Reads the guard's stamp (making `token` the stamp if it has none) and takes the lease unless another reader holds
 // it under that stamp. The lease is held as "<stamp>|<token>": a lease taken under an older stamp belongs to a reader
@@ -35,6 +47,7 @@ return claim(guardKey, leaseKey, token, guardTtl, leaseTtl)`
 // pressure, or an older version filled it): both are misses, and the fill replaces them.
 // Replies, per slot, {1, value, pttl, load} | {2} (absent) | {0, stamp, lease or false}.
 const lookupManyScript = `${claimSteps}
+${shadowSteps}
 local guardTtl, leaseTtl, token = ARGV[1], ARGV[2], ARGV[3]
 -- one letter per slot: "a" has an absent key, "i" an index, "n" neither
 local roles, epoch = ARGV[4], ARGV[5]
@@ -44,9 +57,9 @@ for slot = 0, #KEYS / 5 - 1 do
   local absentOrIndexKey = KEYS[slot * 5 + 5]
   local role = string.sub(roles, slot + 1, slot + 1)
   local value = redis.call("GET", entryKey)
-  local shadow = value and redis.call("HMGET", shadowKey, "epoch", "load")
-  if value and shadow[1] == epoch and (role ~= "i" or redis.call("ZSCORE", absentOrIndexKey, entryKey)) then
-    found[slot + 1] = {1, value, redis.call("PTTL", entryKey), tonumber(shadow[2]) or 0}
+  local shadow = value and readShadow(shadowKey)
+  if shadow and shadow.epoch == epoch and (role ~= "i" or redis.call("ZSCORE", absentOrIndexKey, entryKey)) then
+    found[slot + 1] = {1, value, redis.call("PTTL", entryKey), shadow.load or 0}
   elseif role == "a" and redis.call("GET", absentOrIndexKey) == epoch then
     found[slot + 1] = {2}
   else
@@ -82,13 +95,9 @@ local function fill(k, a)
   if redis.call("PTTL", guardKey) > tonumber(ttl) then redis.call("PEXPIRE", guardKey, ttl) end
   if grace == "" then return 1 end
   local kept = tonumber(ttl) + tonumber(grace)
-  redis.call("DEL", shadowKey)
-  if tonumber(grace) > 0 then
-    redis.call("HSET", shadowKey, "epoch", epoch, "at", now, "load", load, "value", value)
-  else
-    redis.call("HSET", shadowKey, "epoch", epoch, "at", now, "load", load)
-  end
-  redis.call("PEXPIRE", shadowKey, kept)
+  local shadow = string.format("%s|%d|%d|%d", epoch, now, tonumber(load), now + tonumber(ttl))
+  if tonumber(grace) > 0 then shadow = shadow .. "|" .. value end
+  redis.call("SET", shadowKey, shadow, "PX", kept)
   if capacity ~= "" then
     if not redis.call("ZSCORE", indexKey, targetKey) then
       local over = redis.call("ZCARD", indexKey) - tonumber(capacity) + 1
@@ -142,15 +151,19 @@ return removed`
 
 // The fallback copy and its age (ms), unless the index no longer names the entry or the copy was kept under another
 // epoch. The index and entry keys are given only for an indexed entry.
-const staleScript = `
+const staleScript = `${shadowSteps}
 local shadowKey, indexKey, entryKey = KEYS[1], KEYS[2], KEYS[3]
 local epoch = ARGV[1]
 if indexKey and not redis.call("ZSCORE", indexKey, entryKey) then return false end
-local copy = redis.call("HMGET", shadowKey, "value", "at", "epoch")
-if not copy[1] or copy[3] ~= epoch then return false end
+local shadow = readShadow(shadowKey)
+if not shadow or shadow.copy == "" or shadow.epoch ~= epoch then return false end
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-return {copy[1], now - tonumber(copy[2])}`
+return {shadow.copy, now - shadow.at}`
+
+/** A slot's five keys, as the many-slot scripts take them: its target, guard, lease, shadow, and absent or index. */
+export const pushSlotKeys = (keys: Array<string>, slot: Slot, target: string, fifth: string) =>
+  keys.push(target, slot.guard, slot.lease, slot.shadow, fifth)
 
 /** `cacheInvalidateMany`'s key count, keys and arguments for `removals`, every guard moved to `stamp`. */
 export const removalInputs = (
