@@ -176,6 +176,28 @@ describe("Cache contract: redis specifics", () => {
     })
   )
 
+  // The shadow is a string so that an MGET reads it; an older version wrote a hash, and a Redis may still hold one.
+  it.scoped("a shadow of another type (an older version's hash) reads as none: a miss, which the fill replaces", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const slot = product(1)
+      yield* put(cache, slot, "v1", Duration.seconds(60))
+      const text = String(yield* server.command("GET", slot.shadow))
+      // "<epoch>|<loaded at>|<load µs>|<expires at>", with no fallback copy when there is no grace period.
+      const [epoch, at, , expires] = text.split("|")
+      expect(text).toMatch(/^[^|]+\|\d+\|\d+\|\d+$/)
+      expect(Number(expires) - Number(at)).toBe(60_000)
+      yield* server.command("DEL", slot.shadow)
+      yield* server.command("HSET", slot.shadow, "epoch", epoch!, "at", at!, "load", "1", "value", "v1")
+      expect(yield* cache.stale(slot)).toBeNull()
+      const found = miss(yield* cache.lookup(slot))
+      expect(yield* cache.fill(slot, { ...found, value: "v2", ttl: Duration.seconds(60) })).toBe(true)
+      expect(String(yield* server.command("GET", slot.shadow))).toMatch(new RegExp(`^${epoch}\\|`))
+      expect(yield* cache.lookup(slot)).toMatchObject({ _tag: "Hit", value: "v2" })
+    })
+  )
+
   it.scoped(
     "a stopped Redis makes every operation fail fast with a CacheError, without waiting for CACHE_TIMEOUT",
     () =>
