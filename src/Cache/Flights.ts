@@ -88,7 +88,13 @@ export const make = ({ cache, clock, fill }: FlightsOptions) => {
     Effect.suspend(() => {
       const key = flightOf(slot, stamp)
       const running = loading.get(key)
-      if (running !== undefined) return join<E>(running)
+      if (running !== undefined) {
+        if (lease === null) return join<E>(running)
+        // A lease taken while this process's load of the same stamp was still landing (its fill done, its flight not
+        // yet off the map): given back by filling what that load found, or every later reader of the key would wait
+        // out the lease for a fill nobody makes.
+        return Effect.tap(join<E>(running), (value) => fill({ slot, stamp, lease, value }, 0))
+      }
       const flight = launch(key)
       // The load's duration is kept with the entry for refresh ahead.
       const loadAndFill = Effect.suspend(() => {
