@@ -18,6 +18,7 @@ const dist = resolve(import.meta.dirname, "..", distArg)
 const slots = Number(slotsArg)
 const calls = Number(callsArg)
 const { define } = await import(pathToFileURL(join(dist, "Cache/Redis/Scripts.js")).href)
+const CacheKeys = await import(pathToFileURL(join(dist, "Cache/Keys.js")).href)
 const tmp = mkdtempSync(join(tmpdir(), "lookup-cost-"))
 const redis = await startRedis({ taken: new Set(), tmp })
 const client = define(redis.client)
@@ -33,18 +34,14 @@ const value = JSON.stringify({
   created_at: "2026-12-05T11:55:42.016Z",
   updated_at: "2026-12-05T11:55:42.016Z"
 })
-const keysOf = (/** @type {number} */ id) => ({
-  key: `product:id:${id}`,
-  guard: `product:guard:id:${id}`,
-  lease: `product:lease:id:${id}`,
-  shadow: `product:shadow:id:${id}`,
-  absent: `product:absent:id:${id}`
-})
+// The service's own key names, with the default prefix.
+const keysOf = CacheKeys.make("product:").product
 const fill = client.pipeline()
 const now = Date.now()
 for (let id = 1; id <= 1000; id++) {
   const { key, shadow } = keysOf(id)
   fill.set(key, value, "PX", 3_600_000)
+  // The shadow as the fill script writes it (Scripts.ts): epoch, loaded at, load µs, expires at.
   fill.set(shadow, `${epoch}|${now}|120|${now + 3_600_000}`, "PX", 3_600_000)
 }
 await fill.exec()
