@@ -38,6 +38,11 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
       `UPDATE products SET name = COALESCE(?, name), description = COALESCE(?, description), price = COALESCE(?, price), stock = COALESCE(?, stock), category = COALESCE(?, category), updated_at = ? WHERE id = ? RETURNING ${columns}`
     )
     const deleteOne = statements.prepare<{ id: ProductId }>("DELETE FROM products WHERE id = ? RETURNING id")
+    // A batch of misses on SQLite: one text for any number of ids (a JSON array), so it is prepared once too.
+    const selectMany =
+      statements.dialect === "sqlite"
+        ? statements.prepare<Product>(`SELECT ${columns} FROM products WHERE id IN (SELECT value FROM json_each(?))`)
+        : undefined
 
     const findById = (id: ProductId): Effect.Effect<Option.Option<Product>, SqlError> =>
       selectOne(id).pipe(
@@ -49,14 +54,13 @@ export class ProductRepo extends Effect.Service<ProductRepo>()("ProductRepo", {
 
     /**
      * Several products in one statement (misses batched by ProductLoader), in no particular order; absent ids are
-     * simply not in the answer. Plain `IN (...)`: the same SQL on SQLite and PostgreSQL.
+     * simply not in the answer. On PostgreSQL a plain `IN (...)` through the client, whose cost the round trip dwarfs.
      */
     const findByIds = (ids: ReadonlyArray<ProductId>): Effect.Effect<ReadonlyArray<Product>, SqlError> =>
-      sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE ${sql.in("id", ids)}`.pipe(
-        database.read,
-        trackQuery("findByIds"),
-        traced("ProductRepo.findByIds", { count: ids.length })
-      )
+      (selectMany !== undefined
+        ? selectMany(JSON.stringify(ids))
+        : sql<Product>`SELECT ${sql.literal(columns)} FROM products WHERE ${sql.in("id", ids)}`
+      ).pipe(database.read, trackQuery("findByIds"), traced("ProductRepo.findByIds", { count: ids.length }))
 
     // One statement, so the page and its total come from the same snapshot.
     const page = (offset: number, limit: number): Effect.Effect<ProductPage, SqlError> =>

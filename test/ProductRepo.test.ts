@@ -57,6 +57,20 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
       })
   )
 
+  it.scopedLive(
+    "findByIds answers the rows of the ids it finds, each once, whatever the order asked and with absent ids",
+    () =>
+      Effect.gen(function* () {
+        const { repo } = yield* fresh
+        const made = []
+        for (let i = 0; i < 4; i++) made.push(yield* repo.insert({ ...laptop, name: `Laptop ${i}`, stock: i }))
+        const [first, second, , fourth] = made
+        const found = yield* repo.findByIds([fourth!.id, 99 as ProductId, first!.id, fourth!.id, second!.id])
+        expect([...found].sort((a, b) => a.id - b.id)).toEqual([first, second, fourth])
+        expect(yield* repo.findByIds([98 as ProductId, 99 as ProductId])).toEqual([])
+      })
+  )
+
   it.scopedLive("values at the edges of the schemas come back exactly: doubles, safe integers, any Unicode text", () =>
     Effect.gen(function* () {
       const { repo } = yield* fresh

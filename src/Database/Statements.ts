@@ -19,7 +19,11 @@ export type Statement<A> = (...params: ReadonlyArray<unknown>) => Effect.Effect<
  */
 export class Statements extends Context.Tag("Statements")<
   Statements,
-  { readonly prepare: <A = never>(text: string) => Statement<A> }
+  {
+    readonly prepare: <A = never>(text: string) => Statement<A>
+    /** Which SQL the texts are written in, where the two databases spell a statement differently. */
+    readonly dialect: "sqlite" | "pg"
+  }
 >() {}
 
 const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
@@ -35,6 +39,7 @@ const sqlite = (filename: string) =>
         (db) => Effect.sync(() => db.close())
       )
       return Statements.of({
+        dialect: "sqlite",
         prepare: <A>(text: string): Statement<A> => {
           const statement = db.prepare<Array<unknown>, A>(text)
           return statement.reader
@@ -51,6 +56,7 @@ const viaClient = Layer.effect(
   Statements,
   Effect.map(SqlClient.SqlClient, (sql) =>
     Statements.of({
+      dialect: "pg",
       prepare: <A>(text: string): Statement<A> => {
         let at = 0
         const numbered = text.replace(/\?/g, () => `$${++at}`)
