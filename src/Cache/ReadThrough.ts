@@ -1,4 +1,4 @@
-import { Effect, Exit, Option, Runtime } from "effect"
+import { Effect, Exit, Fiber, Option, Runtime } from "effect"
 import * as AppConfig from "../AppConfig.js"
 import type { Lookup, Slot } from "../Cache.js"
 import { Cache } from "../Cache.js"
@@ -138,38 +138,52 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       )
     }
 
-    /** Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. */
+    /**
+     * Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. The
+     * answers go out as soon as the fill is sent, not when Redis has stored it: a read that follows an answer comes
+     * after the fill on the connection, so it still finds the entry, and the counters wait for the fill (Stats.ts).
+     */
     const loadLeased = <E, A, I extends ReadItem<E, A>>(
       items: ReadonlyArray<I>,
       leased: ReadonlyArray<Leased>,
       { answer, loadMany }: ReadManyOptions<E, A, I>,
       lookedUp: bigint
-    ) =>
-      Effect.suspend(() =>
-        Effect.tap(loadMany(leased.map(({ at }) => items[at]!)), (values) =>
-          fills.fillMany(
-            leased.map(({ at, lease, stamp }, i) => ({ slot: items[at]!.slot, stamp, lease, value: values[i]! })),
-            // Each entry keeps, for refresh ahead, what reloading it takes: a refresh claims the lease (a round trip,
-            // as the lookup was) and then loads, so it is counted from the lookup, not from the query alone.
-            Number(clock.unsafeCurrentTimeNanos() - lookedUp) / 1000
+    ) => {
+      const each = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
+        leased.map(({ at }, i) => [items[at]!, Exit.map(exit, (values) => values[i]!)] as const)
+      const answerAll = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
+        each(exit).forEach(([{ absent, slot }, loaded], i) =>
+          answer(
+            leased[i]!.at,
+            Exit.isSuccess(loaded) && Option.isSome(loaded.value)
+              ? Exit.succeed(fromDatabase(loaded.value.value))
+              : afterLoad(slot, pendingKeyOf(slot), loaded, absent)
           )
         )
-      ).pipe(
-        Effect.exit,
-        Effect.map((exit) =>
-          leased.forEach(({ at, flight }, i) => {
-            const { absent, slot } = items[at]!
-            const loaded = Exit.map(exit, (values) => values[i]!)
-            flights.land(flight, loaded)
-            answer(
-              at,
-              Exit.isSuccess(loaded) && Option.isSome(loaded.value)
-                ? Exit.succeed(fromDatabase(loaded.value.value))
-                : afterLoad(slot, pendingKeyOf(slot), loaded, absent)
-            )
-          })
+      const landAll = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
+        each(exit).forEach(([, loaded], i) => flights.land(leased[i]!.flight, loaded))
+      const fill = (values: ReadonlyArray<Option.Option<string>>) =>
+        fills.fillMany(
+          leased.map(({ at, lease, stamp }, i) => ({ slot: items[at]!.slot, stamp, lease, value: values[i]! })),
+          // Each entry keeps, for refresh ahead, what reloading it takes: a refresh claims the lease (a round trip,
+          // as the lookup was) and then loads, so it is counted from the lookup, not from the query alone.
+          Number(clock.unsafeCurrentTimeNanos() - lookedUp) / 1000
         )
+      return Effect.suspend(() => loadMany(leased.map(({ at }) => items[at]!))).pipe(
+        Effect.exit,
+        Effect.flatMap((exit) => {
+          if (Exit.isFailure(exit)) return Effect.sync(() => (landAll(exit), answerAll(exit)))
+          // The fill's fiber runs first, to its send (the yield lets it), then the answers; the flights land when
+          // Redis has answered the fill, so a reader that joins one meanwhile gets the same value.
+          return Effect.fork(stats.settling(fill(exit.value))).pipe(
+            Effect.tap(Effect.yieldNow()),
+            Effect.tap(() => answerAll(exit)),
+            Effect.flatMap(Fiber.await),
+            Effect.map(() => landAll(exit))
+          )
+        })
       )
+    }
 
     /**
      * Many reads at once, for reads that arrive together (the fast path's batch): one look at the pending records,
