@@ -138,43 +138,45 @@ describe("ReadThrough over another entity", () => {
 })
 
 describe("a batch's misses, answered before their fill is done", () => {
-  it.scoped("the answer comes once the fill is sent; the counters and the flight wait for the fill to finish", () =>
-    Effect.gen(function* () {
-      // The fill is applied to the cache at once (as a command sent is, for the reads after it), then held open.
-      const gate = yield* Deferred.make<void>()
-      const gated = Layer.effect(
-        Cache,
-        Effect.map(MemoryCache.make, (cache) =>
-          Cache.of({ ...cache, fillMany: (fills) => Effect.zipLeft(cache.fillMany(fills), Deferred.await(gate)) })
+  it.scoped(
+    "the answer comes before the fill is done, and a read after it hits; the counters and the batch wait for the fill",
+    () =>
+      Effect.gen(function* () {
+        // The fill is applied to the cache at once (as a command sent is, for the reads after it), then held open.
+        const gate = yield* Deferred.make<void>()
+        const gated = Layer.effect(
+          Cache,
+          Effect.map(MemoryCache.make, (cache) =>
+            Cache.of({ ...cache, fillMany: (fills) => Effect.zipLeft(cache.fillMany(fills), Deferred.await(gate)) })
+          )
         )
-      )
-      const context = yield* Layer.build(
-        ReadThrough.Default.pipe(
-          Layer.provideMerge(Layer.mergeAll(gated, CacheStats.Default, Invalidations.layerLocal)),
-          Layer.provide(config)
+        const context = yield* Layer.build(
+          ReadThrough.Default.pipe(
+            Layer.provideMerge(Layer.mergeAll(gated, CacheStats.Default, Invalidations.layerLocal)),
+            Layer.provide(config)
+          )
         )
-      )
-      const stats = Context.get(context, CacheStats)
-      const forecasts = makeForecasts(Context.get(context, ReadThrough), new Map([["oslo", `{"high":9}`]]))
-      // Opened in any case, so that a failed expectation does not leave the batch (uninterruptible) waiting.
-      yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
-      const answered = yield* Deferred.make<Effect.Effect<Served, UnknownCity>>()
-      const batch = yield* Effect.fork(
-        forecasts.getMany(["oslo"], (_, answer) => void Deferred.unsafeDone(answered, Exit.succeed(answer)))
-      )
+        const stats = Context.get(context, CacheStats)
+        const forecasts = makeForecasts(Context.get(context, ReadThrough), new Map([["oslo", `{"high":9}`]]))
+        // Opened in any case, so that a failed expectation does not leave the batch (uninterruptible) waiting.
+        yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
+        const answered = yield* Deferred.make<Effect.Effect<Served, UnknownCity>>()
+        const batch = yield* Effect.fork(
+          forecasts.getMany(["oslo"], (_, answer) => void Deferred.unsafeDone(answered, Exit.succeed(answer)))
+        )
 
-      expect(yield* Effect.flatten(Deferred.await(answered))).toEqual({ json: `{"high":9}`, fromCache: false })
-      // The read that follows the answer finds the entry the fill stored.
-      expect(yield* forecasts.get("oslo")).toEqual({ json: `{"high":9}`, fromCache: true })
-      const counted = yield* Effect.fork(stats.snapshot)
-      yield* Effect.yieldNow({ priority: 1 })
-      expect(counted.unsafePoll()).toBeNull()
-      expect(batch.unsafePoll()).toBeNull()
+        expect(yield* Effect.flatten(Deferred.await(answered))).toEqual({ json: `{"high":9}`, fromCache: false })
+        // The read that follows the answer finds the entry the fill stored.
+        expect(yield* forecasts.get("oslo")).toEqual({ json: `{"high":9}`, fromCache: true })
+        const counted = yield* Effect.fork(stats.snapshot)
+        yield* Effect.yieldNow({ priority: 1 })
+        expect(counted.unsafePoll()).toBeNull()
+        expect(batch.unsafePoll()).toBeNull()
 
-      yield* Deferred.succeed(gate, undefined)
-      expect(counts(yield* Fiber.join(counted))).toEqual({ hits: 1, misses: 1, sets: 1, deletes: 0, errors: 0 })
-      yield* Fiber.join(batch)
-    })
+        yield* Deferred.succeed(gate, undefined)
+        expect(counts(yield* Fiber.join(counted))).toEqual({ hits: 1, misses: 1, sets: 1, deletes: 0, errors: 0 })
+        yield* Fiber.join(batch)
+      })
   )
 })
 

@@ -1,4 +1,4 @@
-import { Effect, Exit, Fiber, Option, Runtime } from "effect"
+import { Effect, Exit, Option, Runtime } from "effect"
 import * as AppConfig from "../AppConfig.js"
 import type { Lookup, Slot } from "../Cache.js"
 import { Cache } from "../Cache.js"
@@ -140,7 +140,7 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
 
     /**
      * Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. The
-     * answers go out as soon as the fill is sent, not when Redis has stored it: a read that follows an answer comes
+     * answers go out before the fill is done, with it sent right after them: a read that follows an answer comes
      * after the fill on the connection, so it still finds the entry, and the counters wait for the fill (Stats.ts).
      */
     const loadLeased = <E, A, I extends ReadItem<E, A>>(
@@ -173,14 +173,12 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
         Effect.exit,
         Effect.flatMap((exit) => {
           if (Exit.isFailure(exit)) return Effect.sync(() => (landAll(exit), answerAll(exit)))
-          // The fill's fiber runs first, to its send (the yield lets it), then the answers; the flights land when
-          // Redis has answered the fill, so a reader that joins one meanwhile gets the same value.
-          return Effect.fork(stats.settling(fill(exit.value))).pipe(
-            Effect.tap(Effect.yieldNow()),
-            Effect.tap(() => answerAll(exit)),
-            Effect.flatMap(Fiber.await),
-            Effect.map(() => landAll(exit))
-          )
+          // The answers are written, then in the same run of this fiber the fill is sent: a request that follows an
+          // answer is read in a later turn of the event loop. The flights land when Redis has answered the fill, so
+          // a reader that joins one meanwhile gets the same value. (A fiber of its own for the fill, to send it
+          // first, cost the mixed load more than the wait it saves.)
+          answerAll(exit)
+          return Effect.map(stats.settling(fill(exit.value)), () => landAll(exit))
         })
       )
     }
