@@ -8,47 +8,14 @@
 // (`valgrind --tool=callgrind --instr-atstart=no node --single-threaded bench/writeCost.mjs dist 2000 --callgrind`)
 // instructions are counted around the sequential updates only: the figure that does not move with the machine.
 import { execFile } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join, resolve } from "node:path"
 import { promisify } from "node:util"
-import { startRedis } from "./lib/servers.mjs"
+import { startInProcess } from "./lib/inProcess.mjs"
 
 const [distArg = "dist", countArg = "3000", flag] = process.argv.slice(2)
-const dist = resolve(import.meta.dirname, "..", distArg)
 const count = Number(countArg)
-const tmp = mkdtempSync(join(tmpdir(), "write-cost-"))
-const redis = await startRedis({ taken: new Set(), tmp })
-Object.assign(process.env, {
-  NODE_ENV: "production",
-  REDIS_URL: redis.url,
-  DB_PATH: join(tmp, "products.db"),
-  CACHE_TTL: "1h",
-  CACHE_TIMEOUT: "10s",
-  LOG_LEVEL: "warn"
-})
-delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT
-
-const load = (path) => import(join(dist, path))
-const { Effect, Layer, ManagedRuntime } = await import("effect")
-const { ProductService } = await load("ProductService.js")
+const { runtime, service, ids, load, stop } = await startInProcess(distArg)
+const { Effect } = await import("effect")
 const { CacheStats } = await load("Cache/Stats.js")
-const Services = await load("Services.js")
-const Tracing = await load("Tracing.js")
-const Logging = await load("Logging.js")
-
-// As main.ts composes it (Services.ts), without the HTTP server.
-const layer = Services.Live.pipe(
-  Layer.provide(Services.CacheLive),
-  Layer.provide(Tracing.layer),
-  Layer.provide(Logging.layer)
-)
-const runtime = ManagedRuntime.make(layer)
-const service = await runtime.runPromise(ProductService)
-const ids = 1000
-for (let i = 1; i <= ids; i++) {
-  await runtime.runPromise(service.create({ name: `Product ${i}`, description: "", price: 1, stock: 0, category: "x" }))
-}
 const update = (i) => service.update(1 + ((i * 7919) % ids), { stock: i % 10_000 })
 const upTo = (n) => Array.from({ length: n }, (_, i) => i)
 const sequential = (n) => Effect.forEach(upTo(n), update, { discard: true })
@@ -78,7 +45,4 @@ if (flag === "--callgrind") {
     JSON.stringify({ dist: distArg, cpuMicrosPerUpdate: { sequential: seq, concurrent50: conc }, errors, deletes })
   )
 }
-await runtime.dispose()
-redis.client.disconnect()
-redis.child.kill("SIGTERM")
-rmSync(tmp, { recursive: true, force: true })
+await stop()
