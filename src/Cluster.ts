@@ -31,10 +31,7 @@ export const answerGathers = (topic: string, part: () => unknown): (() => void) 
   if (!cluster.isWorker) return () => {}
   const answer = (message: unknown) => {
     if (!isGatherMessage(message) || message.type !== "gather:collect" || message.topic !== topic) return
-    // A part may be a promise: the worker's counters once its fills under way have counted.
-    void Promise.resolve(part()).then((value) =>
-      process.send?.({ type: "gather:part", id: message.id, part: value } satisfies GatherMessage)
-    )
+    process.send?.({ type: "gather:part", id: message.id, part: part() } satisfies GatherMessage)
   }
   process.on("message", answer)
   return () => void process.off("message", answer)

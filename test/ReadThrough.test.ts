@@ -1,6 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Context, Data, Deferred, Effect, Exit, Fiber, Layer, Option } from "effect"
-import { Cache } from "../src/Cache.js"
 import type { Slot } from "../src/Cache.js"
 import * as Invalidations from "../src/Cache/Invalidations.js"
 import * as MemoryCache from "../src/Cache/Memory.js"
@@ -133,49 +132,6 @@ describe("ReadThrough over another entity", () => {
         expect(forecasts.loads).toEqual([["paris"], ["oslo", "lima", "atlantis"]])
         // oslo is read twice, so it counts two misses, as two reads alone would.
         expect(counts(yield* stats())).toEqual({ hits: 1, misses: 1 + 4, sets: 1 + 2, deletes: 0, errors: 0 })
-      })
-  )
-})
-
-describe("a batch's misses, answered before their fill is done", () => {
-  it.scoped(
-    "the answer comes before the fill is done, and a read after it hits; the counters and the batch wait for the fill",
-    () =>
-      Effect.gen(function* () {
-        // The fill is applied to the cache at once (as a command sent is, for the reads after it), then held open.
-        const gate = yield* Deferred.make<void>()
-        const gated = Layer.effect(
-          Cache,
-          Effect.map(MemoryCache.make, (cache) =>
-            Cache.of({ ...cache, fillMany: (fills) => Effect.zipLeft(cache.fillMany(fills), Deferred.await(gate)) })
-          )
-        )
-        const context = yield* Layer.build(
-          ReadThrough.Default.pipe(
-            Layer.provideMerge(Layer.mergeAll(gated, CacheStats.Default, Invalidations.layerLocal)),
-            Layer.provide(config)
-          )
-        )
-        const stats = Context.get(context, CacheStats)
-        const forecasts = makeForecasts(Context.get(context, ReadThrough), new Map([["oslo", `{"high":9}`]]))
-        // Opened in any case, so that a failed expectation does not leave the batch (uninterruptible) waiting.
-        yield* Effect.addFinalizer(() => Deferred.succeed(gate, undefined))
-        const answered = yield* Deferred.make<Effect.Effect<Served, UnknownCity>>()
-        const batch = yield* Effect.fork(
-          forecasts.getMany(["oslo"], (_, answer) => void Deferred.unsafeDone(answered, Exit.succeed(answer)))
-        )
-
-        expect(yield* Effect.flatten(Deferred.await(answered))).toEqual({ json: `{"high":9}`, fromCache: false })
-        // The read that follows the answer finds the entry the fill stored.
-        expect(yield* forecasts.get("oslo")).toEqual({ json: `{"high":9}`, fromCache: true })
-        const counted = yield* Effect.fork(stats.snapshot)
-        yield* Effect.yieldNow({ priority: 1 })
-        expect(counted.unsafePoll()).toBeNull()
-        expect(batch.unsafePoll()).toBeNull()
-
-        yield* Deferred.succeed(gate, undefined)
-        expect(counts(yield* Fiber.join(counted))).toEqual({ hits: 1, misses: 1, sets: 1, deletes: 0, errors: 0 })
-        yield* Fiber.join(batch)
       })
   )
 })

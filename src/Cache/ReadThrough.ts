@@ -138,50 +138,38 @@ export class ReadThrough extends Effect.Service<ReadThrough>()("ReadThrough", {
       )
     }
 
-    /**
-     * Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. The
-     * answers go out before the fill is done, with it sent right after them: a read that follows an answer comes
-     * after the fill on the connection, so it still finds the entry, and the counters wait for the fill (Stats.ts).
-     */
+    /** Loads the leased misses of a batch with one load and one fill, answers them, and lands their flights. */
     const loadLeased = <E, A, I extends ReadItem<E, A>>(
       items: ReadonlyArray<I>,
       leased: ReadonlyArray<Leased>,
       { answer, loadMany }: ReadManyOptions<E, A, I>,
       lookedUp: bigint
-    ) => {
-      const each = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
-        leased.map(({ at }, i) => [items[at]!, Exit.map(exit, (values) => values[i]!)] as const)
-      const answerAll = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
-        each(exit).forEach(([{ absent, slot }, loaded], i) =>
-          answer(
-            leased[i]!.at,
-            Exit.isSuccess(loaded) && Option.isSome(loaded.value)
-              ? Exit.succeed(fromDatabase(loaded.value.value))
-              : afterLoad(slot, pendingKeyOf(slot), loaded, absent)
+    ) =>
+      Effect.suspend(() =>
+        Effect.tap(loadMany(leased.map(({ at }) => items[at]!)), (values) =>
+          fills.fillMany(
+            leased.map(({ at, lease, stamp }, i) => ({ slot: items[at]!.slot, stamp, lease, value: values[i]! })),
+            // Each entry keeps, for refresh ahead, what reloading it takes: a refresh claims the lease (a round trip,
+            // as the lookup was) and then loads, so it is counted from the lookup, not from the query alone.
+            Number(clock.unsafeCurrentTimeNanos() - lookedUp) / 1000
           )
         )
-      const landAll = (exit: Exit.Exit<ReadonlyArray<Option.Option<string>>, E>) =>
-        each(exit).forEach(([, loaded], i) => flights.land(leased[i]!.flight, loaded))
-      const fill = (values: ReadonlyArray<Option.Option<string>>) =>
-        fills.fillMany(
-          leased.map(({ at, lease, stamp }, i) => ({ slot: items[at]!.slot, stamp, lease, value: values[i]! })),
-          // Each entry keeps, for refresh ahead, what reloading it takes: a refresh claims the lease (a round trip,
-          // as the lookup was) and then loads, so it is counted from the lookup, not from the query alone.
-          Number(clock.unsafeCurrentTimeNanos() - lookedUp) / 1000
-        )
-      return Effect.suspend(() => loadMany(leased.map(({ at }) => items[at]!))).pipe(
+      ).pipe(
         Effect.exit,
-        Effect.flatMap((exit) => {
-          if (Exit.isFailure(exit)) return Effect.sync(() => (landAll(exit), answerAll(exit)))
-          // The answers are written, then in the same run of this fiber the fill is sent: a request that follows an
-          // answer is read in a later turn of the event loop. The flights land when Redis has answered the fill, so
-          // a reader that joins one meanwhile gets the same value. (A fiber of its own for the fill, to send it
-          // first, cost the mixed load more than the wait it saves.)
-          answerAll(exit)
-          return Effect.map(stats.settling(fill(exit.value)), () => landAll(exit))
-        })
+        Effect.map((exit) =>
+          leased.forEach(({ at, flight }, i) => {
+            const { absent, slot } = items[at]!
+            const loaded = Exit.map(exit, (values) => values[i]!)
+            flights.land(flight, loaded)
+            answer(
+              at,
+              Exit.isSuccess(loaded) && Option.isSome(loaded.value)
+                ? Exit.succeed(fromDatabase(loaded.value.value))
+                : afterLoad(slot, pendingKeyOf(slot), loaded, absent)
+            )
+          })
+        )
       )
-    }
 
     /**
      * Many reads at once, for reads that arrive together (the fast path's batch): one look at the pending records,

@@ -97,37 +97,6 @@ const counters = () => {
     hits = misses = sets = deletes = errors = stale = 0
     return snapshot()
   }
-  // Fills whose reads were answered before the fill was done (a batch's misses: ReadThrough.ts), by the order they
-  // began in, and who waits for them: counters are read only once every such fill begun before has counted, so that
-  // what a client sees after its answers counts them (a set, or an error).
-  let begun = 0
-  const pending = new Set<number>()
-  const waiting: Array<{ readonly upTo: number; readonly resume: () => void }> = []
-  const wake = () => {
-    const oldest = pending.size === 0 ? Infinity : pending.values().next().value!
-    for (let i = waiting.length - 1; i >= 0; i--) {
-      if (waiting[i]!.upTo >= oldest) continue
-      waiting[i]!.resume()
-      waiting.splice(i, 1)
-    }
-  }
-  const settling = <A, E, R>(fill: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-    Effect.suspend(() => {
-      const mine = ++begun
-      pending.add(mine)
-      return Effect.ensuring(
-        fill,
-        Effect.sync(() => {
-          pending.delete(mine)
-          wake()
-        })
-      )
-    })
-  const settled = (): Promise<void> | undefined => {
-    if (pending.size === 0) return undefined
-    const upTo = begun
-    return new Promise((resume) => waiting.push({ upTo, resume }))
-  }
   /** The outcomes of reads: one each for a lone read, many at once for a batch of them. */
   const tally = (counts: { readonly hits?: number; readonly misses?: number; readonly sets?: number }) =>
     Effect.sync(() => {
@@ -142,9 +111,7 @@ const counters = () => {
   return {
     snapshot,
     reset,
-    settled,
     counting: {
-      settling,
       hit: tally({ hits: 1 }),
       miss: tally({ misses: 1 }),
       set: tally({ sets: 1 }),
@@ -168,21 +135,6 @@ const counters = () => {
   }
 }
 
-/** Waits for the fills begun before it (`settling`); no wait when none is under way. */
-const settledEffect = (local: ReturnType<typeof counters>): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const waiting = local.settled()
-    return waiting === undefined ? Effect.void : Effect.promise(() => waiting)
-  })
-
-/** The counters once the fills begun before are counted, for a worker's answer to a gathering. */
-const settledThen =
-  <A>(local: ReturnType<typeof counters>, read: () => A) =>
-  (): A | Promise<A> => {
-    const waiting = local.settled()
-    return waiting === undefined ? read() : waiting.then(read)
-  }
-
 /**
  * The counters behind `/api/v1/cache/stats`, counted as the contract says (see ProductService).
  *
@@ -194,12 +146,7 @@ const settledThen =
 export class CacheStats extends Effect.Service<CacheStats>()("CacheStats", {
   sync: () => {
     const local = counters()
-    return {
-      ...local.counting,
-      snapshot: Effect.zipRight(settledEffect(local), Effect.sync(local.snapshot)),
-      reset: Effect.zipRight(settledEffect(local), Effect.sync(local.reset)),
-      settled: settledEffect(local)
-    }
+    return { ...local.counting, snapshot: Effect.sync(local.snapshot), reset: Effect.sync(local.reset) }
   }
 }) {}
 
@@ -217,8 +164,8 @@ export const layerClustered = Layer.scoped(
     const local = counters()
     yield* Effect.acquireRelease(
       Effect.sync(() => [
-        Cluster.answerGathers(gatherTopic, settledThen(local, local.snapshot)),
-        Cluster.answerGathers(resetTopic, settledThen(local, local.reset))
+        Cluster.answerGathers(gatherTopic, local.snapshot),
+        Cluster.answerGathers(resetTopic, local.reset)
       ]),
       (stops) => Effect.sync(() => stops.forEach((stop) => stop()))
     )
@@ -231,8 +178,7 @@ export const layerClustered = Layer.scoped(
     return CacheStats.make({
       ...local.counting,
       snapshot: gathered(gatherTopic, local.snapshot),
-      reset: gathered(resetTopic, local.reset),
-      settled: settledEffect(local)
+      reset: gathered(resetTopic, local.reset)
     })
   })
 )

@@ -38,12 +38,9 @@ export const StatsLive = HttpApiBuilder.group(Api, "cache", (handlers) =>
 
 /** Every metric, in Prometheus text format. */
 export const MetricsLive = HttpApiBuilder.group(Api, "metrics", (handlers) =>
-  Effect.map(CacheStats, (stats) =>
-    handlers.handle("metrics", () =>
-      // As the endpoint's counters: once the fills of reads already answered have counted.
-      Effect.map(Effect.zipRight(stats.settled, PrometheusText.scrape), (body) =>
-        HttpServerResponse.text(body, { contentType: PrometheusText.contentType })
-      )
+  handlers.handle("metrics", () =>
+    Effect.map(PrometheusText.scrape, (body) =>
+      HttpServerResponse.text(body, { contentType: PrometheusText.contentType })
     )
   )
 )
