@@ -135,6 +135,26 @@ describe("Cache contract: redis specifics", () => {
     })
   )
 
+  // Under entries shorter-lived than a lease, the next miss of a key read again soon finds the guard the fill left:
+  // it takes the lease under the same stamp instead of Redis making a guard anew for every fill.
+  it.scoped("a fill leaves its guard a lease's life at least, so a short-lived entry's next miss keeps its stamp", () =>
+    Effect.gen(function* () {
+      const server = yield* RedisServer.make()
+      const cache = yield* build(redisLayer(server.url))
+      const slot = CacheKeys.make("product:").product(5 as ProductId)
+      const found = miss(yield* cache.lookup(slot))
+      yield* cache.fill(slot, { ...found, value: '{"id":5}', ttl: Duration.millis(50) })
+      const guard = Number(yield* server.command("PTTL", slot.guard))
+      expect(guard).toBeGreaterThan(500)
+      expect(guard).toBeLessThanOrEqual(1_000)
+      // The entry goes (as it would expire); the guard stays, and the next miss shares the first one's stamp.
+      yield* server.command("DEL", "product:id:5")
+      const next = miss(yield* cache.lookup(slot))
+      expect(next.stamp).toBe(found.stamp)
+      expect(next.lease).not.toBeNull()
+    })
+  )
+
   it.scoped("the page index is a sorted set under <prefix>index:list that expires with its longest-lived page", () =>
     Effect.gen(function* () {
       const server = yield* RedisServer.make()

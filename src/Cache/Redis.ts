@@ -158,7 +158,7 @@ export const make = (options: RedisCacheOptions) =>
           index?.shadows ?? ""
         )
       }
-      const stored = await client.cacheFillMany(keys.length, ...keys, ...args, epoch)
+      const stored = await client.cacheFillMany(keys.length, ...keys, ...args, leaseTtlMillis, epoch)
       return stored.map((one) => one === 1)
     }
 

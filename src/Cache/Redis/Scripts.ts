@@ -68,17 +68,19 @@ for slot = 0, #KEYS / 5 - 1 do
 end
 return found`
 
-// Fills many slots in one step; per fill nine arguments, and last, once, the epoch. Each fill frees its lease and
-// stores only if its guard still holds its stamp; the guard then lives no longer than what it filled (a remembered
-// "not found" lives seconds, and a client asking for ever new ids must not size Redis by guards; a fill that a
-// shorter guard voids is safe). The shadow is written with the entry: the epoch, when, how long the load took, and
+// Fills many slots in one step; per fill nine arguments, and last, once, a lease's life (ms) and the epoch. Each fill
+// frees its lease and stores only if its guard still holds its stamp; the guard then lives no longer than what it
+// filled, or a lease's life if that is longer (a remembered "not found" lives seconds, and a client asking for ever
+// new ids must not size Redis by guards; a fill that a shorter guard voids is safe). The floor is for short-lived
+// entries: the next miss of a key read again soon finds its guard and only takes the lease, instead of Redis
+// dropping a guard and making it anew with every fill. The shadow is written with the entry: the epoch, when, how long the load took, and
 // with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when
 // an entry's shadow expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry
 // that expires first (names of expired entries, scored lowest, go before any live one), its value and shadow too,
 // since what the index no longer names could not be invalidated; the index itself lives as long as its longest-lived
 // shadow, so a write always reaches every fallback copy. Replies 1 (stored) or 0 (a write got there first) per fill.
 const fillManyScript = `
-local epoch = ARGV[#ARGV]
+local epoch, guardFloor = ARGV[#ARGV], tonumber(ARGV[#ARGV - 1])
 local time = redis.call("TIME")
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local function fill(k, a)
@@ -92,7 +94,8 @@ local function fill(k, a)
   if lease ~= "" and redis.call("GET", leaseKey) == lease then redis.call("DEL", leaseKey) end
   if redis.call("GET", guardKey) ~= stamp then return 0 end
   redis.call("SET", targetKey, value, "PX", ttl)
-  if redis.call("PTTL", guardKey) > tonumber(ttl) then redis.call("PEXPIRE", guardKey, ttl) end
+  local guardLife = math.max(tonumber(ttl), guardFloor)
+  if redis.call("PTTL", guardKey) > guardLife then redis.call("PEXPIRE", guardKey, guardLife) end
   if grace == "" then return 1 end
   local kept = tonumber(ttl) + tonumber(grace)
   local shadow = string.format("%s|%d|%d|%d", epoch, now, tonumber(load), now + tonumber(ttl))
