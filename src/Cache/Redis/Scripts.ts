@@ -1,4 +1,6 @@
-import type { Cluster, Redis } from "ioredis"
+import { createHash } from "node:crypto"
+import { Cluster } from "ioredis"
+import type { Redis } from "ioredis"
 import type { Removal, Slot } from "../../Cache.js"
 
 // Each script runs atomically in Redis: that is what makes "check the guard, then write" a single step. Each names
@@ -208,11 +210,39 @@ export interface Scripts {
 
 export type Client = (Redis | Cluster) & Scripts
 
+const scripts: Record<keyof Scripts, { readonly lua: string; readonly numberOfKeys?: number }> = {
+  cacheLookupMany: { lua: lookupManyScript },
+  cacheFillMany: { lua: fillManyScript },
+  cacheInvalidateMany: { lua: invalidateManyScript },
+  cacheStale: { lua: staleScript },
+  cacheClaim: { lua: claimScript, numberOfKeys: 3 }
+}
+
+/**
+ * A script on a cluster: EVALSHA, or EVAL where a node does not have it yet. ioredis's auto-pipelining files a
+ * command of `defineCommand` under the master of its first argument, for a script of many keys its key count, so
+ * one turn's scripts for different masters shared a pipeline that ioredis then refused whole ("All keys in the
+ * pipeline should belong to the same slots allocation group"). EVALSHA's keys it knows: each script joins the
+ * pipeline of the master its keys live on.
+ */
+const onCluster = (cluster: Cluster, lua: string, numberOfKeys?: number) => {
+  const sha = createHash("sha1").update(lua).digest("hex")
+  return (...args: Array<string | number>) => {
+    const [keyCount, ...rest] = numberOfKeys === undefined ? args : [numberOfKeys, ...args]
+    return cluster
+      .evalsha(sha, keyCount!, ...rest)
+      .catch((error: unknown) =>
+        error instanceof Error && error.message.startsWith("NOSCRIPT")
+          ? cluster.eval(lua, keyCount!, ...rest)
+          : Promise.reject(error)
+      )
+  }
+}
+
 export const define = (client: Redis | Cluster): Client => {
-  client.defineCommand("cacheLookupMany", { lua: lookupManyScript })
-  client.defineCommand("cacheFillMany", { lua: fillManyScript })
-  client.defineCommand("cacheInvalidateMany", { lua: invalidateManyScript })
-  client.defineCommand("cacheStale", { lua: staleScript })
-  client.defineCommand("cacheClaim", { numberOfKeys: 3, lua: claimScript })
+  for (const [name, { lua, numberOfKeys }] of Object.entries(scripts)) {
+    if (client instanceof Cluster) Object.assign(client, { [name]: onCluster(client, lua, numberOfKeys) })
+    else client.defineCommand(name, numberOfKeys === undefined ? { lua } : { lua, numberOfKeys })
+  }
   return client as Client
 }
