@@ -75,8 +75,8 @@ return found`
 // filled, or a lease's life if that is longer (a remembered "not found" lives seconds, and a client asking for ever
 // new ids must not size Redis by guards; a fill that a shorter guard voids is safe). The floor is for short-lived
 // entries: the next miss of a key read again soon finds its guard and only takes the lease, instead of Redis
-// dropping a guard and making it anew with every fill. The shadow is written with the entry: the epoch, when, how long the load took, and
-// with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when
+// dropping a guard and making it anew with every fill. The shadow is written with the entry: the epoch, when, how
+// long the load took, and with a grace period the value again, kept that much longer than the entry. The index is a sorted set scored by when
 // an entry's shadow expires (its entry's expiry plus the grace period, the same order): a full index evicts the entry
 // that expires first (names of expired entries, scored lowest, go before any live one), its value and shadow too,
 // since what the index no longer names could not be invalidated; the index itself lives as long as its longest-lived
