@@ -79,6 +79,11 @@ export const dbBusyRetries = Metric.counter("db_busy_retries_total", {
   description: "Database statements run again because another connection held the lock (SQLITE_BUSY, SQLITE_LOCKED)"
 })
 
+export const dbCommits = Metric.counter("db_commits_total", {
+  description:
+    "Transactions committed by the service's writes on SQLite: the writes of one turn of the event loop share one"
+})
+
 export const processResidentMemory = Metric.gauge("process_resident_memory_bytes", {
   description: "Resident memory size in bytes"
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Context, Effect, Exit, Layer, Option } from "effect"
+import { ConfigProvider, Context, Effect, Exit, Layer, Metric, Option } from "effect"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
+import { dbCommits } from "../src/Metrics.js"
 import { ProductRepo } from "../src/ProductRepo.js"
 import * as Databases from "./support/Databases.js"
 
@@ -145,6 +146,32 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
       }
       expect(yield* repo.page(0, 10)).toEqual({ products: [], total: 0 })
     })
+  )
+
+  it.scopedLive.skipIf(Databases.kind !== "sqlite")(
+    "on SQLite the writes of one turn commit as one transaction, and a write the table refuses fails alone",
+    () =>
+      Effect.gen(function* () {
+        const { repo } = yield* fresh
+        const ids: Array<ProductId> = []
+        for (let i = 0; i < 6; i++) ids.push((yield* repo.insert(laptop)).id)
+        const commits = Effect.map(Metric.value(dbCommits), ({ count }) => count)
+        const before = yield* commits
+        // Started in one turn: five good updates and, in their midst, one that breaks the stock check.
+        const exits = yield* Effect.forEach(
+          ids,
+          (id, at) => Effect.exit(repo.update(id, { stock: at === 2 ? -1 : 100 + at })),
+          { concurrency: "unbounded" }
+        )
+        expect((yield* commits) - before).toBe(1)
+        exits.forEach((exit, at) =>
+          at === 2
+            ? expect(Exit.isFailure(exit) && exit.cause._tag === "Fail" && exit.cause.error._tag).toBe("SqlError")
+            : expect(Exit.isSuccess(exit) && Option.getOrThrow(exit.value).stock).toBe(100 + at)
+        )
+        const stocks = yield* Effect.forEach(ids, (id) => Effect.map(repo.findById(id), Option.getOrThrow))
+        expect(stocks.map(({ stock }) => stock)).toEqual([100, 101, 50, 103, 104, 105])
+      })
   )
 
   it.scopedLive("ping reads the products table: it fails with a SqlError once the table is gone", () =>

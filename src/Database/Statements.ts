@@ -3,6 +3,7 @@ import { SqlError } from "@effect/sql/SqlError"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import * as AppConfig from "../AppConfig.js"
+import * as GroupCommit from "./GroupCommit.js"
 import { SqlLive } from "./Sql.js"
 
 /** A statement prepared once, run with its parameters in order: the rows it returns (none for a plain write). */
@@ -38,14 +39,18 @@ const sqlite = (filename: string) =>
         Effect.sync(() => new Sqlite(filename, { fileMustExist: true, timeout: 0 })),
         (db) => Effect.sync(() => db.close())
       )
+      const grouped = GroupCommit.make(db)
       return Statements.of({
         dialect: "sqlite",
         prepare: <A>(text: string): Statement<A> => {
           const statement = db.prepare<Array<unknown>, A>(text)
-          return statement.reader
-            ? (...params) => Effect.try({ try: () => statement.all(...(params as Array<unknown>)), catch: failed })
-            : (...params) =>
-                Effect.try({ try: () => (statement.run(...(params as Array<unknown>)), []), catch: failed })
+          // A statement that writes (RETURNING ones too, which also read) joins its turn's transaction.
+          if (!statement.readonly)
+            return (...params) =>
+              grouped(() =>
+                statement.reader ? statement.all(...(params as Array<unknown>)) : (statement.run(...params), [])
+              )
+          return (...params) => Effect.try({ try: () => statement.all(...(params as Array<unknown>)), catch: failed })
         }
       })
     })

@@ -1,0 +1,66 @@
+import { SqlError } from "@effect/sql/SqlError"
+import type Sqlite from "better-sqlite3"
+import { Effect, Exit } from "effect"
+import { dbCommits, noLabels } from "../Metrics.js"
+
+const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
+
+interface Queued {
+  readonly run: () => unknown
+  readonly resume: (exit: Exit.Exit<unknown, SqlError>) => void
+}
+
+/**
+ * The writes asked for during one turn of the event loop, committed as one transaction on `db`: one sync of the log
+ * for all of them. In WAL mode with `synchronous = FULL` (SQLite's default, kept: an answered write survives a power
+ * cut) every commit waits for an fsync, which here is the event loop waiting, about 130 µs a commit on this project's
+ * test machines against 30 µs for the statement itself. A lone write waits for nothing but the end of its turn.
+ *
+ * Each write stays its own: a statement that fails (a CHECK, say) is undone alone, as SQLite undoes a failed statement
+ * and keeps the transaction, and only that write fails. An error that makes SQLite roll the whole transaction back (a
+ * full disk, an I/O error) or refuses the commit fails every write of the group, none of which has answered yet, so no
+ * client is told of a write the file does not hold. `BEGIN IMMEDIATE` refused (another connection writes) fails them
+ * all with SQLITE_BUSY, which `Database.write` retries, each write again in a later turn's group.
+ */
+export const make = (db: Sqlite.Database) => {
+  let queued: Array<Queued> = []
+
+  const settleAll = (batch: ReadonlyArray<Queued>, cause: unknown) => {
+    const exit = Exit.fail(failed(cause))
+    for (const { resume } of batch) resume(exit)
+  }
+
+  const flush = () => {
+    const batch = queued
+    queued = []
+    try {
+      db.exec("BEGIN IMMEDIATE")
+    } catch (cause) {
+      return settleAll(batch, cause)
+    }
+    const exits: Array<Exit.Exit<unknown, SqlError>> = []
+    for (const { run } of batch) {
+      try {
+        exits.push(Exit.succeed(run()))
+      } catch (cause) {
+        if (!db.inTransaction) return settleAll(batch, cause)
+        exits.push(Exit.fail(failed(cause)))
+      }
+    }
+    try {
+      db.exec("COMMIT")
+    } catch (cause) {
+      if (db.inTransaction) db.exec("ROLLBACK")
+      return settleAll(batch, cause)
+    }
+    dbCommits.unsafeUpdate(1, noLabels)
+    batch.forEach(({ resume }, at) => resume(exits[at]!))
+  }
+
+  /** `run` (a prepared statement's run or all) in this turn's transaction, with what it returned once committed. */
+  return <A>(run: () => A): Effect.Effect<A, SqlError> =>
+    Effect.async<A, SqlError>((resume) => {
+      if (queued.length === 0) setImmediate(flush)
+      queued.push({ run, resume: resume as Queued["resume"] })
+    })
+}
