@@ -3,7 +3,8 @@ import type Sqlite from "better-sqlite3"
 import { Effect, Exit } from "effect"
 import { dbCommits, noLabels } from "../Metrics.js"
 
-const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
+/** A statement's error as the SQL client reports one, SQLite's own (its code included) as the cause. */
+export const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
 
 interface Queued {
   readonly run: () => unknown

@@ -1,5 +1,5 @@
 import * as SqlClient from "@effect/sql/SqlClient"
-import { SqlError } from "@effect/sql/SqlError"
+import type { SqlError } from "@effect/sql/SqlError"
 import Sqlite from "better-sqlite3"
 import { Context, Effect, Layer } from "effect"
 import * as AppConfig from "../AppConfig.js"
@@ -16,7 +16,7 @@ export type Statement<A> = (...params: ReadonlyArray<unknown>) => Effect.Effect<
  * cost about three times the SQLite work itself (a span, a scope, a semaphore and a cache lookup per call: ~180,000
  * instructions against ~45,000 for an UPDATE, counted with callgrind; bench/README.md). The connection never waits
  * for a lock (timeout 0): a refusal is an `SqlError` with SQLite's code, which `Database` retries off the event loop.
- * On PostgreSQL they go through the client, whose cost the network round trip dwarfs.
+ * The statements that write join their turn's transaction (GroupCommit.ts). On PostgreSQL they go through the client, whose cost the network round trip dwarfs.
  */
 export class Statements extends Context.Tag("Statements")<
   Statements,
@@ -26,8 +26,6 @@ export class Statements extends Context.Tag("Statements")<
     readonly dialect: "sqlite" | "pg"
   }
 >() {}
-
-const failed = (cause: unknown) => new SqlError({ cause, message: "Failed to execute statement" })
 
 /** On the SQLite file at `filename`, once the client has opened and migrated it. */
 const sqlite = (filename: string) =>
@@ -45,12 +43,12 @@ const sqlite = (filename: string) =>
         prepare: <A>(text: string): Statement<A> => {
           const statement = db.prepare<Array<unknown>, A>(text)
           // A statement that writes (RETURNING ones too, which also read) joins its turn's transaction.
-          if (!statement.readonly)
+          if (statement.readonly)
             return (...params) =>
-              grouped(() =>
-                statement.reader ? statement.all(...(params as Array<unknown>)) : (statement.run(...params), [])
-              )
-          return (...params) => Effect.try({ try: () => statement.all(...(params as Array<unknown>)), catch: failed })
+              Effect.try({ try: () => statement.all(...(params as Array<unknown>)), catch: GroupCommit.failed })
+          return statement.reader
+            ? (...params) => grouped(() => statement.all(...(params as Array<unknown>)))
+            : (...params) => grouped(() => (statement.run(...params), []))
         }
       })
     })
