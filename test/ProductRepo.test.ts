@@ -171,6 +171,11 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
         )
         const stocks = yield* Effect.forEach(ids, (id) => Effect.map(repo.findById(id), Option.getOrThrow))
         expect(stocks.map(({ stock }) => stock)).toEqual([100, 101, 50, 103, 104, 105])
+        // Alone in its turn a write is its own transaction: refused, it commits nothing and leaves none open.
+        const refused = yield* Effect.exit(repo.update(ids[0]!, { stock: -1 }))
+        expect(Exit.isFailure(refused)).toBe(true)
+        const stored = yield* repo.update(ids[0]!, { stock: 7 })
+        expect([(yield* commits) - before, Option.getOrThrow(stored).stock]).toEqual([2, 7])
       })
   )
 

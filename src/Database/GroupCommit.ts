@@ -15,7 +15,8 @@ interface Queued {
  * The writes asked for during one turn of the event loop, committed as one transaction on `db`: one sync of the log
  * for all of them. In WAL mode with `synchronous = FULL` (SQLite's default, kept: an answered write survives a power
  * cut) every commit waits for an fsync, which here is the event loop waiting, about 130 µs a commit on this project's
- * test machines against 30 µs for the statement itself. A lone write waits for nothing but the end of its turn.
+ * test machines against 30 µs for the statement itself. A lone write waits for nothing but the end of its turn, and
+ * then commits on its own.
  *
  * Each write stays its own: a statement that fails (a CHECK, say) is undone alone, as SQLite undoes a failed statement
  * and keeps the transaction, and only that write fails. An error that makes SQLite roll the whole transaction back (a
@@ -31,9 +32,23 @@ export const make = (db: Sqlite.Database) => {
     for (const { resume } of batch) resume(exit)
   }
 
+  const runAlone = ({ resume, run }: Queued) => {
+    let exit: Exit.Exit<unknown, SqlError>
+    try {
+      exit = Exit.succeed(run())
+    } catch (cause) {
+      return resume(Exit.fail(failed(cause)))
+    }
+    dbCommits.unsafeUpdate(1, noLabels)
+    resume(exit)
+  }
+
   const flush = () => {
     const batch = queued
     queued = []
+    // Alone, a write is its own transaction: SQLite's autocommit syncs once, as the group would, without the two
+    // extra statements.
+    if (batch.length === 1) return runAlone(batch[0]!)
     try {
       db.exec("BEGIN IMMEDIATE")
     } catch (cause) {
