@@ -16,7 +16,8 @@ export type Statement<A> = (...params: ReadonlyArray<unknown>) => Effect.Effect<
  * cost about three times the SQLite work itself (a span, a scope, a semaphore and a cache lookup per call: ~180,000
  * instructions against ~45,000 for an UPDATE, counted with callgrind; bench/README.md). The connection never waits
  * for a lock (timeout 0): a refusal is an `SqlError` with SQLite's code, which `Database` retries off the event loop.
- * The statements that write join their turn's transaction (GroupCommit.ts). On PostgreSQL they go through the client, whose cost the network round trip dwarfs.
+ * The statements that write join their turn's transaction (GroupCommit.ts). On PostgreSQL they go through the client,
+ * whose cost the network round trip dwarfs.
  */
 export class Statements extends Context.Tag("Statements")<
   Statements,
