@@ -47,8 +47,9 @@ export const make = (db: Sqlite.Database) => {
     const batch = queued
     queued = []
     // Alone, a write is its own transaction: SQLite's autocommit syncs once, as the group would, without the two
-    // extra statements.
-    if (batch.length === 1) return runAlone(batch[0]!)
+    // extra statements. Never inside a transaction a failed ROLLBACK left open, where it would not commit: BEGIN
+    // below then fails it instead.
+    if (batch.length === 1 && !db.inTransaction) return runAlone(batch[0]!)
     try {
       db.exec("BEGIN IMMEDIATE")
     } catch (cause) {
