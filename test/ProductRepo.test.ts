@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Context, Effect, Exit, Layer, Metric, Option } from "effect"
 import type { CreateProduct, ProductId } from "../src/Domain/Product.js"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { SqlLive } from "../src/Database/Sql.js"
+import * as Statements from "../src/Database/Statements.js"
 import { dbCommits } from "../src/Metrics.js"
 import { ProductRepo } from "../src/ProductRepo.js"
 import * as Databases from "./support/Databases.js"
@@ -176,6 +179,26 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
         expect(Exit.isFailure(refused)).toBe(true)
         const stored = yield* repo.update(ids[0]!, { stock: 7 })
         expect([(yield* commits) - before, Option.getOrThrow(stored).stock]).toEqual([2, 7])
+      })
+  )
+
+  it.scopedLive.skipIf(Databases.kind !== "sqlite")(
+    "on SQLite every connection that writes syncs each commit (synchronous = FULL), also on a start after the first, when the file is in WAL mode already",
+    () =>
+      Effect.gen(function* () {
+        const { database } = yield* fresh
+        const again = yield* Layer.build(
+          Layer.merge(Statements.layer, SqlLive).pipe(
+            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(database.env)))))
+          )
+        )
+        const sql = Context.get(again, SqlClient.SqlClient)
+        const [client] = yield* sql<{ synchronous: number }>`PRAGMA synchronous`
+        const [statements] = yield* Context.get(again, Statements.Statements).prepare<{ synchronous: number }>(
+          "PRAGMA synchronous"
+        )()
+        // 2 is FULL; SQLite's build opens a file already in WAL mode with 1, NORMAL.
+        expect([client?.synchronous, statements?.synchronous]).toEqual([2, 2])
       })
   )
 

@@ -13,7 +13,7 @@ interface Queued {
 
 /**
  * The writes asked for during one turn of the event loop, committed as one transaction on `db`: one sync of the log
- * for all of them. In WAL mode with `synchronous = FULL` (SQLite's default, kept: an answered write survives a power
+ * for all of them. In WAL mode with `synchronous = FULL` (set by Statements.ts: an answered write survives a power
  * cut) every commit waits for an fsync, which here is the event loop waiting, about 130 µs a commit on this project's
  * test machines against 30 µs for the statement itself. A lone write waits for nothing but the end of its turn, and
  * then commits on its own.

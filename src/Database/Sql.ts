@@ -23,11 +23,17 @@ const busyTimeout = (millis: number) =>
     )
   )
 
+// An answered write survives a power cut: SQLite syncs the log at each commit. Said, not left to the build, whose
+// SQLite opens a file already in WAL mode (every start after the first) with NORMAL, which does not.
+const syncEachCommit = Layer.effectDiscard(
+  Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA synchronous = FULL`.pipe(Effect.orDie))
+)
+
 // WAL (set by the client) lets readers and one writer work at once. SQLite waits for a lock by sleeping the thread,
 // the event loop: acceptable while starting, when nothing is served yet and the migrator may need the write lock
 // another process holds; not once serving, when it would stop every request. From then on a busy statement fails at
 // once and Database.ts waits for the lock on an Effect schedule.
-const StartingLive = busyTimeout(5000)
+const StartingLive = Layer.merge(busyTimeout(5000), syncEachCommit)
 const ServingLive = busyTimeout(0)
 
 const MigratorLive = SqliteMigrator.layer({ loader: Migrations.loader }).pipe(Layer.provide(NodeContext.layer))

@@ -35,7 +35,13 @@ const sqlite = (filename: string) =>
     Effect.gen(function* () {
       yield* SqlClient.SqlClient
       const db = yield* Effect.acquireRelease(
-        Effect.sync(() => new Sqlite(filename, { fileMustExist: true, timeout: 0 })),
+        Effect.sync(() => {
+          const db = new Sqlite(filename, { fileMustExist: true, timeout: 0 })
+          // Said, not left to the build: better-sqlite3's SQLite opens a file already in WAL mode with NORMAL, which
+          // leaves the last commits to a power cut; FULL syncs each commit, so an answered write survives one.
+          db.pragma("synchronous = FULL")
+          return db
+        }),
         (db) => Effect.sync(() => db.close())
       )
       const grouped = GroupCommit.make(db)
