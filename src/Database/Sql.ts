@@ -24,7 +24,7 @@ const busyTimeout = (millis: number) =>
   )
 
 // An answered write survives a power cut: SQLite syncs the log at each commit. Said, not left to the build, whose
-// SQLite opens a file already in WAL mode (every start after the first) with NORMAL, which does not.
+// SQLite gives a database in WAL mode NORMAL (a file opened in it, or switched to it by the client), which does not.
 const syncEachCommit = Layer.effectDiscard(
   Effect.flatMap(SqlClient.SqlClient, (sql) => sql`PRAGMA synchronous = FULL`.pipe(Effect.orDie))
 )
