@@ -27,8 +27,8 @@ function parseDuration(name, text) {
 
 const db = new Database(process.env.DB_PATH ?? "./baseline.db", { fileMustExist: true })
 db.pragma("journal_mode = WAL")
-// As the service: each commit synced, so an answered write survives a power cut (SQLite's build would pick NORMAL
-// for a file already in WAL mode, and the two would not do the same work).
+// As the service: each commit synced, so an answered write survives a power cut (SQLite's build gives a database in
+// WAL mode NORMAL, and the two would not do the same work).
 db.pragma("synchronous = FULL")
 db.pragma("busy_timeout = 5000")
 const byId = db.prepare("SELECT * FROM products WHERE id = ?")

@@ -11,15 +11,23 @@ import * as Databases from "./support/Databases.js"
 // The repository against a real database, migrated by the service's own migrator: SQLite or PostgreSQL, whichever
 // this run is for (vitest.config.ts runs the file on both). What a client sees must not depend on the dialect.
 
+/** The service's settings for `database`, as its environment would give them. */
+const configOf = (database: Databases.TestDatabase) =>
+  Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(database.env))))
+
 const repoOn = (database: Databases.TestDatabase) =>
-  Effect.map(
-    Layer.build(
-      ProductRepo.Default.pipe(
-        Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(database.env)))))
-      )
-    ),
-    Context.get(ProductRepo)
-  )
+  Effect.map(Layer.build(ProductRepo.Default.pipe(Layer.provide(configOf(database)))), Context.get(ProductRepo))
+
+/** `PRAGMA synchronous` on the client's connection and on the statements' connection of a start on `database`. */
+const synchronousOn = (database: Databases.TestDatabase) =>
+  Effect.gen(function* () {
+    const started = yield* Layer.build(Layer.merge(Statements.layer, SqlLive).pipe(Layer.provide(configOf(database))))
+    const [client] = yield* Context.get(started, SqlClient.SqlClient)<{ synchronous: number }>`PRAGMA synchronous`
+    const [statements] = yield* Context.get(started, Statements.Statements).prepare<{ synchronous: number }>(
+      "PRAGMA synchronous"
+    )()
+    return [client?.synchronous, statements?.synchronous]
+  })
 
 const fresh = Effect.gen(function* () {
   const database = yield* Databases.make
@@ -183,22 +191,17 @@ describe(`ProductRepo on ${Databases.kind}`, () => {
   )
 
   it.scopedLive.skipIf(Databases.kind !== "sqlite")(
-    "on SQLite every connection that writes syncs each commit (synchronous = FULL), also on a start after the first, when the file is in WAL mode already",
+    "on SQLite every connection that writes syncs each commit (synchronous = FULL), on a first start and on one after it, when the file is in WAL mode already",
     () =>
       Effect.gen(function* () {
-        const { database } = yield* fresh
-        const again = yield* Layer.build(
-          Layer.merge(Statements.layer, SqlLive).pipe(
-            Layer.provide(Layer.setConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(database.env)))))
-          )
-        )
-        const sql = Context.get(again, SqlClient.SqlClient)
-        const [client] = yield* sql<{ synchronous: number }>`PRAGMA synchronous`
-        const [statements] = yield* Context.get(again, Statements.Statements).prepare<{ synchronous: number }>(
-          "PRAGMA synchronous"
-        )()
-        // 2 is FULL; SQLite's build opens a file already in WAL mode with 1, NORMAL.
-        expect([client?.synchronous, statements?.synchronous]).toEqual([2, 2])
+        const database = yield* Databases.make
+        const first = yield* synchronousOn(database)
+        const again = yield* synchronousOn(database)
+        // 2 is FULL; SQLite's build gives a database in WAL mode 1, NORMAL.
+        expect([first, again]).toEqual([
+          [2, 2],
+          [2, 2]
+        ])
       })
   )
 

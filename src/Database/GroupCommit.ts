@@ -27,20 +27,17 @@ interface Queued {
 export const make = (db: Sqlite.Database) => {
   let queued: Array<Queued> = []
 
-  const settleAll = (batch: ReadonlyArray<Queued>, cause: unknown) => {
-    const exit = Exit.fail(failed(cause))
-    for (const { resume } of batch) resume(exit)
+  /** What `run` returned, or its error as the SQL client reports one. */
+  const attempt = (run: () => unknown): Exit.Exit<unknown, SqlError> => {
+    try {
+      return Exit.succeed(run())
+    } catch (cause) {
+      return Exit.fail(failed(cause))
+    }
   }
 
-  const runAlone = ({ resume, run }: Queued) => {
-    let exit: Exit.Exit<unknown, SqlError>
-    try {
-      exit = Exit.succeed(run())
-    } catch (cause) {
-      return resume(Exit.fail(failed(cause)))
-    }
-    dbCommits.unsafeUpdate(1, noLabels)
-    resume(exit)
+  const settleAll = (batch: ReadonlyArray<Queued>, exit: Exit.Exit<unknown, SqlError>) => {
+    for (const { resume } of batch) resume(exit)
   }
 
   const flush = () => {
@@ -49,26 +46,24 @@ export const make = (db: Sqlite.Database) => {
     // Alone, a write is its own transaction: SQLite's autocommit syncs once, as the group would, without the two
     // extra statements. Never inside a transaction a failed ROLLBACK left open, where it would not commit: BEGIN
     // below then fails it instead.
-    if (batch.length === 1 && !db.inTransaction) return runAlone(batch[0]!)
-    try {
-      db.exec("BEGIN IMMEDIATE")
-    } catch (cause) {
-      return settleAll(batch, cause)
+    if (batch.length === 1 && !db.inTransaction) {
+      const exit = attempt(batch[0]!.run)
+      if (Exit.isSuccess(exit)) dbCommits.unsafeUpdate(1, noLabels)
+      return batch[0]!.resume(exit)
     }
+    const begun = attempt(() => db.exec("BEGIN IMMEDIATE"))
+    if (Exit.isFailure(begun)) return settleAll(batch, begun)
     const exits: Array<Exit.Exit<unknown, SqlError>> = []
     for (const { run } of batch) {
-      try {
-        exits.push(Exit.succeed(run()))
-      } catch (cause) {
-        if (!db.inTransaction) return settleAll(batch, cause)
-        exits.push(Exit.fail(failed(cause)))
-      }
+      const exit = attempt(run)
+      // A failure that ended the transaction took the group's earlier writes with it.
+      if (Exit.isFailure(exit) && !db.inTransaction) return settleAll(batch, exit)
+      exits.push(exit)
     }
-    try {
-      db.exec("COMMIT")
-    } catch (cause) {
+    const committed = attempt(() => db.exec("COMMIT"))
+    if (Exit.isFailure(committed)) {
       if (db.inTransaction) db.exec("ROLLBACK")
-      return settleAll(batch, cause)
+      return settleAll(batch, committed)
     }
     dbCommits.unsafeUpdate(1, noLabels)
     batch.forEach(({ resume }, at) => resume(exits[at]!))
